@@ -1,0 +1,3 @@
+//! Dense layer and digits-mlp training benches.
+#![allow(missing_docs)]
+fn main() {}

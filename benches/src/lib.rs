@@ -1,0 +1,1 @@
+//! Criterion benches of tinytrain live in `benches/`.

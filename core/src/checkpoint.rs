@@ -1,0 +1,169 @@
+//! The weights file: a versioned binary format written to and read from a byte slice.
+//!
+//! | offset | bytes | field |
+//! |---|---|---|
+//! | 0 | 4 | magic `TTWF` |
+//! | 4 | 2 | format version, little-endian (currently 1) |
+//! | 6 | 2 | header length (24) |
+//! | 8 | 4 | network fingerprint ([`fingerprint`]) |
+//! | 12 | 4 | parameter count |
+//! | 16 | 4 | payload length in bytes (4 × parameter count) |
+//! | 20 | 4 | reserved, 0 |
+//! | 24 | 4·P | parameters, `f32` little-endian, in [`Layer::for_each_param`] order |
+//! | 24+4·P | 4 | CRC-32 (ISO-HDLC, as zlib) of everything before it |
+//!
+//! Loading checks everything (length, magic, version, checksum, fingerprint, count, every
+//! value finite) before it writes a single parameter: a bad file is refused and the network
+//! keeps its weights.
+//!
+//! ```
+//! use tinytrain::prelude::*;
+//! use tinytrain::checkpoint::{file_len, load, save};
+//! type Net = tinytrain::sequential![Dense<3, 2>, Relu<2>, Dense<2, 1>];
+//! let mut net = Net::ZERO;
+//! net.init(&mut Rng::new(5));
+//! let mut buf = [0u8; 128];
+//! let n = save(&net, &mut buf).unwrap();
+//! assert_eq!(n, file_len::<Net>());
+//! let mut copy = Net::ZERO;
+//! load(&mut copy, &buf[..n]).unwrap();
+//! assert_eq!(copy, net);
+//! buf[30] ^= 1;
+//! assert!(matches!(load(&mut copy, &buf[..n]), Err(Error::Checksum { .. })));
+//! ```
+
+use crate::error::Error;
+use crate::layer::Layer;
+pub use crate::summary::fingerprint;
+
+/// The magic number at the start of a weights file.
+pub const MAGIC: [u8; 4] = *b"TTWF";
+/// The format version this build writes and reads.
+pub const VERSION: u16 = 1;
+/// Bytes before the parameters.
+pub const HEADER_LEN: usize = 24;
+/// Bytes of the trailing checksum.
+pub const CRC_LEN: usize = 4;
+
+/// The CRC-32 used by weights files and checkpoints (ISO-HDLC, the zlib/PNG one).
+pub const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+/// Bytes of the weights file of network `M`.
+#[must_use]
+pub const fn file_len<M: Layer>() -> usize {
+    HEADER_LEN + 4 * M::NUM_PARAMS + CRC_LEN
+}
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// Writes the weights file of `model` into `out` and returns its length.
+///
+/// # Errors
+/// [`Error::BufferTooSmall`] when `out` is shorter than [`file_len`]; [`Error::NonFinite`]
+/// when a parameter is NaN or infinite (such weights are never saved).
+pub fn save<M: Layer>(model: &M, out: &mut [u8]) -> Result<usize, Error> {
+    let len = file_len::<M>();
+    let Some(out) = out.get_mut(..len) else {
+        return Err(Error::BufferTooSmall { needed: len, available: out.len() });
+    };
+    let mut index = 0;
+    let mut bad = None;
+    model.for_each_param(&mut |p| {
+        for (k, v) in p.iter().enumerate() {
+            if bad.is_none() && !v.is_finite() {
+                bad = Some(index + k);
+            }
+            let at = HEADER_LEN + 4 * (index + k);
+            out[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        }
+        index += p.len();
+    });
+    if let Some(index) = bad {
+        return Err(Error::NonFinite { index });
+    }
+    out[0..4].copy_from_slice(&MAGIC);
+    out[4..6].copy_from_slice(&VERSION.to_le_bytes());
+    out[6..8].copy_from_slice(&(HEADER_LEN as u16).to_le_bytes());
+    out[8..12].copy_from_slice(&fingerprint::<M>().to_le_bytes());
+    out[12..16].copy_from_slice(&(M::NUM_PARAMS as u32).to_le_bytes());
+    out[16..20].copy_from_slice(&((4 * M::NUM_PARAMS) as u32).to_le_bytes());
+    out[20..24].fill(0);
+    let crc = CRC32.checksum(&out[..len - CRC_LEN]);
+    out[len - CRC_LEN..].copy_from_slice(&crc.to_le_bytes());
+    Ok(len)
+}
+
+/// Checks a weights file for network `M` without loading it.
+///
+/// # Errors
+/// [`Error::Truncated`], [`Error::BadMagic`], [`Error::UnsupportedVersion`],
+/// [`Error::TrailingBytes`], [`Error::Checksum`], [`Error::WrongNetwork`],
+/// [`Error::ParamCount`] or [`Error::NonFinite`], whichever is found first.
+pub fn verify<M: Layer>(bytes: &[u8]) -> Result<(), Error> {
+    let len = bytes.len();
+    if len < HEADER_LEN + CRC_LEN {
+        return Err(Error::Truncated { expected: file_len::<M>(), found: len });
+    }
+    if bytes[0..4] != MAGIC {
+        return Err(Error::BadMagic);
+    }
+    let version = u16_at(bytes, 4);
+    if version != VERSION {
+        return Err(Error::UnsupportedVersion { found: version, supported: VERSION });
+    }
+    let count = u32_at(bytes, 12) as usize;
+    let payload_len = u32_at(bytes, 16) as usize;
+    // A header whose fields agree with each other announces a length we can trust enough to
+    // call a short file truncated; otherwise a mismatch is plain corruption.
+    let consistent = u16_at(bytes, 6) as usize == HEADER_LEN && Some(payload_len) == count.checked_mul(4);
+    let announced = HEADER_LEN.saturating_add(payload_len).saturating_add(CRC_LEN);
+    let crc_ok = |end: usize| {
+        bytes.get(end - CRC_LEN..end).is_some_and(|c| {
+            u32::from_le_bytes([c[0], c[1], c[2], c[3]]) == CRC32.checksum(&bytes[..end - CRC_LEN])
+        })
+    };
+    if !crc_ok(len) {
+        if consistent && len < announced {
+            return Err(Error::Truncated { expected: announced, found: len });
+        }
+        if consistent && len > announced && crc_ok(announced) {
+            return Err(Error::TrailingBytes { expected: announced, found: len });
+        }
+        let computed = CRC32.checksum(&bytes[..len - CRC_LEN]);
+        return Err(Error::Checksum { computed, stored: u32_at(bytes, len - CRC_LEN) });
+    }
+    let fp = u32_at(bytes, 8);
+    if fp != fingerprint::<M>() {
+        return Err(Error::WrongNetwork { expected: fingerprint::<M>(), found: fp });
+    }
+    if count != M::NUM_PARAMS || len != file_len::<M>() || !consistent {
+        return Err(Error::ParamCount { expected: M::NUM_PARAMS, found: count });
+    }
+    let payload = &bytes[HEADER_LEN..len - CRC_LEN];
+    if let Some(index) = payload.chunks_exact(4).position(|c| !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite()) {
+        return Err(Error::NonFinite { index });
+    }
+    Ok(())
+}
+
+/// Loads a weights file into `model`. On any error the model is left untouched.
+///
+/// # Errors
+/// As [`verify`].
+pub fn load<M: Layer>(model: &mut M, bytes: &[u8]) -> Result<(), Error> {
+    verify::<M>(bytes)?;
+    let mut at = HEADER_LEN;
+    model.for_each_param_mut(&mut |p| {
+        for (v, c) in p.iter_mut().zip(bytes[at..].chunks_exact(4)) {
+            *v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        }
+        at += 4 * p.len();
+    });
+    Ok(())
+}

@@ -1,0 +1,71 @@
+//! # tinytrain
+//!
+//! Train and run neural networks on microcontrollers: `#![no_std]`, no heap, every shape a
+//! const generic (a wrong network does not compile), every buffer fixed (the RAM is known
+//! before flashing), and the same bits on a desktop and on a Cortex-M.
+//!
+//! ```
+//! use tinytrain::prelude::*;
+//!
+//! // 2-8-1 network; `Dense<2, 8>` then `Dense<4, 1>` would not compile.
+//! type Net = tinytrain::sequential![Dense<2, 8>, Tanh<8>, Dense<8, 1>, Sigmoid<1>];
+//!
+//! let xor = [([0.0, 0.0], [0.0]), ([0.0, 1.0], [1.0]), ([1.0, 0.0], [1.0]), ([1.0, 1.0], [0.0])];
+//! let mut t = Trainer::<Net, Adam<{ <Net as Layer>::NUM_PARAMS }>>::ZERO;
+//! t.model.init(&mut Rng::new(7));
+//! let adam = AdamConfig { lr: Schedule::Constant(0.05), ..AdamConfig::default() };
+//! let fit = FitConfig { epochs: 500, batch_size: 4, ..FitConfig::default() };
+//! let report = t
+//!     .fit(&adam, &Mse::MEAN, &xor[..], None::<&[([f32; 2], [f32; 1])]>, &fit, None, &mut (), &mut ())
+//!     .unwrap();
+//! assert_eq!(report.last.train_accuracy, 1.0);
+//! println!("{}", Summary::<Net, Adam<{ <Net as Layer>::NUM_PARAMS }>>::new("xor"));
+//! ```
+//!
+//! Modules: [`layer`] (the `Layer` trait and `sequential!`), [`layers`], [`loss`], [`optim`],
+//! [`train`], [`summary`], [`checkpoint`], [`data`], [`zoo`].
+#![no_std]
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod checkpoint;
+pub mod data;
+mod error;
+pub mod init;
+pub mod kernels;
+pub mod layer;
+pub mod layers;
+pub mod loss;
+pub mod math;
+pub mod optim;
+pub mod rng;
+pub mod summary;
+pub mod tensor;
+pub mod train;
+pub mod zoo;
+
+pub use error::Error;
+pub use init::Init;
+pub use layer::{Chain, Layer, Mode};
+pub use rng::Rng;
+pub use tensor::{Tensor, Zero};
+
+/// Everything needed to declare and train a network.
+pub mod prelude {
+    pub use crate::data::{ByteImages, Dataset};
+    pub use crate::error::Error;
+    pub use crate::init::Init;
+    pub use crate::layer::{Chain, Layer, Mode};
+    pub use crate::layers::{
+        Act, Dense, Elu, KerasSlope, LeakyRelu, Relu, ReluFn, Sigmoid, SigmoidFn, Softmax, Tanh, TanhFn, TorchSlope,
+    };
+    pub use crate::loss::{BinaryCrossEntropy, BinaryHinge, CrossEntropy, Hinge, HingeKind, Loss, Mae, Mse};
+    pub use crate::optim::{
+        Adam, AdamConfig, AdamForm, Momentum, MomentumConfig, MomentumForm, Optimizer, RmsProp, RmsPropConfig,
+        RmsPropForm, Schedule, Sgd, SgdConfig,
+    };
+    pub use crate::rng::Rng;
+    pub use crate::summary::Summary;
+    pub use crate::tensor::{Tensor, Zero};
+    pub use crate::train::{Callback, Control, DeadReluMonitor, EpochStats, Eval, FitConfig, FitReport, Trainer};
+}

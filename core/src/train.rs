@@ -1,0 +1,470 @@
+//! Training: the [`Trainer`] state, the [`Trainer::fit`] loop, callbacks, early stopping and
+//! the dead-ReLU monitor.
+//!
+//! A mini-batch is gradient accumulation: each sample is loaded, run forward and backward, and
+//! its gradient (scaled by 1/batch) added to `grads`; the optimizer steps once per batch. No
+//! buffer grows with the batch, so the batch size is a run-time choice that costs no RAM.
+//!
+//! ```
+//! use tinytrain::prelude::*;
+//! type Net = tinytrain::sequential![Dense<2, 8>, Tanh<8>, Dense<8, 1>];
+//! let data = [([0.0, 0.0], [0.0]), ([0.0, 1.0], [1.0]), ([1.0, 0.0], [1.0]), ([1.0, 1.0], [0.0])];
+//! let mut t = Trainer::<Net, Adam<{ <Net as Layer>::NUM_PARAMS }>>::ZERO;
+//! t.model.init(&mut Rng::new(0));
+//! let cfg = AdamConfig { lr: Schedule::Constant(0.05), ..AdamConfig::default() };
+//! let fit = FitConfig { epochs: 300, batch_size: 4, ..FitConfig::default() };
+//! let report = t.fit(&cfg, &Mse::MEAN, &data[..], None::<&[([f32; 2], [f32; 1])]>, &fit, None, &mut (), &mut ()).unwrap();
+//! assert!(report.last.train_loss < 0.01);
+//! ```
+
+use crate::data::Dataset;
+use crate::error::Error;
+use crate::layer::{Layer, Mode, UnitKind};
+use crate::loss::Loss;
+use crate::optim::{Optimizer, clip_grad_norm};
+use crate::rng::{Permutation, Rng};
+use crate::tensor::{Tensor, Zero};
+
+/// Everything training needs, in one fixed-size value: parameters, gradients, optimizer state,
+/// activation buffers and their gradients, and the current sample's input and output.
+///
+/// Its `size_of` is the RAM training takes; [`Summary`](crate::summary::Summary) prints it.
+/// On a host, box large ones (`Box::new(Trainer::ZERO)` builds on the stack in debug builds).
+pub struct Trainer<M: Layer, O: Optimizer> {
+    /// The network's parameters.
+    pub model: M,
+    /// Gradients, accumulated over a batch.
+    pub grads: M,
+    /// Optimizer state.
+    pub opt: O,
+    /// Activation buffers of the last forward pass.
+    pub acts: M::Acts,
+    /// Gradients of the activation buffers (scratch for backward).
+    pub deltas: M::Acts,
+    /// Current input.
+    pub x: M::Input,
+    /// Current output.
+    pub y: M::Output,
+    /// Loss gradient with respect to the output.
+    pub dy: M::Output,
+}
+
+/// Mean loss and accuracy over a dataset.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Eval {
+    /// Mean per-sample loss.
+    pub loss: f32,
+    /// Fraction of samples the loss counts as correct.
+    pub accuracy: f32,
+    /// Number of correct samples.
+    pub correct: usize,
+    /// Number of samples.
+    pub samples: usize,
+}
+
+/// At most this many ReLU layers are reported by the dead-unit monitor.
+pub const MAX_MONITORED_LAYERS: usize = 8;
+
+/// Fraction of units in each ReLU layer that never fired (output > 0) during an epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct DeadUnits {
+    /// ReLU layers reported.
+    pub layers: usize,
+    /// Dead fraction per ReLU layer, in network order.
+    pub fraction: [f32; MAX_MONITORED_LAYERS],
+}
+
+impl DeadUnits {
+    /// The reported fractions.
+    #[must_use]
+    pub fn fractions(&self) -> &[f32] {
+        &self.fraction[..self.layers.min(MAX_MONITORED_LAYERS)]
+    }
+}
+
+/// Watches activation outputs during training.
+pub trait UnitMonitor {
+    /// Looks at the outputs of one training forward pass.
+    fn observe<M: Layer>(&mut self, acts: &M::Acts, y: &M::Output);
+    /// Reports on the epoch that ended and starts a new one.
+    fn end_epoch(&mut self) -> DeadUnits;
+}
+
+/// No monitoring.
+impl UnitMonitor for () {
+    fn observe<M: Layer>(&mut self, _acts: &M::Acts, _y: &M::Output) {}
+    fn end_epoch(&mut self) -> DeadUnits {
+        DeadUnits::default()
+    }
+}
+
+/// The course's advice to watch for dead ReLUs, made real: remembers which of up to `U` ReLU
+/// units fired during the epoch. Size it with `<Net as Layer>::RELU_UNITS`; units beyond `U`
+/// are not tracked and their layers are reported as 0.
+#[derive(Debug, Clone)]
+pub struct DeadReluMonitor<const U: usize> {
+    fired: [bool; U],
+    layer_len: [usize; MAX_MONITORED_LAYERS],
+    layers: usize,
+}
+
+impl<const U: usize> DeadReluMonitor<U> {
+    /// A monitor with nothing seen yet.
+    pub const ZERO: Self = DeadReluMonitor { fired: [false; U], layer_len: [0; MAX_MONITORED_LAYERS], layers: 0 };
+}
+
+impl<const U: usize> UnitMonitor for DeadReluMonitor<U> {
+    fn observe<M: Layer>(&mut self, acts: &M::Acts, y: &M::Output) {
+        let mut off = 0;
+        let mut layer = 0;
+        let fired = &mut self.fired;
+        let lens = &mut self.layer_len;
+        M::visit_outputs(acts, y, &mut |kind, out| {
+            if kind != UnitKind::Relu {
+                return;
+            }
+            if let Some(slot) = lens.get_mut(layer) {
+                *slot = out.len();
+            }
+            if let Some(f) = fired.get_mut(off..off + out.len()) {
+                for (fi, &v) in f.iter_mut().zip(out) {
+                    *fi |= v > 0.0;
+                }
+            }
+            off += out.len();
+            layer += 1;
+        });
+        self.layers = layer.min(MAX_MONITORED_LAYERS);
+    }
+
+    fn end_epoch(&mut self) -> DeadUnits {
+        let mut report = DeadUnits { layers: self.layers, ..DeadUnits::default() };
+        let mut off = 0;
+        for (frac, &len) in report.fraction.iter_mut().zip(&self.layer_len).take(self.layers) {
+            if let Some(f) = self.fired.get(off..off + len) {
+                let dead = f.iter().filter(|&&b| !b).count();
+                *frac = dead as f32 / len.max(1) as f32;
+            }
+            off += len;
+        }
+        self.fired = [false; U];
+        report
+    }
+}
+
+/// What a callback wants the loop to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Go on.
+    Continue,
+    /// Stop after this epoch.
+    Stop,
+}
+
+/// Figures of one epoch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct EpochStats {
+    /// Epoch number, from 1.
+    pub epoch: u32,
+    /// Mean training loss over the epoch (with the weights as they were at each step).
+    pub train_loss: f32,
+    /// Training accuracy over the epoch.
+    pub train_accuracy: f32,
+    /// Validation loss and accuracy after the epoch.
+    pub val: Option<Eval>,
+    /// Learning rate at the end of the epoch.
+    pub lr: f32,
+    /// Optimizer steps skipped this epoch because a loss or gradient was not finite.
+    pub skipped_steps: u32,
+    /// Dead ReLU fractions.
+    pub dead: DeadUnits,
+}
+
+/// Progress reports from [`Trainer::fit`]. Every method has a default that does nothing.
+pub trait Callback {
+    /// After each optimizer step.
+    fn on_batch_end(&mut self, _epoch: u32, _batch: usize, _batches: usize) {}
+    /// After each epoch; return [`Control::Stop`] to end training.
+    fn on_epoch_end(&mut self, _stats: &EpochStats) -> Control {
+        Control::Continue
+    }
+}
+
+/// No callback.
+impl Callback for () {}
+
+/// How [`Trainer::fit`] runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct FitConfig {
+    /// Passes over the training set.
+    pub epochs: u32,
+    /// Samples per optimizer step (the last batch of an epoch may be smaller).
+    pub batch_size: usize,
+    /// Seed of the shuffling and of dropout.
+    pub seed: u64,
+    /// Shuffle the training set every epoch.
+    pub shuffle: bool,
+    /// Clip the global gradient norm to this value before each step.
+    pub clip_norm: Option<f32>,
+    /// Early stopping: stop after this many epochs without improvement of the monitored loss
+    /// (validation loss when there is a validation set, else training loss).
+    pub patience: Option<u32>,
+    /// The smallest decrease of the monitored loss that counts as an improvement.
+    pub min_delta: f32,
+}
+
+impl Default for FitConfig {
+    /// 10 epochs, batch 32, seed 0, shuffled, no clipping, no early stopping (Keras defaults
+    /// but for the epochs).
+    fn default() -> Self {
+        FitConfig { epochs: 10, batch_size: 32, seed: 0, shuffle: true, clip_norm: None, patience: None, min_delta: 0.0 }
+    }
+}
+
+/// How [`Trainer::fit`] ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct FitReport {
+    /// Epochs run.
+    pub epochs_run: u32,
+    /// Epoch with the lowest monitored loss (from 1).
+    pub best_epoch: u32,
+    /// Its monitored loss.
+    pub best_loss: f32,
+    /// Whether early stopping or the callback ended training before `epochs`.
+    pub stopped_early: bool,
+    /// Whether the best weights were copied back into the model at the end.
+    pub restored_best: bool,
+    /// Steps skipped over the whole run because of a non-finite loss or gradient.
+    pub skipped_steps: u32,
+    /// Figures of the last epoch run.
+    pub last: EpochStats,
+}
+
+/// Outcome of one optimizer step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The update was applied.
+    Applied,
+    /// A gradient was not finite; the update was skipped and the weights left as they were.
+    Skipped,
+}
+
+impl<M: Layer, O: Optimizer> Trainer<M, O> {
+    /// Zero parameters, zero state. Initialise `model` before training.
+    pub const ZERO: Self = Trainer {
+        model: M::ZERO,
+        grads: M::ZERO,
+        opt: O::ZERO,
+        acts: <M::Acts as Zero>::ZERO,
+        deltas: <M::Acts as Zero>::ZERO,
+        x: <M::Input as Zero>::ZERO,
+        y: <M::Output as Zero>::ZERO,
+        dy: <M::Output as Zero>::ZERO,
+    };
+
+    /// Runs `self.x` forward and backward, adding `scale ·` the sample's parameter gradients
+    /// to `self.grads`. Returns the sample's loss and whether it was correct.
+    ///
+    /// # Errors
+    /// What the loss reports (a label out of range).
+    pub fn accumulate<L: Loss<M::Output>>(
+        &mut self,
+        loss: &L,
+        target: &L::Target,
+        scale: f32,
+        mode: &mut Mode,
+    ) -> Result<(f32, bool), Error> {
+        self.model.forward(&self.x, &mut self.acts, &mut self.y, mode);
+        let l = loss.loss_and_grad(&self.y, target, scale, &mut self.dy)?;
+        let correct = loss.correct(&self.y, target);
+        self.model.backward(&self.x, &self.acts, &self.y, &self.dy, &mut self.deltas, &mut self.grads, None);
+        Ok((l, correct))
+    }
+
+    /// Applies the accumulated gradients (clipped to `clip_norm` if given) and clears them.
+    /// A non-finite gradient skips the update: the weights never see NaN.
+    pub fn apply(&mut self, cfg: &O::Config, clip_norm: Option<f32>) -> Step {
+        if !self.grads.params_finite() {
+            self.grads.zero_params();
+            return Step::Skipped;
+        }
+        if let Some(max) = clip_norm {
+            clip_grad_norm(&mut self.grads, max);
+        }
+        self.opt.step(cfg, &mut self.model, &self.grads);
+        self.grads.zero_params();
+        Step::Applied
+    }
+
+    /// Runs the model on `x` in inference mode and returns a reference to the output.
+    ///
+    /// # Errors
+    /// [`Error::NonFinite`] when `x` holds NaN or infinity: the policy is to refuse such
+    /// input rather than return garbage.
+    pub fn predict(&mut self, x: &M::Input) -> Result<&M::Output, Error> {
+        if let Some(index) = x.flat().iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite { index });
+        }
+        self.model.predict(x, &mut self.acts, &mut self.y);
+        Ok(&self.y)
+    }
+
+    /// Mean loss and accuracy of the model over `data`.
+    ///
+    /// # Errors
+    /// [`Error::Empty`] for an empty dataset; errors of the dataset or the loss.
+    pub fn evaluate<L, D>(&mut self, loss: &L, data: &D) -> Result<Eval, Error>
+    where
+        L: Loss<M::Output>,
+        L::Target: Zero,
+        D: Dataset<M::Input, L::Target> + ?Sized,
+    {
+        if data.is_empty() {
+            return Err(Error::Empty);
+        }
+        let mut target = L::Target::ZERO;
+        let (mut sum, mut correct) = (0.0f64, 0usize);
+        for i in 0..data.len() {
+            data.get(i, &mut self.x, &mut target)?;
+            self.model.predict(&self.x, &mut self.acts, &mut self.y);
+            sum += f64::from(loss.loss(&self.y, &target)?);
+            correct += usize::from(loss.correct(&self.y, &target));
+        }
+        let n = data.len();
+        Ok(Eval { loss: (sum / n as f64) as f32, accuracy: correct as f32 / n as f32, correct, samples: n })
+    }
+
+    /// Trains on `train` for `cfg.epochs` epochs.
+    ///
+    /// Each epoch visits the samples in a seeded order ([`Permutation`], no index buffer), in
+    /// batches of `cfg.batch_size`, evaluates `val` if given, reports to `callback`, and
+    /// applies early stopping when `cfg.patience` is set. With `best` given, the weights of the
+    /// best epoch are kept there and copied back into the model at the end ("restore best
+    /// weights"); it costs one more copy of the parameters, so it is the caller's buffer.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for batch size 0; [`Error::Empty`] for an empty training set;
+    /// errors of the datasets or the loss.
+    pub fn fit<L, D, V, U, C>(
+        &mut self,
+        opt_cfg: &O::Config,
+        loss: &L,
+        train: &D,
+        val: Option<&V>,
+        cfg: &FitConfig,
+        mut best: Option<&mut M>,
+        monitor: &mut U,
+        callback: &mut C,
+    ) -> Result<FitReport, Error>
+    where
+        L: Loss<M::Output>,
+        L::Target: Zero,
+        D: Dataset<M::Input, L::Target> + ?Sized,
+        V: Dataset<M::Input, L::Target> + ?Sized,
+        U: UnitMonitor,
+        C: Callback,
+    {
+        if cfg.batch_size == 0 {
+            return Err(Error::InvalidConfig("batch size must be at least 1"));
+        }
+        if cfg.clip_norm.is_some_and(|c| !(c.is_finite() && c > 0.0)) {
+            return Err(Error::InvalidConfig("clip norm must be positive and finite"));
+        }
+        if train.is_empty() {
+            return Err(Error::Empty);
+        }
+        let n = train.len();
+        let batches = n.div_ceil(cfg.batch_size);
+        let mut mode = Mode::Train(Rng::new(cfg.seed).fork(0x0D0F));
+        let mut target = L::Target::ZERO;
+        let mut best_loss = f32::INFINITY;
+        let mut best_epoch = 0;
+        let mut bad_epochs = 0;
+        let mut skipped_total = 0;
+        let mut stopped_early = false;
+        let mut last = None;
+        self.grads.zero_params();
+
+        for epoch in 1..=cfg.epochs {
+            let seed = cfg.seed.wrapping_add(u64::from(epoch).wrapping_mul(0x9E37_79B9));
+            let order = if cfg.shuffle { Permutation::new(n, seed) } else { Permutation::identity(n) };
+            let (mut loss_sum, mut correct, mut skipped) = (0.0f64, 0usize, 0u32);
+            for b in 0..batches {
+                let start = b * cfg.batch_size;
+                let end = (start + cfg.batch_size).min(n);
+                let scale = 1.0 / (end - start) as f32;
+                let mut finite = true;
+                for i in start..end {
+                    train.get(order.get(i), &mut self.x, &mut target)?;
+                    let (l, ok) = self.accumulate(loss, &target, scale, &mut mode)?;
+                    monitor.observe::<M>(&self.acts, &self.y);
+                    finite &= l.is_finite();
+                    loss_sum += f64::from(l);
+                    correct += usize::from(ok);
+                }
+                if !finite {
+                    self.grads.zero_params();
+                    skipped += 1;
+                } else if self.apply(opt_cfg, cfg.clip_norm) == Step::Skipped {
+                    skipped += 1;
+                }
+                callback.on_batch_end(epoch, b + 1, batches);
+            }
+            skipped_total += skipped;
+            let val_eval = match val {
+                Some(v) => Some(self.evaluate(loss, v)?),
+                None => None,
+            };
+            let stats = EpochStats {
+                epoch,
+                train_loss: (loss_sum / n as f64) as f32,
+                train_accuracy: correct as f32 / n as f32,
+                val: val_eval,
+                lr: self.opt.learning_rate(opt_cfg),
+                skipped_steps: skipped,
+                dead: monitor.end_epoch(),
+            };
+            last = Some(stats);
+            let monitored = val_eval.map_or(stats.train_loss, |e| e.loss);
+            if monitored < best_loss - cfg.min_delta {
+                best_loss = monitored;
+                best_epoch = epoch;
+                bad_epochs = 0;
+                if let Some(b) = best.as_deref_mut() {
+                    b.copy_params_from(&self.model);
+                }
+            } else {
+                bad_epochs += 1;
+            }
+            let control = callback.on_epoch_end(&stats);
+            let patience_out = cfg.patience.is_some_and(|p| bad_epochs >= p);
+            if control == Control::Stop || patience_out {
+                stopped_early = epoch < cfg.epochs;
+                break;
+            }
+        }
+
+        let restored_best = match (cfg.patience, best) {
+            (Some(_), Some(b)) if best_epoch > 0 => {
+                self.model.copy_params_from(b);
+                true
+            }
+            _ => false,
+        };
+        let last = last.ok_or(Error::InvalidConfig("epochs must be at least 1"))?;
+        Ok(FitReport {
+            epochs_run: last.epoch,
+            best_epoch,
+            best_loss,
+            stopped_early,
+            restored_best,
+            skipped_steps: skipped_total,
+            last,
+        })
+    }
+}

@@ -1,0 +1,1 @@
+//! tinytrain-sim: the desktop side of tinytrain.

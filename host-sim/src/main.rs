@@ -1,0 +1,2 @@
+//! The `tinytrain-sim` command line.
+fn main() {}
