@@ -28,6 +28,9 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+#[cfg(feature = "std")]
+extern crate std;
+
 pub mod checkpoint;
 pub mod data;
 mod error;
