@@ -1,1 +1,25 @@
 //! tinytrain-sim: the desktop side of tinytrain.
+//!
+//! - [`idx`]: IDX files (MNIST format), gzipped or not, checked before use.
+//! - [`datasets`]: finds the shipped datasets or a full MNIST download in a directory.
+//! - [`models`]: the registry of models the command line knows, with their baselines'
+//!   settings as defaults.
+//! - [`optimizers`]: the optimizer chosen at run time, dispatched to compile-time-sized state.
+//! - [`tasks`], [`run`]: training and evaluation, generic over network, optimizer and data.
+//! - [`cli`]: the `tinytrain-sim` command line.
+//!
+//! ```no_run
+//! use tinytrain_sim::{models, run::TrainOptions};
+//! let model = models::find("digits-mlp").unwrap();
+//! let outcome = model.train(&TrainOptions::defaults(model), &mut std::io::stdout()).unwrap();
+//! assert!(outcome.test.accuracy > 0.88);
+//! ```
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod datasets;
+pub mod idx;
+pub mod models;
+pub mod optimizers;
+pub mod run;
+pub mod tasks;

@@ -1,0 +1,277 @@
+//! The command line: `train`, `eval`, `summary` and `models`.
+//!
+//! Each subcommand is a variant of [`Command`] with its arguments in a struct, and one arm in
+//! [`run`]; a new subcommand is one more of each.
+//!
+//! ```
+//! use clap::Parser;
+//! use tinytrain_sim::cli::{Cli, Command};
+//! let cli = Cli::try_parse_from(["tinytrain-sim", "train", "digits-mlp", "--epochs", "5"]).unwrap();
+//! let Command::Train(args) = cli.command else { unreachable!() };
+//! let opts = args.options().unwrap();
+//! assert_eq!((opts.fit.epochs, opts.fit.batch_size), (5, 32));
+//! ```
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tinytrain::Init;
+
+use crate::models::{self, MODELS, Model};
+use crate::optimizers::{OptimizerKind, Overrides};
+use crate::run::{EvalOptions, TrainOptions};
+
+/// Train, evaluate and summarise tinytrain models on the desktop.
+#[derive(Debug, Parser)]
+#[command(name = "tinytrain-sim", version, about, after_help = models_help())]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a model with its baseline's settings (override any of them), validating on the
+    /// test set after every epoch; the last line is `test accuracy A (correct/total)`.
+    Train(TrainArgs),
+    /// Evaluate saved weights on the test set; the last line is `test accuracy A (correct/total)`.
+    Eval(EvalArgs),
+    /// Print the layers, parameter counts and the RAM for inference and training.
+    Summary(SummaryArgs),
+    /// List the models and their default settings.
+    Models,
+}
+
+fn models_help() -> String {
+    let rows: Vec<String> = MODELS.iter().map(|m| format!("  {:<12} {}", m.name, m.about)).collect();
+    format!("Models:\n{}", rows.join("\n"))
+}
+
+fn parse_model(name: &str) -> Result<&'static Model, String> {
+    models::find(name).ok_or_else(|| format!("unknown model (available: {})", models::names()))
+}
+
+fn parse_positive(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(_) => Err("must be a positive finite number".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn parse_non_negative(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        Ok(_) => Err("must be a non-negative finite number".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn parse_momentum(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
+        Ok(_) => Err("must be in [0, 1)".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn parse_count(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(v) => Ok(v),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Weight initialisers on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InitArg {
+    /// Glorot/Xavier uniform, zero biases (Keras default).
+    Glorot,
+    /// He uniform, zero biases.
+    HeUniform,
+    /// He normal, zero biases.
+    HeNormal,
+    /// Weights and biases U(±1/√fan_in) (PyTorch default).
+    Torch,
+}
+
+impl From<InitArg> for Init {
+    fn from(a: InitArg) -> Init {
+        match a {
+            InitArg::Glorot => Init::GlorotUniform,
+            InitArg::HeUniform => Init::HeUniform,
+            InitArg::HeNormal => Init::HeNormal,
+            InitArg::Torch => Init::TorchDefault,
+        }
+    }
+}
+
+/// Arguments of `train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The model (see the list below or `tinytrain-sim models`).
+    #[arg(value_parser = parse_model)]
+    pub model: &'static Model,
+    /// Optimizer [default: the model's].
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerKind>,
+    /// Learning rate [default: the model's for its own optimizer, else the optimizer's default].
+    #[arg(long, value_parser = parse_positive)]
+    pub lr: Option<f32>,
+    /// Momentum of the momentum and nesterov optimizers [default: the model's, or 0.9].
+    #[arg(long, value_parser = parse_momentum)]
+    pub momentum: Option<f32>,
+    /// Keras inverse-time decay per update: lr_t = lr / (1 + decay · t).
+    #[arg(long, value_parser = parse_non_negative)]
+    pub decay: Option<f32>,
+    /// Samples per update [default: the model's].
+    #[arg(long, value_parser = parse_count)]
+    pub batch: Option<u32>,
+    /// Passes over the training set [default: the model's].
+    #[arg(long, value_parser = parse_count)]
+    pub epochs: Option<u32>,
+    /// Seed of the initial weights and of the shuffling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Stop after this many epochs without a lower validation loss, and restore the best weights.
+    #[arg(long, value_parser = parse_count)]
+    pub patience: Option<u32>,
+    /// Weight initialiser [default: the model's].
+    #[arg(long, value_enum)]
+    pub init: Option<InitArg>,
+    /// Directory with the dataset files [default: ./data, else the repository's data/].
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Save the trained weights to this file.
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
+    /// Use the Keras forms and defaults of Adam, RMSprop and momentum instead of PyTorch's.
+    #[arg(long)]
+    pub keras: bool,
+    /// Print an epoch line every N epochs [default: the model's].
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub log_every: Option<u32>,
+    /// Do not draw progress bars.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+impl TrainArgs {
+    /// The model's defaults with these arguments applied.
+    ///
+    /// # Errors
+    /// Arguments that do not go together (a momentum for Adam, say).
+    pub fn options(&self) -> Result<TrainOptions> {
+        let model = self.model;
+        let d = &model.defaults;
+        let mut opts = TrainOptions::defaults(model);
+        let overrides = Overrides { lr: self.lr, momentum: self.momentum, decay: self.decay };
+        opts.optimizer = d.optimizer_with(self.optimizer.unwrap_or(d.optimizer), self.keras, overrides)?;
+        if let Some(b) = self.batch {
+            opts.fit.batch_size = b as usize;
+        }
+        if let Some(e) = self.epochs {
+            opts.fit.epochs = e;
+        }
+        opts.fit.seed = self.seed;
+        opts.fit.patience = self.patience;
+        if let Some(i) = self.init {
+            opts.init = i.into();
+        }
+        if let Some(dir) = &self.data {
+            opts.data_dir.clone_from(dir);
+        }
+        opts.save.clone_from(&self.save);
+        if let Some(n) = self.log_every {
+            opts.log_every = n;
+        }
+        opts.progress = !self.no_progress;
+        Ok(opts)
+    }
+}
+
+/// Arguments of `eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The model the weights belong to.
+    #[arg(value_parser = parse_model)]
+    pub model: &'static Model,
+    /// The weights file written by `train --save`.
+    #[arg(long, value_name = "FILE")]
+    pub weights: PathBuf,
+    /// Directory with the dataset files [default: ./data, else the repository's data/].
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+/// Arguments of `summary`.
+#[derive(Debug, Args)]
+pub struct SummaryArgs {
+    /// The model.
+    #[arg(value_parser = parse_model)]
+    pub model: &'static Model,
+    /// Optimizer whose state the training budget includes [default: the model's].
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerKind>,
+}
+
+/// Runs a parsed command line, writing its output to `out`.
+///
+/// # Errors
+/// Whatever the subcommand reports.
+pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
+    match &cli.command {
+        Command::Train(args) => {
+            let opts = args.options()?;
+            args.model.train(&opts, out)?;
+        }
+        Command::Eval(args) => {
+            let data_dir = args.data.clone().unwrap_or_else(crate::datasets::default_data_dir);
+            let opts = EvalOptions { weights: args.weights.clone(), data_dir };
+            args.model.eval(&opts, out)?;
+        }
+        Command::Summary(args) => {
+            let kind = args.optimizer.unwrap_or(args.model.defaults.optimizer);
+            write!(out, "{}", args.model.summary(kind))?;
+        }
+        Command::Models => {
+            for m in MODELS {
+                let d = &m.defaults;
+                writeln!(out, "{:<12} {}", m.name, m.about)?;
+                writeln!(
+                    out,
+                    "{:<12} defaults: {}, batch {}, {} epochs, init {:?}",
+                    "",
+                    d.optimizer_config(false),
+                    d.batch_size,
+                    d.epochs,
+                    d.init
+                )?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// A clap error as one line: `error: invalid value 'x' for '--lr <LR>': invalid float literal`.
+#[must_use]
+pub fn error_line(err: &clap::Error) -> String {
+    let text = err.to_string();
+    let mut parts = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty());
+    let mut line = parts.next().unwrap_or("error: invalid arguments").to_owned();
+    for p in parts {
+        line.push_str(if line.ends_with(':') { " " } else { "; " });
+        line.push_str(p);
+    }
+    line
+}

@@ -1,0 +1,242 @@
+//! The model registry: every network the command line knows, with its data, its task and the
+//! settings of its baseline as defaults.
+//!
+//! | name | network | data | defaults (the baseline's settings) |
+//! |---|---|---|---|
+//! | `xor` | [`zoo::Xor`], 2-4-1 sigmoid | 4 built-in samples | Adam lr 0.05, batch 4, 1000 epochs, MSE, Glorot uniform |
+//! | `digits-mlp` | [`zoo::DigitsMlp`], 64-32-10 ReLU | digits 1437/360 | Adam lr 1e-3, batch 32, 30 epochs, cross-entropy, PyTorch init |
+//! | `mnist-mlp` | [`zoo::MnistMlp`], 784-128-10 ReLU | MNIST 8000/2000 | SGD lr 0.05 momentum 0.9 (PyTorch form), batch 32, 10 epochs, PyTorch init |
+//!
+//! # Adding a model
+//!
+//! Declare the network in `tinytrain::zoo` (or anywhere), then add one entry to [`MODELS`]:
+//!
+//! ```text
+//! model! {
+//!     name: "mnist-cnn",
+//!     net: zoo::MnistCnn,
+//!     task: classify,                     // a module of crate::tasks
+//!     data: Data::Images(DatasetKind::Mnist),
+//!     about: "Keras mnist_cnn: conv 32, conv 64, max-pool, dropout, dense 128, dense 10",
+//!     defaults: Defaults {
+//!         optimizer: OptimizerKind::Adam, // the baseline's optimizer...
+//!         lr: 1e-3,                       // ...and its learning rate
+//!         momentum: 0.9,                  // used by momentum and nesterov only
+//!         batch_size: 128,
+//!         epochs: 12,
+//!         init: Init::TorchDefault,       // the baseline is PyTorch
+//!         log_every: 1,
+//!     },
+//! },
+//! ```
+//!
+//! That is all: `train`, `eval` and `summary` pick it up, and so does the list of models in
+//! `--help`. The `classify` task takes any network whose output is 10 logits and whose input
+//! tensor has as many elements as the images have pixels (so a CHW input
+//! `[[[f32; 28]; 28]; 1]` reads MNIST as it is). A model with other data gets a task module of
+//! its own in [`crate::tasks`], with `train::<M, O, U>` and `eval::<M>` like the others.
+//! A new optimizer (Adadelta for the Keras CNN, say) goes into [`crate::optimizers`].
+
+use std::io::Write;
+
+use anyhow::Result;
+use tinytrain::prelude::*;
+use tinytrain::zoo;
+
+use crate::datasets::DatasetKind;
+use crate::optimizers::{OptimizerConfig, OptimizerKind, Overrides};
+use crate::run::{EvalOptions, TrainOptions, TrainOutcome};
+
+/// Where a model's data comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Data {
+    /// Built into the task (XOR).
+    Builtin,
+    /// An image dataset found with [`crate::datasets`].
+    Images(DatasetKind),
+}
+
+/// A model's default training settings: those of its baseline.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Defaults {
+    /// Optimizer.
+    pub optimizer: OptimizerKind,
+    /// Learning rate of that optimizer.
+    pub lr: f32,
+    /// Momentum, for the momentum and nesterov optimizers.
+    pub momentum: f32,
+    /// Samples per update.
+    pub batch_size: usize,
+    /// Epochs.
+    pub epochs: u32,
+    /// Weight initialiser.
+    pub init: Init,
+    /// Print an epoch line every this many epochs.
+    pub log_every: u32,
+}
+
+impl Defaults {
+    /// The optimizer config of these defaults, in the PyTorch or the Keras form.
+    #[must_use]
+    pub fn optimizer_config(&self, keras: bool) -> OptimizerConfig {
+        self.optimizer_with(self.optimizer, keras, Overrides::default())
+            .unwrap_or_else(|_| OptimizerConfig::defaults(self.optimizer, keras))
+    }
+
+    /// The config of optimizer `kind` under `overrides`. The model's learning rate and
+    /// momentum are the defaults when `kind` is the model's own optimizer; another optimizer
+    /// starts from its library defaults.
+    ///
+    /// # Errors
+    /// As [`OptimizerConfig::build`].
+    pub fn optimizer_with(&self, kind: OptimizerKind, keras: bool, overrides: Overrides) -> Result<OptimizerConfig> {
+        let own = kind == self.optimizer;
+        let momentum_kind = matches!(kind, OptimizerKind::Momentum | OptimizerKind::Nesterov);
+        let overrides = Overrides {
+            lr: overrides.lr.or(own.then_some(self.lr)),
+            momentum: overrides.momentum.or((own && momentum_kind).then_some(self.momentum)),
+            decay: overrides.decay,
+        };
+        OptimizerConfig::build(kind, keras, overrides)
+    }
+}
+
+type TrainFn = fn(&Model, &TrainOptions, &mut dyn Write) -> Result<TrainOutcome>;
+type EvalFn = fn(&Model, &EvalOptions, &mut dyn Write) -> Result<Eval>;
+type SummaryFn = fn(&Model, OptimizerKind) -> String;
+
+/// A registered model.
+#[derive(Debug)]
+pub struct Model {
+    /// Name on the command line.
+    pub name: &'static str,
+    /// One line about the network.
+    pub about: &'static str,
+    /// Where its data comes from.
+    pub data: Data,
+    /// Default training settings.
+    pub defaults: Defaults,
+    train: TrainFn,
+    eval: EvalFn,
+    summary: SummaryFn,
+}
+
+impl Model {
+    /// Trains the model, printing the log to `out`.
+    ///
+    /// # Errors
+    /// Invalid options or data, or output that cannot be written.
+    pub fn train(&self, opts: &TrainOptions, out: &mut dyn Write) -> Result<TrainOutcome> {
+        (self.train)(self, opts, out)
+    }
+
+    /// Evaluates saved weights on the test set.
+    ///
+    /// # Errors
+    /// An invalid weights file or invalid data.
+    pub fn eval(&self, opts: &EvalOptions, out: &mut dyn Write) -> Result<Eval> {
+        (self.eval)(self, opts, out)
+    }
+
+    /// The Keras-like summary with the memory budget of training with `optimizer`.
+    #[must_use]
+    pub fn summary(&self, optimizer: OptimizerKind) -> String {
+        (self.summary)(self, optimizer)
+    }
+}
+
+/// Builds a [`Model`] for a concrete network type: expands the optimizer dispatch and the
+/// dead-ReLU monitor (both sized by the network) and calls the task's generic functions.
+macro_rules! model {
+    (
+        name: $name:literal,
+        net: $net:ty,
+        task: $task:ident,
+        data: $data:expr,
+        about: $about:literal,
+        defaults: $defaults:expr $(,)?
+    ) => {
+        Model {
+            name: $name,
+            about: $about,
+            data: $data,
+            defaults: $defaults,
+            train: |model, opts, out| {
+                let mut monitor = Box::new(DeadReluMonitor::<{ <$net as Layer>::RELU_UNITS }>::ZERO);
+                $crate::with_optimizer!($net, opts.optimizer, |Opt, cfg| {
+                    $crate::tasks::$task::train::<$net, Opt, _>(model, opts, &cfg, &mut *monitor, out)
+                })
+            },
+            eval: |model, opts, out| $crate::tasks::$task::eval::<$net>(model, opts, out),
+            summary: |model, kind| {
+                $crate::with_optimizer!($net, OptimizerConfig::defaults(kind, false), |Opt, _| {
+                    Summary::<$net, Opt>::new(model.name).to_string()
+                })
+            },
+        }
+    };
+}
+
+/// Every model the command line knows, in the order `--help` lists them.
+pub static MODELS: &[Model] = &[
+    model! {
+        name: "xor",
+        net: zoo::Xor,
+        task: xor,
+        data: Data::Builtin,
+        about: "2-4-1 sigmoid network on the 4 XOR samples (MSE)",
+        defaults: Defaults {
+            optimizer: OptimizerKind::Adam,
+            lr: 0.05,
+            momentum: 0.9,
+            batch_size: 4,
+            epochs: 1000,
+            init: Init::GlorotUniform,
+            log_every: 100,
+        },
+    },
+    model! {
+        name: "digits-mlp",
+        net: zoo::DigitsMlp,
+        task: classify,
+        data: Data::Images(DatasetKind::Digits),
+        about: "64-32-10 ReLU MLP on the 8x8 digits (PyTorch baseline: 0.889-0.894)",
+        defaults: Defaults {
+            optimizer: OptimizerKind::Adam,
+            lr: 1e-3,
+            momentum: 0.9,
+            batch_size: 32,
+            epochs: 30,
+            init: Init::TorchDefault,
+            log_every: 1,
+        },
+    },
+    model! {
+        name: "mnist-mlp",
+        net: zoo::MnistMlp,
+        task: classify,
+        data: Data::Images(DatasetKind::Mnist),
+        about: "784-128-10 ReLU MLP on MNIST (PyTorch baseline on the 8k/2k subset: 0.9615)",
+        defaults: Defaults {
+            optimizer: OptimizerKind::Momentum,
+            lr: 0.05,
+            momentum: 0.9,
+            batch_size: 32,
+            epochs: 10,
+            init: Init::TorchDefault,
+            log_every: 1,
+        },
+    },
+];
+
+/// The model called `name`.
+#[must_use]
+pub fn find(name: &str) -> Option<&'static Model> {
+    MODELS.iter().find(|m| m.name == name)
+}
+
+/// The names of all models, comma-separated.
+#[must_use]
+pub fn names() -> String {
+    MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,143 @@
+//! Tasks: how a kind of model gets its data and its loss. Each task is a module with two
+//! generic functions, `train::<M, O, U>` and `eval::<M>`, that the model registry calls with a
+//! concrete network; the bounds on `M` say which networks fit the task.
+//!
+//! - [`classify`]: images with class labels from IDX files, softmax cross-entropy on 10
+//!   logits; any input tensor of `rows · cols` elements (a vector for an MLP, CHW for a CNN).
+//! - [`xor`]: the four XOR samples built in, mean squared error on one sigmoid output.
+
+/// Image classification with softmax cross-entropy.
+pub mod classify {
+    use std::io::Write;
+
+    use anyhow::{Result, bail};
+    use tinytrain::prelude::{CrossEntropy, Eval, Layer, Optimizer, Tensor};
+    use tinytrain::train::UnitMonitor;
+
+    use crate::datasets::{self, ImageSet, Split};
+    use crate::models::{Data, Model};
+    use crate::run::{self, EvalOptions, TrainOptions, TrainOutcome};
+
+    /// Classes of every image dataset here.
+    pub const CLASSES: usize = 10;
+
+    fn kind(model: &Model) -> Result<datasets::DatasetKind> {
+        match model.data {
+            Data::Images(kind) => Ok(kind),
+            Data::Builtin => bail!("model {} has no image dataset", model.name),
+        }
+    }
+
+    /// Checks that the images fit the network's input.
+    fn check_input<M: Layer>(model: &Model, set: &ImageSet) -> Result<()> {
+        let len = <M::Input as Tensor>::LEN;
+        if set.sample_len() != len {
+            bail!(
+                "{}: images of {}x{} = {} pixels do not fit model {}, which takes {len} inputs",
+                set.images_path.display(),
+                set.rows,
+                set.cols,
+                set.sample_len(),
+                model.name
+            );
+        }
+        Ok(())
+    }
+
+    fn describe(what: &str, set: &ImageSet) -> String {
+        format!(
+            "{what}: {} images of {}x{} from {} and {}\n",
+            set.len(),
+            set.rows,
+            set.cols,
+            set.images_path.display(),
+            set.labels_path.display()
+        )
+    }
+
+    /// Trains on the model's training set, validating on its test set.
+    ///
+    /// # Errors
+    /// Missing or invalid data files, and whatever [`run::train`] reports.
+    pub fn train<M, O, U>(
+        model: &Model,
+        opts: &TrainOptions,
+        cfg: &O::Config,
+        monitor: &mut U,
+        out: &mut dyn Write,
+    ) -> Result<TrainOutcome>
+    where
+        M: Layer<Output = [f32; CLASSES]>,
+        O: Optimizer,
+        U: UnitMonitor,
+    {
+        let data = datasets::load(kind(model)?, &opts.data_dir)?;
+        check_input::<M>(model, &data.train)?;
+        check_input::<M>(model, &data.test)?;
+        let note = describe("train", &data.train) + &describe("test", &data.test);
+        let train = data.train.byte_images(CLASSES)?;
+        let test = data.test.byte_images(CLASSES)?;
+        run::train::<M, O, _, _, _, _>(model, &note, opts, cfg, &CrossEntropy, &train, &test, monitor, out)
+    }
+
+    /// Evaluates saved weights on the model's test set.
+    ///
+    /// # Errors
+    /// Missing or invalid data or weights files.
+    pub fn eval<M>(model: &Model, opts: &EvalOptions, out: &mut dyn Write) -> Result<Eval>
+    where
+        M: Layer<Output = [f32; CLASSES]>,
+    {
+        let test = datasets::load_split(kind(model)?, Split::Test, &opts.data_dir)?;
+        check_input::<M>(model, &test)?;
+        let note = describe("test", &test);
+        run::evaluate::<M, _, _>(model, &note, opts, &CrossEntropy, &test.byte_images(CLASSES)?, out)
+    }
+}
+
+/// XOR on its four samples, mean squared error.
+pub mod xor {
+    use std::io::Write;
+
+    use anyhow::Result;
+    use tinytrain::prelude::{Eval, Layer, Mse, Optimizer};
+    use tinytrain::train::UnitMonitor;
+
+    use crate::models::Model;
+    use crate::run::{self, EvalOptions, TrainOptions, TrainOutcome};
+
+    /// The four XOR samples, inputs and targets.
+    pub const SAMPLES: [([f32; 2], [f32; 1]); 4] =
+        [([0.0, 0.0], [0.0]), ([0.0, 1.0], [1.0]), ([1.0, 0.0], [1.0]), ([1.0, 1.0], [0.0])];
+
+    /// Trains on the four samples and validates on the same four.
+    ///
+    /// # Errors
+    /// Whatever [`run::train`] reports.
+    pub fn train<M, O, U>(
+        model: &Model,
+        opts: &TrainOptions,
+        cfg: &O::Config,
+        monitor: &mut U,
+        out: &mut dyn Write,
+    ) -> Result<TrainOutcome>
+    where
+        M: Layer<Input = [f32; 2], Output = [f32; 1]>,
+        O: Optimizer,
+        U: UnitMonitor,
+    {
+        let note = "data: the 4 XOR samples (built in), for training and testing\n";
+        run::train::<M, O, _, _, _, _>(model, note, opts, cfg, &Mse::MEAN, &SAMPLES[..], &SAMPLES[..], monitor, out)
+    }
+
+    /// Evaluates saved weights on the four samples.
+    ///
+    /// # Errors
+    /// A missing or invalid weights file.
+    pub fn eval<M>(model: &Model, opts: &EvalOptions, out: &mut dyn Write) -> Result<Eval>
+    where
+        M: Layer<Input = [f32; 2], Output = [f32; 1]>,
+    {
+        run::evaluate::<M, _, _>(model, "data: the 4 XOR samples (built in)\n", opts, &Mse::MEAN, &SAMPLES[..], out)
+    }
+}
