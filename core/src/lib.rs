@@ -23,7 +23,7 @@
 //! ```
 //!
 //! Modules: [`layer`] (the `Layer` trait and `sequential!`), [`layers`], [`loss`], [`optim`],
-//! [`train`], [`summary`], [`checkpoint`], [`data`], [`zoo`].
+//! [`shape`], [`train`], [`summary`], [`checkpoint`], [`data`], [`zoo`].
 #![no_std]
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
@@ -42,6 +42,7 @@ pub mod loss;
 pub mod math;
 pub mod optim;
 pub mod rng;
+pub mod shape;
 pub mod summary;
 pub mod tensor;
 pub mod train;
@@ -60,15 +61,19 @@ pub mod prelude {
     pub use crate::init::Init;
     pub use crate::layer::{Chain, Layer, Mode};
     pub use crate::layers::{
-        Act, Dense, Elu, KerasSlope, LeakyRelu, Relu, ReluFn, Sigmoid, SigmoidFn, Softmax, Tanh, TanhFn, TorchSlope,
+        Act, AvgPool2d, AvgPool2x2, Conv2d, Dense, DepthwiseConv2d, Dropout, Elu, Flatten, GlobalAvgPool2d, KerasSlope,
+        LeakyRelu, MaxPool2d, MaxPool2x2, Relu, ReluFn, Sigmoid, SigmoidFn, Softmax, Tanh, TanhFn, TorchSlope,
     };
     pub use crate::loss::{BinaryCrossEntropy, BinaryHinge, CrossEntropy, Hinge, HingeKind, Loss, Mae, Mse};
     pub use crate::optim::{
-        Adam, AdamConfig, AdamForm, Momentum, MomentumConfig, MomentumForm, Optimizer, RmsProp, RmsPropConfig,
-        RmsPropForm, Schedule, Sgd, SgdConfig,
+        Adadelta, AdadeltaConfig, Adam, AdamConfig, AdamForm, Momentum, MomentumConfig, MomentumForm, Optimizer,
+        RmsProp, RmsPropConfig, RmsPropForm, Schedule, Sgd, SgdConfig,
     };
     pub use crate::rng::Rng;
     pub use crate::summary::Summary;
     pub use crate::tensor::{Tensor, Zero};
-    pub use crate::train::{Callback, Control, DeadReluMonitor, EpochStats, Eval, FitConfig, FitReport, Trainer};
+    pub use crate::train::{
+        Callback, Control, DeadReluMonitor, Divergence, DivergenceGuard, EpochStats, Eval, FitConfig, FitReport,
+        Trainer,
+    };
 }

@@ -191,6 +191,44 @@ pub trait Callback {
     fn on_epoch_end(&mut self, _stats: &EpochStats) -> Control {
         Control::Continue
     }
+    /// When the divergence guard rolled the weights back and lowered the learning rate.
+    fn on_divergence(&mut self, _event: &Divergence) {}
+}
+
+/// What the divergence guard did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Divergence {
+    /// Epoch in which it happened (from 1).
+    pub epoch: u32,
+    /// Bad steps in a row that triggered it.
+    pub bad_steps: u32,
+    /// Whether the weights were restored from the snapshot (false when no snapshot buffer was
+    /// given: then only the optimizer state is reset).
+    pub restored: bool,
+    /// The learning rate from now on.
+    pub new_lr: f32,
+}
+
+/// The divergence guard: non-finite losses, gradients or updates never reach the weights.
+///
+/// A bad step is skipped and counted. After `max_bad_steps` bad steps in a row, or at once
+/// when an update would make a weight non-finite, the weights go back to the snapshot, the
+/// optimizer state is reset and the learning rate is multiplied by `lr_factor`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct DivergenceGuard {
+    /// Bad steps in a row before rolling back.
+    pub max_bad_steps: u32,
+    /// Learning-rate multiplier applied at each rollback.
+    pub lr_factor: f32,
+}
+
+impl Default for DivergenceGuard {
+    /// Roll back after 3 bad steps in a row, halving the learning rate.
+    fn default() -> Self {
+        DivergenceGuard { max_bad_steps: 3, lr_factor: 0.5 }
+    }
 }
 
 /// No callback.
@@ -215,13 +253,24 @@ pub struct FitConfig {
     pub patience: Option<u32>,
     /// The smallest decrease of the monitored loss that counts as an improvement.
     pub min_delta: f32,
+    /// What to do when training diverges.
+    pub guard: DivergenceGuard,
 }
 
 impl Default for FitConfig {
     /// 10 epochs, batch 32, seed 0, shuffled, no clipping, no early stopping (Keras defaults
     /// but for the epochs).
     fn default() -> Self {
-        FitConfig { epochs: 10, batch_size: 32, seed: 0, shuffle: true, clip_norm: None, patience: None, min_delta: 0.0 }
+        FitConfig {
+            epochs: 10,
+            batch_size: 32,
+            seed: 0,
+            shuffle: true,
+            clip_norm: None,
+            patience: None,
+            min_delta: 0.0,
+            guard: DivergenceGuard::default(),
+        }
     }
 }
 
@@ -239,8 +288,10 @@ pub struct FitReport {
     pub stopped_early: bool,
     /// Whether the best weights were copied back into the model at the end.
     pub restored_best: bool,
-    /// Steps skipped over the whole run because of a non-finite loss or gradient.
+    /// Steps skipped over the whole run because of a non-finite loss, gradient or update.
     pub skipped_steps: u32,
+    /// Rollbacks done by the divergence guard.
+    pub rollbacks: u32,
     /// Figures of the last epoch run.
     pub last: EpochStats,
 }
@@ -287,7 +338,8 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
     }
 
     /// Applies the accumulated gradients (clipped to `clip_norm` if given) and clears them.
-    /// A non-finite gradient skips the update: the weights never see NaN.
+    /// A non-finite gradient skips the update: the weights never see it. (An update of finite
+    /// gradients can still overflow; [`Trainer::fit`] checks for that and rolls back.)
     pub fn apply(&mut self, cfg: &O::Config, clip_norm: Option<f32>) -> Step {
         if !self.grads.params_finite() {
             self.grads.zero_params();
@@ -299,6 +351,19 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
         self.opt.step(cfg, &mut self.model, &self.grads);
         self.grads.zero_params();
         Step::Applied
+    }
+
+    /// Rolls back after divergence: weights from `snapshot` (if any), fresh optimizer state.
+    fn roll_back(&mut self, snapshot: Option<&M>) -> bool {
+        self.opt.reset();
+        self.grads.zero_params();
+        match snapshot {
+            Some(s) if s.params_finite() => {
+                self.model.copy_params_from(s);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Runs the model on `x` in inference mode and returns a reference to the output.
@@ -343,9 +408,15 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
     ///
     /// Each epoch visits the samples in a seeded order ([`Permutation`], no index buffer), in
     /// batches of `cfg.batch_size`, evaluates `val` if given, reports to `callback`, and
-    /// applies early stopping when `cfg.patience` is set. With `best` given, the weights of the
-    /// best epoch are kept there and copied back into the model at the end ("restore best
-    /// weights"); it costs one more copy of the parameters, so it is the caller's buffer.
+    /// applies early stopping when `cfg.patience` is set.
+    ///
+    /// `snapshot` is an optional second copy of the parameters (the caller's buffer: it costs
+    /// RAM). With early stopping it holds the weights of the best epoch, which are copied back
+    /// into the model at the end ("restore best weights"); without, the weights at the end of
+    /// the last epoch. The divergence guard ([`FitConfig::guard`]) rolls back to it. Without a
+    /// snapshot, an update that overflows a weight cannot be undone: training ends with
+    /// [`Error::Diverged`] and the model's weights must not be used. (Non-finite losses and
+    /// gradients never need a snapshot: their steps are skipped before any weight changes.)
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for batch size 0; [`Error::Empty`] for an empty training set;
@@ -357,7 +428,7 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
         train: &D,
         val: Option<&V>,
         cfg: &FitConfig,
-        mut best: Option<&mut M>,
+        mut snapshot: Option<&mut M>,
         monitor: &mut U,
         callback: &mut C,
     ) -> Result<FitReport, Error>
@@ -382,18 +453,21 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
         let batches = n.div_ceil(cfg.batch_size);
         let mut mode = Mode::Train(Rng::new(cfg.seed).fork(0x0D0F));
         let mut target = L::Target::ZERO;
+        let mut opt_cfg = *opt_cfg;
         let mut best_loss = f32::INFINITY;
-        let mut best_epoch = 0;
-        let mut bad_epochs = 0;
-        let mut skipped_total = 0;
+        let (mut best_epoch, mut bad_epochs, mut bad_run) = (0, 0, 0);
+        let (mut skipped_total, mut rollbacks) = (0, 0);
         let mut stopped_early = false;
         let mut last = None;
         self.grads.zero_params();
+        if let Some(s) = snapshot.as_deref_mut() {
+            s.copy_params_from(&self.model);
+        }
 
         for epoch in 1..=cfg.epochs {
             let seed = cfg.seed.wrapping_add(u64::from(epoch).wrapping_mul(0x9E37_79B9));
             let order = if cfg.shuffle { Permutation::new(n, seed) } else { Permutation::identity(n) };
-            let (mut loss_sum, mut correct, mut skipped) = (0.0f64, 0usize, 0u32);
+            let (mut loss_sum, mut counted, mut correct, mut skipped) = (0.0f64, 0usize, 0usize, 0u32);
             for b in 0..batches {
                 let start = b * cfg.batch_size;
                 let end = (start + cfg.batch_size).min(n);
@@ -403,15 +477,42 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
                     train.get(order.get(i), &mut self.x, &mut target)?;
                     let (l, ok) = self.accumulate(loss, &target, scale, &mut mode)?;
                     monitor.observe::<M>(&self.acts, &self.y);
-                    finite &= l.is_finite();
-                    loss_sum += f64::from(l);
+                    if l.is_finite() {
+                        loss_sum += f64::from(l);
+                        counted += 1;
+                    } else {
+                        finite = false;
+                    }
                     correct += usize::from(ok);
                 }
-                if !finite {
+                let good = if finite {
+                    self.apply(&opt_cfg, cfg.clip_norm) == Step::Applied
+                } else {
                     self.grads.zero_params();
+                    false
+                };
+                // An update of finite gradients can still overflow a weight.
+                let overflowed = good && !self.model.params_finite();
+                if overflowed && snapshot.is_none() {
+                    return Err(Error::Diverged);
+                }
+                if good && !overflowed {
+                    bad_run = 0;
+                } else {
                     skipped += 1;
-                } else if self.apply(opt_cfg, cfg.clip_norm) == Step::Skipped {
-                    skipped += 1;
+                    bad_run += 1;
+                }
+                if overflowed || bad_run >= cfg.guard.max_bad_steps.max(1) {
+                    let restored = self.roll_back(snapshot.as_deref());
+                    opt_cfg = O::scale_learning_rate(&opt_cfg, cfg.guard.lr_factor);
+                    rollbacks += 1;
+                    callback.on_divergence(&Divergence {
+                        epoch,
+                        bad_steps: bad_run,
+                        restored,
+                        new_lr: self.opt.learning_rate(&opt_cfg),
+                    });
+                    bad_run = 0;
                 }
                 callback.on_batch_end(epoch, b + 1, batches);
             }
@@ -420,26 +521,32 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
                 Some(v) => Some(self.evaluate(loss, v)?),
                 None => None,
             };
+            let train_loss = if counted == 0 { f32::NAN } else { (loss_sum / counted as f64) as f32 };
             let stats = EpochStats {
                 epoch,
-                train_loss: (loss_sum / n as f64) as f32,
+                train_loss,
                 train_accuracy: correct as f32 / n as f32,
                 val: val_eval,
-                lr: self.opt.learning_rate(opt_cfg),
+                lr: self.opt.learning_rate(&opt_cfg),
                 skipped_steps: skipped,
                 dead: monitor.end_epoch(),
             };
             last = Some(stats);
             let monitored = val_eval.map_or(stats.train_loss, |e| e.loss);
-            if monitored < best_loss - cfg.min_delta {
+            let improved = monitored < best_loss - cfg.min_delta;
+            if improved {
                 best_loss = monitored;
                 best_epoch = epoch;
                 bad_epochs = 0;
-                if let Some(b) = best.as_deref_mut() {
-                    b.copy_params_from(&self.model);
-                }
             } else {
                 bad_epochs += 1;
+            }
+            // With early stopping the snapshot keeps the best weights, else the latest.
+            if (improved || cfg.patience.is_none())
+                && self.model.params_finite()
+                && let Some(s) = snapshot.as_deref_mut()
+            {
+                s.copy_params_from(&self.model);
             }
             let control = callback.on_epoch_end(&stats);
             let patience_out = cfg.patience.is_some_and(|p| bad_epochs >= p);
@@ -449,9 +556,9 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
             }
         }
 
-        let restored_best = match (cfg.patience, best) {
-            (Some(_), Some(b)) if best_epoch > 0 => {
-                self.model.copy_params_from(b);
+        let restored_best = match (cfg.patience, snapshot) {
+            (Some(_), Some(s)) if best_epoch > 0 => {
+                self.model.copy_params_from(s);
                 true
             }
             _ => false,
@@ -464,7 +571,75 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
             stopped_early,
             restored_best,
             skipped_steps: skipped_total,
+            rollbacks,
             last,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::{Dense, Tanh};
+    use crate::loss::Mse;
+    use crate::optim::{Sgd, SgdConfig};
+    use crate::prelude::Schedule;
+
+    type Net = crate::sequential![Dense<2, 4>, Tanh<4>, Dense<4, 1>];
+    type Data = [([f32; 2], [f32; 1])];
+
+    #[derive(Default)]
+    struct Events(u32);
+    impl Callback for Events {
+        fn on_divergence(&mut self, _event: &Divergence) {
+            self.0 += 1;
+        }
+    }
+
+    fn trainer() -> Trainer<Net, Sgd> {
+        let mut t = Trainer::<Net, Sgd>::ZERO;
+        t.model.init(&mut Rng::new(3));
+        t
+    }
+
+    #[test]
+    fn nan_sample_is_skipped_and_never_reaches_the_weights() {
+        let data = [([0.0, 1.0], [1.0]), ([f32::NAN, 0.0], [0.0]), ([1.0, 1.0], [0.0]), ([1.0, 0.0], [1.0])];
+        let mut t = trainer();
+        let mut snapshot = Net::ZERO;
+        let cfg = FitConfig { epochs: 5, batch_size: 1, ..FitConfig::default() };
+        let mut events = Events::default();
+        let sgd = SgdConfig { lr: Schedule::Constant(0.1) };
+        let r =
+            t.fit(&sgd, &Mse::MEAN, &data[..], None::<&Data>, &cfg, Some(&mut snapshot), &mut (), &mut events).unwrap();
+        assert!(t.model.params_finite());
+        assert_eq!(r.skipped_steps, 5, "one NaN sample per epoch");
+        assert!(r.last.train_loss.is_finite());
+    }
+
+    #[test]
+    fn exploding_learning_rate_rolls_back_and_reports() {
+        let data = [([0.0, 1.0], [1e30]), ([1.0, 1.0], [-1e30])];
+        let mut t = trainer();
+        let mut snapshot = Net::ZERO;
+        let cfg = FitConfig { epochs: 3, batch_size: 1, ..FitConfig::default() };
+        let mut events = Events::default();
+        let sgd = SgdConfig { lr: Schedule::Constant(1e10) };
+        let r =
+            t.fit(&sgd, &Mse::MEAN, &data[..], None::<&Data>, &cfg, Some(&mut snapshot), &mut (), &mut events).unwrap();
+        assert!(t.model.params_finite());
+        assert!(r.rollbacks > 0 && events.0 == r.rollbacks, "rollbacks {} events {}", r.rollbacks, events.0);
+        assert!(r.last.lr < 1e10);
+    }
+
+    #[test]
+    fn overflow_without_snapshot_is_an_error_and_weights_stay_finite() {
+        let data = [([0.0, 1.0], [1e30])];
+        let mut t = trainer();
+        let cfg = FitConfig { epochs: 3, batch_size: 1, ..FitConfig::default() };
+        let sgd = SgdConfig { lr: Schedule::Constant(1e10) };
+        let r = t.fit(&sgd, &Mse::MEAN, &data[..], None::<&Data>, &cfg, None, &mut (), &mut ());
+        // Without a snapshot an overflowing update cannot be undone: the error says so.
+        assert!(matches!(r, Err(Error::Diverged)), "{r:?}");
     }
 }
