@@ -1,0 +1,66 @@
+//! Picks the board's `memory.x` and bakes the digits data set into flash.
+//!
+//! The shipped IDX files (`../data/digits-*.gz`) are decompressed and packed with the app's
+//! own packer (a non-zero mask and one nibble per non-zero pixel, see
+//! `tinytrain_firmware_app::digits`) into `OUT_DIR/digits-{train,test}.ttdp`, which
+//! `src/lib.rs` includes. The host simulator packs the same files with the same code, so both
+//! train on the same bytes.
+
+use std::env;
+use std::error::Error;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use flate2::read::GzDecoder;
+use tinytrain_firmware_app::digits::{idx_payload, pack, packed_len};
+
+fn gunzip(path: &Path) -> Result<Vec<u8>, Box<dyn Error>> {
+    let mut bytes = Vec::new();
+    GzDecoder::new(fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(bytes)
+}
+
+fn pack_split(data: &Path, split: &str, out: &Path) -> Result<(), Box<dyn Error>> {
+    let images_path = data.join(format!("digits-{split}-images-idx3-ubyte.gz"));
+    let labels_path = data.join(format!("digits-{split}-labels-idx1-ubyte.gz"));
+    println!("cargo:rerun-if-changed={}", images_path.display());
+    println!("cargo:rerun-if-changed={}", labels_path.display());
+    let images = gunzip(&images_path)?;
+    let labels = gunzip(&labels_path)?;
+    let (pixels, n) = idx_payload(&images, 3).map_err(|e| format!("{}: {e}", images_path.display()))?;
+    let (labels, m) = idx_payload(&labels, 1).map_err(|e| format!("{}: {e}", labels_path.display()))?;
+    if n != m {
+        return Err(format!("digits-{split}: {n} images but {m} labels").into());
+    }
+    let mut packed = vec![0u8; packed_len(pixels, n)?];
+    pack(pixels, labels, &mut packed)?;
+    fs::write(out.join(format!("digits-{split}.ttdp")), packed)?;
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let out = PathBuf::from(env::var_os("OUT_DIR").ok_or("OUT_DIR not set")?);
+    let root = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").ok_or("CARGO_MANIFEST_DIR not set")?);
+
+    let qemu = env::var_os("CARGO_FEATURE_QEMU").is_some();
+    let stm32 = env::var_os("CARGO_FEATURE_STM32F411").is_some();
+    if qemu && stm32 {
+        return Err("features `qemu` and `stm32f411` are exclusive: build the STM32F411 binary with \
+                    `--no-default-features --features stm32f411`"
+            .into());
+    }
+    let memory = if stm32 { "memory-stm32f411.x" } else { "memory.x" };
+    fs::copy(root.join(memory), out.join("memory.x"))?;
+    println!("cargo:rustc-link-search={}", out.display());
+    println!("cargo:rerun-if-changed=memory.x");
+    println!("cargo:rerun-if-changed=memory-stm32f411.x");
+    println!("cargo:rerun-if-changed=build.rs");
+
+    let data = root.join("..").join("data");
+    pack_split(&data, "train", &out)?;
+    pack_split(&data, "test", &out)?;
+    Ok(())
+}

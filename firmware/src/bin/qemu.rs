@@ -1,0 +1,74 @@
+//! The training firmware on QEMU's mps2-an386 (Cortex-M4F): trains the digits MLP, saves the
+//! weights to flash, reads them back and reports over defmt (semihosting). Exits 0 on success,
+//! 1 on any error, panic or fault.
+//!
+//! Run: `cargo run --release --bin qemu` in `firmware/`.
+#![no_std]
+#![no_main]
+
+use core::ptr::addr_of_mut;
+
+use cortex_m_rt::{ExceptionFrame, entry, exception};
+use defmt_semihosting as _;
+use tinytrain_firmware::qemu::{Delay, Flash, Led};
+use tinytrain_firmware::{DefmtReport, SysTickCounter, TEST, TRAIN, exit_failure, exit_success};
+use tinytrain_firmware_app::{AppTrainer, Board, Digits, RunConfig, WEIGHTS_LEN, run};
+
+/// The whole training state, zero-initialised in `.bss`.
+static mut TRAINER: AppTrainer = AppTrainer::ZERO;
+/// The weights file, written to flash and read back into here.
+static mut FILE: [u8; WEIGHTS_LEN] = [0; WEIGHTS_LEN];
+
+#[entry]
+fn main() -> ! {
+    let Some(cp) = cortex_m::Peripherals::take() else { exit_failure() };
+    // SAFETY: `main` runs once and is the only user of these statics.
+    let (trainer, file) = unsafe { (&mut *addr_of_mut!(TRAINER), &mut *addr_of_mut!(FILE)) };
+    let counter = SysTickCounter::start(cp.SYST);
+    let mut board = Board { led: Led::default(), delay: Delay, flash: Flash::new(), counter };
+    defmt::info!("tinytrain firmware: digits MLP on QEMU mps2-an386 (Cortex-M4F)");
+    let data = match Digits::new(TRAIN, TEST) {
+        Ok(d) => d,
+        Err(e) => {
+            defmt::error!("packed data set: {}", e);
+            exit_failure()
+        }
+    };
+    match run(&mut board, trainer, file, &data, &RunConfig::STANDARD, &mut DefmtReport) {
+        Ok(outcome) => {
+            defmt::info!(
+                "trained {=u32} epochs; test accuracy {=f32}; LED toggled {=u32} times",
+                outcome.epochs_run,
+                outcome.test.accuracy,
+                board.led.toggles()
+            );
+            exit_success()
+        }
+        Err(e) => {
+            defmt::error!("run failed: {}", e);
+            exit_failure()
+        }
+    }
+}
+
+#[exception]
+fn SysTick() {
+    tinytrain_firmware::systick_wrapped();
+}
+
+#[exception]
+unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
+    defmt::error!("HardFault at pc={=u32:#010x} lr={=u32:#010x}", frame.pc(), frame.lr());
+    exit_failure()
+}
+
+#[defmt::panic_handler]
+fn defmt_panic() -> ! {
+    exit_failure()
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    defmt::error!("panic: {}", defmt::Display2Format(info));
+    exit_failure()
+}

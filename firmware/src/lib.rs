@@ -1,0 +1,157 @@
+//! Board support shared by the tinytrain firmware binaries.
+//!
+//! - [`TRAIN`] and [`TEST`]: the digits set, packed by `build.rs` and baked into flash;
+//! - [`DefmtReport`]: the app's [`Report`] over defmt, one machine-readable line per fact
+//!   (`TT-...`), read back by `tinytrain-sim qemu`;
+//! - [`SysTickCounter`]: instructions counted with SysTick under QEMU `-icount shift=7`;
+//! - [`qemu`]: the mps2-an386 LED, memory-mapped "flash" and delay.
+//!
+//! The app itself (training, saving, measuring) is `tinytrain_firmware_app::run`, the very code
+//! the host simulator runs.
+#![no_std]
+#![deny(missing_docs)]
+
+pub mod qemu;
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use cortex_m::peripheral::syst::SystClkSource;
+use cortex_m::peripheral::{SCB, SYST};
+use tinytrain_firmware_app::{Counter, EpochRecord, Outcome, Report, StartInfo};
+
+/// The packed digits training set (1,437 images).
+pub static TRAIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/digits-train.ttdp"));
+/// The packed digits test set (360 images).
+pub static TEST: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/digits-test.ttdp"));
+
+/// Reports over defmt. Lines starting with `TT-` are parsed by the host: keep their shape.
+#[derive(Debug, Default)]
+pub struct DefmtReport;
+
+impl Report for DefmtReport {
+    fn start(&mut self, i: &StartInfo) {
+        defmt::println!(
+            "TT-START params={=u32} trainer_bytes={=u32} train={=u32} test={=u32} dataset_bytes={=u32} epochs={=u32} batch={=usize} seed={=u64}",
+            i.params,
+            i.trainer_bytes,
+            i.train_samples,
+            i.test_samples,
+            i.dataset_bytes,
+            i.config.epochs,
+            i.config.batch_size,
+            i.config.seed
+        );
+    }
+
+    fn epoch(&mut self, r: &EpochRecord) {
+        defmt::println!(
+            "TT-EPOCH epoch={=u32} loss_bits={=u32:#010x} loss={=f32} accuracy={=f32} instructions={=u64}",
+            r.epoch,
+            r.loss_bits(),
+            r.loss,
+            r.accuracy,
+            r.instructions
+        );
+    }
+
+    fn saved(&mut self, len: u32, crc: u32) {
+        defmt::println!("TT-SAVED len={=u32} crc={=u32:#010x}", len, crc);
+    }
+
+    fn finish(&mut self, o: &Outcome) {
+        defmt::println!(
+            "TT-TEST loss_bits={=u32:#010x} loss={=f32} accuracy={=f32} correct={=usize} samples={=usize}",
+            o.test.loss.to_bits(),
+            o.test.loss,
+            o.test.accuracy,
+            o.test.correct,
+            o.test.samples
+        );
+        defmt::println!(
+            "TT-INSTRUCTIONS per_sample_batch={=u64} per_sample_batch1={=u64} per_inference={=u64} per_eval={=u64}",
+            o.instructions_per_sample,
+            o.instructions_per_sample_batch1,
+            o.instructions_per_inference,
+            o.instructions_per_eval
+        );
+        defmt::println!(
+            "TT-DONE weights_crc={=u32:#010x} weights_len={=u32} led_toggles={=u32} epochs={=u32}",
+            o.weights_crc,
+            o.weights_len,
+            o.led_toggles,
+            o.epochs_run
+        );
+    }
+}
+
+/// SysTick reload: the full 24 bits.
+const RELOAD: u32 = 0x00FF_FFFF;
+/// SysTick wraps so far, counted by [`systick_wrapped`].
+static WRAPS: AtomicU32 = AtomicU32::new(0);
+
+/// Call from the `SysTick` exception handler.
+pub fn systick_wrapped() {
+    WRAPS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Counts instructions with SysTick on the core clock (25 MHz on mps2) under QEMU
+/// `-icount shift=7`: each instruction advances the virtual clock by 2^7 ns = 3.2 ticks, so
+/// instructions = ticks · 5 / 16, the same on every run. These are instruction counts, not
+/// Cortex-M4 cycles. The binary must forward its `SysTick` exception to [`systick_wrapped`].
+
+pub struct SysTickCounter {
+    _syst: SYST,
+    last: u64,
+}
+
+impl SysTickCounter {
+    /// Starts SysTick: core clock, full reload, wrap interrupt on.
+    #[must_use]
+    pub fn start(mut syst: SYST) -> Self {
+        syst.disable_counter();
+        syst.set_clock_source(SystClkSource::Core);
+        syst.set_reload(RELOAD);
+        syst.clear_current();
+        syst.enable_interrupt();
+        syst.enable_counter();
+        SysTickCounter { _syst: syst, last: 0 }
+    }
+
+    /// SysTick ticks since [`SysTickCounter::start`].
+    #[must_use]
+    pub fn ticks(&self) -> u64 {
+        loop {
+            let before = WRAPS.load(Ordering::Relaxed);
+            let pending_before = SCB::is_pendst_pending();
+            let current = SYST::get_current();
+            let pending_after = SCB::is_pendst_pending();
+            if WRAPS.load(Ordering::Relaxed) != before || pending_before != pending_after {
+                continue;
+            }
+            // A wrap whose interrupt has not been taken yet still counts.
+            let wraps = u64::from(before) + u64::from(pending_before);
+            return wraps * u64::from(RELOAD + 1) + u64::from(RELOAD - current);
+        }
+    }
+}
+
+impl Counter for SysTickCounter {
+    fn now(&mut self) -> u64 {
+        self.last = self.last.max(self.ticks() * 5 / 16);
+        self.last
+    }
+}
+
+/// Logs a failure and ends the QEMU run with exit code 1 (semihosting).
+pub fn exit_failure() -> ! {
+    loop {
+        cortex_m_semihosting::debug::exit(cortex_m_semihosting::debug::EXIT_FAILURE);
+    }
+}
+
+/// Ends the QEMU run with exit code 0 (semihosting).
+pub fn exit_success() -> ! {
+    loop {
+        cortex_m_semihosting::debug::exit(cortex_m_semihosting::debug::EXIT_SUCCESS);
+    }
+}
