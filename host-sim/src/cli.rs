@@ -121,13 +121,13 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerKind>,
     /// Learning rate [default: the model's for its own optimizer, else the optimizer's default].
-    #[arg(long, value_parser = parse_positive)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_positive)]
     pub lr: Option<f32>,
     /// Momentum of the momentum and nesterov optimizers [default: the model's, or 0.9].
-    #[arg(long, value_parser = parse_momentum)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_momentum)]
     pub momentum: Option<f32>,
     /// Keras inverse-time decay per update: lr_t = lr / (1 + decay · t).
-    #[arg(long, value_parser = parse_non_negative)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_non_negative)]
     pub decay: Option<f32>,
     /// Samples per update [default: the model's].
     #[arg(long, value_parser = parse_count)]

@@ -1,0 +1,147 @@
+//! The command line: misuse is one clear line on stderr and a non-zero exit, never a panic;
+//! `train` and `eval` end with the accuracy line; saved weights evaluate to the same accuracy.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{scratch, sim};
+
+#[test]
+fn unknown_model() {
+    let run = sim(&["train", "resnet-152"]);
+    run.assert_one_line_error("unknown model");
+    assert!(run.stderr.contains("digits-mlp"), "the message lists the models: {}", run.stderr);
+    assert_eq!(run.code, Some(2));
+}
+
+#[test]
+fn bad_numbers() {
+    sim(&["train", "xor", "--lr", "fast"]).assert_one_line_error("--lr");
+    sim(&["train", "xor", "--lr", "-0.1"]).assert_one_line_error("positive");
+    sim(&["train", "xor", "--batch", "0"]).assert_one_line_error("at least 1");
+    sim(&["train", "xor", "--epochs", "many"]).assert_one_line_error("--epochs");
+    sim(&["train", "xor", "--momentum", "1.5"]).assert_one_line_error("[0, 1)");
+    sim(&["train", "xor", "--optimizer", "lbfgs"]).assert_one_line_error("lbfgs");
+}
+
+#[test]
+fn arguments_that_do_not_go_together() {
+    let run = sim(&["train", "digits-mlp", "--optimizer", "adam", "--momentum", "0.5"]);
+    run.assert_one_line_error("--momentum");
+    assert_eq!(run.code, Some(1));
+}
+
+#[test]
+fn missing_arguments_and_subcommands() {
+    sim(&["eval", "digits-mlp"]).assert_one_line_error("--weights");
+    sim(&["fly"]).assert_one_line_error("fly");
+}
+
+#[test]
+fn missing_weights_file() {
+    let run = sim(&["eval", "xor", "--weights", "/nonexistent/dir/w.bin"]);
+    run.assert_one_line_error("cannot read weights file /nonexistent/dir/w.bin");
+}
+
+#[test]
+fn corrupt_and_foreign_weights_files() {
+    let dir = scratch("cli-corrupt-weights");
+    let path = dir.join("xor.bin");
+    let p = path.to_str().unwrap();
+    let run = sim(&["train", "xor", "--epochs", "5", "--save", p]);
+    assert!(run.ok, "{}", run.stderr);
+
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[30] ^= 0x40;
+    let corrupt = dir.join("corrupt.bin");
+    std::fs::write(&corrupt, &bytes).unwrap();
+    let run = sim(&["eval", "xor", "--weights", corrupt.to_str().unwrap()]);
+    run.assert_one_line_error("checksum mismatch");
+    assert!(run.stderr.contains("corrupt.bin"), "{}", run.stderr);
+
+    let cut = dir.join("cut.bin");
+    std::fs::write(&cut, &bytes[..20]).unwrap();
+    sim(&["eval", "xor", "--weights", cut.to_str().unwrap()]).assert_one_line_error("truncated");
+
+    let junk = dir.join("junk.bin");
+    std::fs::write(&junk, b"these are not the weights you are looking for").unwrap();
+    sim(&["eval", "xor", "--weights", junk.to_str().unwrap()]).assert_one_line_error("bad magic");
+
+    let run = sim(&["eval", "digits-mlp", "--weights", p]);
+    run.assert_one_line_error("different network");
+}
+
+#[test]
+fn unwritable_save_path() {
+    let run = sim(&["train", "xor", "--epochs", "2", "--save", "/nonexistent/dir/w.bin"]);
+    run.assert_one_line_error("cannot write /nonexistent/dir/w.bin");
+}
+
+#[test]
+fn train_xor_converges() {
+    let run = sim(&["train", "xor"]);
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(run.last_line(), "test accuracy 1.0000 (4/4)", "{}", run.stdout);
+    let loss: f32 = run
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("test loss "))
+        .and_then(|v| v.parse().ok())
+        .expect("a test loss line");
+    assert!(loss < 0.01, "final MSE {loss}");
+    assert_eq!(run.stdout.lines().filter(|l| l.starts_with("epoch ")).count(), 11, "every 100th epoch and the first");
+}
+
+#[test]
+fn train_then_eval_print_the_same_accuracy() {
+    let dir = scratch("cli-roundtrip");
+    let weights = dir.join("digits.bin");
+    let w = weights.to_str().unwrap();
+    let train = sim(&["train", "digits-mlp", "--save", w]);
+    assert!(train.ok, "{}", train.stderr);
+    assert_eq!(train.stdout.lines().filter(|l| l.starts_with("epoch ")).count(), 30);
+    assert!(train.stdout.contains("samples/s"), "{}", train.stdout);
+    assert!(train.stdout.contains("dead_relu "), "{}", train.stdout);
+    let eval = sim(&["eval", "digits-mlp", "--weights", w]);
+    assert!(eval.ok, "{}", eval.stderr);
+    assert!(train.last_line().starts_with("test accuracy 0."), "{}", train.stdout);
+    assert_eq!(train.last_line(), eval.last_line());
+}
+
+#[test]
+fn early_stopping_restores_the_best_weights() {
+    let dir = scratch("cli-patience");
+    let weights = dir.join("digits.bin");
+    let w = weights.to_str().unwrap();
+    let run = sim(&["train", "digits-mlp", "--epochs", "60", "--lr", "0.01", "--patience", "3", "--save", w]);
+    assert!(run.ok, "{}", run.stderr);
+    assert!(run.stdout.contains("early stopping after epoch"), "{}", run.stdout);
+    assert!(run.stdout.contains("restored the weights of epoch"), "{}", run.stdout);
+    let eval = sim(&["eval", "digits-mlp", "--weights", w]);
+    assert_eq!(run.last_line(), eval.last_line());
+}
+
+#[test]
+fn every_optimizer_runs() {
+    for opt in ["sgd", "momentum", "nesterov", "adam", "rmsprop"] {
+        for keras in [false, true] {
+            let mut args = vec!["train", "digits-mlp", "--epochs", "2", "--optimizer", opt, "--decay", "1e-4"];
+            if keras {
+                args.push("--keras");
+            }
+            let run = sim(&args);
+            assert!(run.ok, "{opt}: {}", run.stderr);
+            assert!(run.last_line().starts_with("test accuracy "), "{opt}: {}", run.stdout);
+        }
+    }
+}
+
+#[test]
+fn summary_prints_the_budget() {
+    let run = sim(&["summary", "digits-mlp"]);
+    assert!(run.ok, "{}", run.stderr);
+    assert!(run.stdout.contains("Total params: 2,410"), "{}", run.stdout);
+    assert!(run.stdout.contains("training (Adam)"), "{}", run.stdout);
+    let run = sim(&["summary", "mnist-mlp", "--optimizer", "sgd"]);
+    assert!(run.stdout.contains("Total params: 101,770") && run.stdout.contains("training (SGD)"), "{}", run.stdout);
+}
