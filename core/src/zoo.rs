@@ -5,6 +5,8 @@
 //! | [`Xor`] | 2-4-1, sigmoid | 17 | `xor_training.json` |
 //! | [`DigitsMlp`] | 64-32-10, ReLU | 2,410 | Adam 1e-3, batch 32, 30 epochs: 0.889-0.894 |
 //! | [`MnistMlp`] | 784-128-10, ReLU | 101,770 | SGD 0.05 + momentum 0.9, batch 32, 10 epochs: 0.9615 |
+//! | [`MnistCnn`] | Keras `mnist_cnn`: conv 32, conv 64, max-pool, dropout, dense 128 | 1,199,882 | Adadelta, batch 128: 0.9425 after 3 epochs, 0.9790 after 12 |
+//! | [`MnistCnnTiny`] | conv 8 s2, conv 16 s2, max-pool, dense 10 | 2,698 | none; trains in 96 KB with Adam |
 //!
 //! ```
 //! use tinytrain::prelude::*;
@@ -12,9 +14,10 @@
 //! assert_eq!(Xor::NUM_PARAMS, 17);
 //! assert_eq!(DigitsMlp::NUM_PARAMS, 2410);
 //! assert_eq!(MnistMlp::NUM_PARAMS, 101_770);
+//! assert_eq!(tinytrain::zoo::MnistCnn::NUM_PARAMS, 1_199_882);
 //! ```
 
-use crate::layers::{Dense, Relu, Sigmoid};
+use crate::layers::{Act, Conv2d, Dense, Dropout, Flatten, MaxPool2x2, Relu, ReluFn, Sigmoid};
 
 /// The XOR network: 2 inputs, 4 sigmoid hidden units, 1 sigmoid output.
 pub type Xor = crate::sequential![Dense<2, 4>, Sigmoid<4>, Dense<4, 1>, Sigmoid<1>];
@@ -24,3 +27,34 @@ pub type DigitsMlp = crate::sequential![Dense<64, 32>, Relu<32>, Dense<32, 10>];
 
 /// The MNIST MLP: 28x28 images, 128 ReLU hidden units, 10 logits.
 pub type MnistMlp = crate::sequential![Dense<784, 128>, Relu<128>, Dense<128, 10>];
+
+/// The Keras `mnist_cnn` example: 28x28x1 images, two 3x3 convolutions (32 and 64 filters),
+/// 2x2 max pooling, dropout 0.25, 128 ReLU units, dropout 0.5, 10 logits. 1,199,882
+/// parameters, about 4.8 MB each for parameters, gradients and every optimizer slot: box it on
+/// a host.
+pub type MnistCnn = crate::sequential![
+    Conv2d<1, 32, 3, 1, 0, 28, 28, 26, 26>,
+    Act<ReluFn, [[[f32; 26]; 26]; 32]>,
+    Conv2d<32, 64, 3, 1, 0, 26, 26, 24, 24>,
+    Act<ReluFn, [[[f32; 24]; 24]; 64]>,
+    MaxPool2x2<64, 24, 24, 12, 12>,
+    Dropout<[[[f32; 12]; 12]; 64], 250>,
+    Flatten<64, 12, 12, 9216>,
+    Dense<9216, 128>,
+    Relu<128>,
+    Dropout<[f32; 128], 500>,
+    Dense<128, 10>,
+];
+
+/// A CNN for MNIST whose whole training state with Adam fits in 96 KB of RAM: a 3x3 stride-2
+/// convolution to 8x13x13, a 3x3 stride-2 convolution to 16x6x6, 2x2 max pooling to 16x3x3
+/// and a dense layer to 10 logits. 2,698 parameters.
+pub type MnistCnnTiny = crate::sequential![
+    Conv2d<1, 8, 3, 2, 0, 28, 28, 13, 13>,
+    Act<ReluFn, [[[f32; 13]; 13]; 8]>,
+    Conv2d<8, 16, 3, 2, 0, 13, 13, 6, 6>,
+    Act<ReluFn, [[[f32; 6]; 6]; 16]>,
+    MaxPool2x2<16, 6, 6, 3, 3>,
+    Flatten<16, 3, 3, 144>,
+    Dense<144, 10>,
+];

@@ -12,6 +12,7 @@
 //! | optimizer | default (PyTorch) | Keras form |
 //! |---|---|---|
 //! | [`Adam`] | eps 1e-8 on √v̂ | [`AdamConfig::keras`]: eps 1e-7 on √v ("epsilon hat") |
+//! | [`Adadelta`] | Keras: lr 1.0, rho 0.95, eps 1e-7 (what the Keras `mnist_cnn` example uses) | [`AdadeltaConfig::torch`] gives PyTorch's rho 0.9, eps 1e-6 |
 //! | [`RmsProp`] | alpha 0.99, eps 1e-8, g/(√v+eps) | [`RmsPropConfig::keras`]: rho 0.9, eps 1e-7, g/√(v+eps) |
 //! | [`Momentum`] | buf = μ·buf + g; θ −= lr_t·buf | [`MomentumForm::Keras`]: v = μ·v − lr_t·g; θ += v |
 //!
@@ -26,11 +27,13 @@
 //! assert!((net.bias[0] + 1e-3).abs() < 1e-6);
 //! ```
 
+mod adadelta;
 mod adam;
 mod rmsprop;
 mod schedule;
 mod sgd;
 
+pub use adadelta::{Adadelta, AdadeltaConfig};
 pub use adam::{Adam, AdamConfig, AdamForm};
 pub use rmsprop::{RmsProp, RmsPropConfig, RmsPropForm};
 pub use schedule::Schedule;
