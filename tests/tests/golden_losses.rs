@@ -28,7 +28,8 @@ fn per_sample<Y: Tensor, L: Loss<Y>>(
         dy.flat_mut().fill(f32::NAN);
         let t = target(i);
         let l = loss.loss_and_grad(&yi, &t, scale, &mut dy).unwrap();
-        assert_eq!(l.to_bits(), loss.loss(&yi, &t).unwrap().to_bits(), "loss() and loss_and_grad() differ");
+        let plain = loss.loss(&yi, &t).unwrap();
+        assert!((l - plain).abs() <= 1e-6 * l.abs(), "loss() gives {plain}, loss_and_grad() {l}");
         losses.push(l);
         grads.extend_from_slice(dy.flat());
     }
