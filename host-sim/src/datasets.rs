@@ -232,7 +232,8 @@ pub fn load(kind: DatasetKind, dir: &Path) -> Result<TrainTest> {
 /// The data directory of the repository, where the shipped datasets are.
 #[must_use]
 pub fn workspace_data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("data")
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).join("data")
 }
 
 /// `data` under the current directory if it exists, else the repository's data directory,

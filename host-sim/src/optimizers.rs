@@ -164,15 +164,25 @@ impl OptimizerConfig {
     }
 }
 
+/// A number as people write hyper-parameters: `0.05`, `1e-5`, `1e30`.
+struct Num(f32);
+
+impl fmt::Display for Num {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let a = self.0.abs();
+        if a == 0.0 || (1e-3..1e4).contains(&a) { write!(f, "{}", self.0) } else { write!(f, "{:e}", self.0) }
+    }
+}
+
 struct LrText(Schedule);
 
 impl fmt::Display for LrText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
             Schedule::InverseTime { initial, decay_rate, decay_steps: 1 } => {
-                write!(f, "lr {initial} / (1 + {decay_rate}·t)")
+                write!(f, "lr {} / (1 + {}·t)", Num(initial), Num(decay_rate))
             }
-            other => write!(f, "lr {}", other.initial()),
+            other => write!(f, "lr {}", Num(other.initial())),
         }
     }
 }

@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tinytrain::checkpoint;
 use tinytrain::loss::Loss;
 use tinytrain::prelude::*;
-use tinytrain::train::UnitMonitor;
+use tinytrain::train::{Divergence, UnitMonitor};
 
 use crate::models::Model;
 use crate::optimizers::OptimizerConfig;
@@ -110,6 +110,7 @@ struct Progress<'a> {
     log_every: u32,
     epoch_start: Instant,
     train_time: Duration,
+    events: Vec<String>,
 }
 
 impl Progress<'_> {
@@ -157,10 +158,22 @@ impl Callback for Progress<'_> {
         }
     }
 
+    fn on_divergence(&mut self, event: &Divergence) {
+        self.events.push(format!(
+            "epoch {}: {} bad steps in a row: {}, optimizer state reset, lr now {:.3e}",
+            event.epoch,
+            event.bad_steps,
+            if event.restored { "weights restored from the snapshot" } else { "weights kept" },
+            event.new_lr
+        ));
+    }
+
     fn on_epoch_end(&mut self, stats: &EpochStats) -> Control {
         let last = stats.epoch == self.epochs;
         let wanted = stats.epoch.is_multiple_of(self.log_every.max(1)) || last || stats.epoch == 1;
-        if let Err(e) = if wanted { self.line(stats) } else { Ok(()) } {
+        let events = std::mem::take(&mut self.events);
+        let written = events.iter().try_for_each(|e| writeln!(self.out, "{e}"));
+        if let Err(e) = written.and_then(|()| if wanted { self.line(stats) } else { Ok(()) }) {
             self.error = Some(e);
             return Control::Stop;
         }
@@ -199,7 +212,8 @@ where
     // Boxed: a Trainer holds the parameters four times over (MNIST MLP with Adam: 1.6 MB).
     let mut trainer: Box<Trainer<M, O>> = Box::new(Trainer::ZERO);
     trainer.model.init_with(opts.init, &mut Rng::new(opts.fit.seed));
-    let mut best: Option<Box<M>> = opts.fit.patience.map(|_| Box::new(M::ZERO));
+    // The snapshot the divergence guard rolls back to, and with --patience the best weights.
+    let mut snapshot: Box<M> = Box::new(M::ZERO);
 
     writeln!(
         out,
@@ -234,9 +248,10 @@ where
         log_every: opts.log_every,
         epoch_start: Instant::now(),
         train_time: Duration::ZERO,
+        events: Vec::new(),
     };
     let start = Instant::now();
-    let report = trainer.fit(cfg, loss, train, Some(test), f, best.as_deref_mut(), monitor, &mut progress);
+    let report = trainer.fit(cfg, loss, train, Some(test), f, Some(&mut *snapshot), monitor, &mut progress);
     let wall = start.elapsed().as_secs_f64();
     if let Some(bar) = progress.bar.take() {
         bar.finish_and_clear();
@@ -253,8 +268,12 @@ where
     if report.restored_best {
         writeln!(out, "restored the weights of epoch {} (val_loss {:.4})", report.best_epoch, report.best_loss)?;
     }
-    if report.skipped_steps > 0 {
-        writeln!(out, "{} steps skipped because of a non-finite loss or gradient", report.skipped_steps)?;
+    if report.skipped_steps > 0 || report.rollbacks > 0 {
+        writeln!(
+            out,
+            "{} steps skipped because of a non-finite loss, gradient or update; {} rollbacks",
+            report.skipped_steps, report.rollbacks
+        )?;
     }
     let samples = report.epochs_run as usize * train.len();
     let samples_per_second = if train_time > 0.0 { samples as f64 / train_time } else { f64::INFINITY };

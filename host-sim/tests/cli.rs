@@ -145,3 +145,12 @@ fn summary_prints_the_budget() {
     let run = sim(&["summary", "mnist-mlp", "--optimizer", "sgd"]);
     assert!(run.stdout.contains("Total params: 101,770") && run.stdout.contains("training (SGD)"), "{}", run.stdout);
 }
+
+#[test]
+fn divergence_is_reported_not_fatal() {
+    let run = sim(&["train", "digits-mlp", "--optimizer", "sgd", "--lr", "1e30", "--epochs", "2"]);
+    assert!(run.ok, "{}", run.stderr);
+    assert!(run.stdout.contains("weights restored from the snapshot"), "{}", run.stdout);
+    assert!(run.stdout.contains("rollbacks"), "{}", run.stdout);
+    assert!(run.last_line().starts_with("test accuracy "), "{}", run.stdout);
+}
