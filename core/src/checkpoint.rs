@@ -62,6 +62,53 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
+/// The 24-byte header of network `M`'s weights file.
+#[must_use]
+pub fn header<M: Layer>() -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[0..4].copy_from_slice(&MAGIC);
+    h[4..6].copy_from_slice(&VERSION.to_le_bytes());
+    h[6..8].copy_from_slice(&(HEADER_LEN as u16).to_le_bytes());
+    h[8..12].copy_from_slice(&fingerprint::<M>().to_le_bytes());
+    h[12..16].copy_from_slice(&(M::NUM_PARAMS as u32).to_le_bytes());
+    h[16..20].copy_from_slice(&((4 * M::NUM_PARAMS) as u32).to_le_bytes());
+    h
+}
+
+/// Streams the weights file of `model` to `sink` in pieces (header, each parameter, CRC), so
+/// that it can go to flash without a buffer of its size.
+///
+/// # Errors
+/// [`Error::NonFinite`] when a parameter is NaN or infinite; then nothing is streamed.
+pub fn stream<M: Layer>(model: &M, sink: &mut impl FnMut(&[u8])) -> Result<(), Error> {
+    let mut index = 0;
+    let mut bad = None;
+    model.for_each_param(&mut |p| {
+        if bad.is_none()
+            && let Some(k) = p.iter().position(|v| !v.is_finite())
+        {
+            bad = Some(index + k);
+        }
+        index += p.len();
+    });
+    if let Some(index) = bad {
+        return Err(Error::NonFinite { index });
+    }
+    let mut digest = CRC32.digest();
+    let h = header::<M>();
+    digest.update(&h);
+    sink(&h);
+    model.for_each_param(&mut |p| {
+        for v in p {
+            let b = v.to_le_bytes();
+            digest.update(&b);
+            sink(&b);
+        }
+    });
+    sink(&digest.finalize().to_le_bytes());
+    Ok(())
+}
+
 /// Writes the weights file of `model` into `out` and returns its length.
 ///
 /// # Errors
@@ -69,33 +116,15 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 /// when a parameter is NaN or infinite (such weights are never saved).
 pub fn save<M: Layer>(model: &M, out: &mut [u8]) -> Result<usize, Error> {
     let len = file_len::<M>();
+    let available = out.len();
     let Some(out) = out.get_mut(..len) else {
-        return Err(Error::BufferTooSmall { needed: len, available: out.len() });
+        return Err(Error::BufferTooSmall { needed: len, available });
     };
-    let mut index = 0;
-    let mut bad = None;
-    model.for_each_param(&mut |p| {
-        for (k, v) in p.iter().enumerate() {
-            if bad.is_none() && !v.is_finite() {
-                bad = Some(index + k);
-            }
-            let at = HEADER_LEN + 4 * (index + k);
-            out[at..at + 4].copy_from_slice(&v.to_le_bytes());
-        }
-        index += p.len();
-    });
-    if let Some(index) = bad {
-        return Err(Error::NonFinite { index });
-    }
-    out[0..4].copy_from_slice(&MAGIC);
-    out[4..6].copy_from_slice(&VERSION.to_le_bytes());
-    out[6..8].copy_from_slice(&(HEADER_LEN as u16).to_le_bytes());
-    out[8..12].copy_from_slice(&fingerprint::<M>().to_le_bytes());
-    out[12..16].copy_from_slice(&(M::NUM_PARAMS as u32).to_le_bytes());
-    out[16..20].copy_from_slice(&((4 * M::NUM_PARAMS) as u32).to_le_bytes());
-    out[20..24].fill(0);
-    let crc = CRC32.checksum(&out[..len - CRC_LEN]);
-    out[len - CRC_LEN..].copy_from_slice(&crc.to_le_bytes());
+    let mut at = 0;
+    stream(model, &mut |piece| {
+        out[at..at + piece.len()].copy_from_slice(piece);
+        at += piece.len();
+    })?;
     Ok(len)
 }
 
@@ -124,9 +153,9 @@ pub fn verify<M: Layer>(bytes: &[u8]) -> Result<(), Error> {
     let consistent = u16_at(bytes, 6) as usize == HEADER_LEN && Some(payload_len) == count.checked_mul(4);
     let announced = HEADER_LEN.saturating_add(payload_len).saturating_add(CRC_LEN);
     let crc_ok = |end: usize| {
-        bytes.get(end - CRC_LEN..end).is_some_and(|c| {
-            u32::from_le_bytes([c[0], c[1], c[2], c[3]]) == CRC32.checksum(&bytes[..end - CRC_LEN])
-        })
+        bytes
+            .get(end - CRC_LEN..end)
+            .is_some_and(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) == CRC32.checksum(&bytes[..end - CRC_LEN]))
     };
     if !crc_ok(len) {
         if consistent && len < announced {
@@ -146,7 +175,8 @@ pub fn verify<M: Layer>(bytes: &[u8]) -> Result<(), Error> {
         return Err(Error::ParamCount { expected: M::NUM_PARAMS, found: count });
     }
     let payload = &bytes[HEADER_LEN..len - CRC_LEN];
-    if let Some(index) = payload.chunks_exact(4).position(|c| !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite()) {
+    if let Some(index) = payload.chunks_exact(4).position(|c| !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite())
+    {
         return Err(Error::NonFinite { index });
     }
     Ok(())

@@ -92,6 +92,38 @@ pub enum Error {
     InvalidConfig(&'static str),
     /// Training diverged: the loss or a gradient became NaN or infinite.
     Diverged,
+    /// The flash refused an operation.
+    Flash(FlashError),
+    /// A checkpoint region that cannot hold two slots of this network's checkpoint.
+    StorageTooSmall {
+        /// Bytes needed for both slots.
+        needed: usize,
+        /// Bytes available after the region's start.
+        available: usize,
+    },
+}
+
+/// Why a flash operation failed (the kinds of `embedded-storage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum FlashError {
+    /// An offset or length not aligned to the flash's read, write or erase size.
+    NotAligned,
+    /// An offset or length past the end of the flash.
+    OutOfBounds,
+    /// Any other failure the driver reports.
+    Other,
+}
+
+impl From<embedded_storage::nor_flash::NorFlashErrorKind> for FlashError {
+    fn from(kind: embedded_storage::nor_flash::NorFlashErrorKind) -> Self {
+        use embedded_storage::nor_flash::NorFlashErrorKind as K;
+        match kind {
+            K::NotAligned => FlashError::NotAligned,
+            K::OutOfBounds => FlashError::OutOfBounds,
+            _ => FlashError::Other,
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -101,22 +133,18 @@ impl fmt::Display for Error {
                 write!(f, "input truncated: expected {expected} bytes, found {found}")
             }
             Error::BadMagic => f.write_str("bad magic number: not a file of the expected kind"),
-            Error::UnsupportedVersion { found, supported } => write!(
-                f,
-                "unsupported format version {found} (this build reads version {supported})"
-            ),
-            Error::WrongNetwork { expected, found } => write!(
-                f,
-                "weights are for a different network (fingerprint {found:#010x}, expected {expected:#010x})"
-            ),
-            Error::ParamCount { expected, found } => write!(
-                f,
-                "wrong parameter count: file has {found}, network has {expected}"
-            ),
-            Error::Checksum { computed, stored } => write!(
-                f,
-                "checksum mismatch: data is corrupt (CRC-32 {computed:#010x}, stored {stored:#010x})"
-            ),
+            Error::UnsupportedVersion { found, supported } => {
+                write!(f, "unsupported format version {found} (this build reads version {supported})")
+            }
+            Error::WrongNetwork { expected, found } => {
+                write!(f, "weights are for a different network (fingerprint {found:#010x}, expected {expected:#010x})")
+            }
+            Error::ParamCount { expected, found } => {
+                write!(f, "wrong parameter count: file has {found}, network has {expected}")
+            }
+            Error::Checksum { computed, stored } => {
+                write!(f, "checksum mismatch: data is corrupt (CRC-32 {computed:#010x}, stored {stored:#010x})")
+            }
             Error::TrailingBytes { expected, found } => {
                 write!(f, "trailing bytes: expected {expected} bytes, found {found}")
             }
@@ -124,17 +152,19 @@ impl fmt::Display for Error {
             Error::LabelOutOfRange { label, classes } => {
                 write!(f, "label {label} out of range: the model has {classes} classes")
             }
-            Error::ShapeMismatch { expected, found } => write!(
-                f,
-                "shape mismatch: the model expects {expected} values per sample, the data has {found}"
-            ),
+            Error::ShapeMismatch { expected, found } => {
+                write!(f, "shape mismatch: the model expects {expected} values per sample, the data has {found}")
+            }
             Error::Empty => f.write_str("empty dataset or index out of range"),
-            Error::BufferTooSmall { needed, available } => write!(
-                f,
-                "buffer too small: need {needed} bytes, have {available}"
-            ),
+            Error::BufferTooSmall { needed, available } => {
+                write!(f, "buffer too small: need {needed} bytes, have {available}")
+            }
             Error::InvalidConfig(what) => write!(f, "invalid configuration: {what}"),
             Error::Diverged => f.write_str("training diverged: loss or gradient is not finite"),
+            Error::Flash(kind) => write!(f, "flash operation failed: {kind:?}"),
+            Error::StorageTooSmall { needed, available } => {
+                write!(f, "checkpoint region too small: two slots need {needed} bytes, the flash has {available}")
+            }
         }
     }
 }

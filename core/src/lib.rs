@@ -43,12 +43,13 @@ pub mod math;
 pub mod optim;
 pub mod rng;
 pub mod shape;
+pub mod storage;
 pub mod summary;
 pub mod tensor;
 pub mod train;
 pub mod zoo;
 
-pub use error::Error;
+pub use error::{Error, FlashError};
 pub use init::Init;
 pub use layer::{Chain, Layer, Mode};
 pub use rng::Rng;

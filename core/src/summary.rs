@@ -144,13 +144,8 @@ impl<M: Layer, O: Optimizer> fmt::Display for Summary<M, O> {
         M::describe(&mut |info: &LayerInfo| {
             let shape = ShapeText(info.output_shape);
             let shape_text = ShapeWidth(&shape);
-            let row = writeln!(
-                f,
-                "{:<28}{:<26}{:>11}",
-                LayerName(info.name, index),
-                shape_text,
-                ThousandsPad(info.params)
-            );
+            let row =
+                writeln!(f, "{:<28}{:<26}{:>11}", LayerName(info.name, index), shape_text, ThousandsPad(info.params));
             if result.is_ok() {
                 result = row;
             }
@@ -166,7 +161,13 @@ impl<M: Layer, O: Optimizer> fmt::Display for Summary<M, O> {
         let _ = fmt::write(&mut head, format_args!("training ({})", O::NAME));
         writeln!(f, "{:<28}{:>16}{:>21}", "Memory (bytes)", "inference", head.as_str())?;
         let dash = "-";
-        writeln!(f, "{:<28}{:>16}{:>21}", "parameters", ThousandsPad(self.param_bytes), ThousandsPad(self.param_bytes))?;
+        writeln!(
+            f,
+            "{:<28}{:>16}{:>21}",
+            "parameters",
+            ThousandsPad(self.param_bytes),
+            ThousandsPad(self.param_bytes)
+        )?;
         writeln!(f, "{:<28}{:>16}{:>21}", "gradients", dash, ThousandsPad(self.param_bytes))?;
         writeln!(f, "{:<28}{:>16}{:>21}", "optimizer state", dash, ThousandsPad(self.optimizer_bytes))?;
         writeln!(

@@ -2,6 +2,7 @@
 //!
 //! - [`idx`]: IDX files (MNIST format), gzipped or not, checked before use.
 //! - [`datasets`]: finds the shipped datasets or a full MNIST download in a directory.
+//! - [`flash`]: a simulated NOR flash that obeys NOR rules and can lose power at any step.
 //! - [`models`]: the registry of models the command line knows, with their baselines'
 //!   settings as defaults.
 //! - [`optimizers`]: the optimizer chosen at run time, dispatched to compile-time-sized state.
@@ -18,6 +19,7 @@
 
 pub mod cli;
 pub mod datasets;
+pub mod flash;
 pub mod idx;
 pub mod models;
 pub mod optimizers;

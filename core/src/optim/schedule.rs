@@ -54,9 +54,7 @@ impl Schedule {
             Schedule::InverseTime { initial, decay_rate, decay_steps } => {
                 initial / (1.0 + decay_rate * (t as f32 / decay_steps.max(1) as f32))
             }
-            Schedule::Step { initial, factor, every } => {
-                initial * powf(factor, floor(t as f32 / every.max(1) as f32))
-            }
+            Schedule::Step { initial, factor, every } => initial * powf(factor, floor(t as f32 / every.max(1) as f32)),
             Schedule::Exponential { initial, rate, decay_steps } => {
                 initial * powf(rate, t as f32 / decay_steps.max(1) as f32)
             }
@@ -77,7 +75,9 @@ impl Schedule {
             Schedule::InverseTime { initial, decay_rate, decay_steps } => {
                 Schedule::InverseTime { initial: initial * factor, decay_rate, decay_steps }
             }
-            Schedule::Step { initial, factor: f, every } => Schedule::Step { initial: initial * factor, factor: f, every },
+            Schedule::Step { initial, factor: f, every } => {
+                Schedule::Step { initial: initial * factor, factor: f, every }
+            }
             Schedule::Exponential { initial, rate, decay_steps } => {
                 Schedule::Exponential { initial: initial * factor, rate, decay_steps }
             }
