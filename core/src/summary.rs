@@ -159,7 +159,8 @@ impl<M: Layer, O: Optimizer> fmt::Display for Summary<M, O> {
         writeln!(f, "{rule}")?;
         let mut head = Buf::<32>::new();
         let _ = fmt::write(&mut head, format_args!("training ({})", O::NAME));
-        writeln!(f, "{:<28}{:>16}{:>21}", "Memory (bytes)", "inference", head.as_str())?;
+        // The space keeps a long optimizer name ("training (SGD+momentum)") apart from "inference".
+        writeln!(f, "{:<28}{:>16} {:>20}", "Memory (bytes)", "inference", head.as_str())?;
         let dash = "-";
         writeln!(
             f,
