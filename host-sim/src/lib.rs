@@ -1,5 +1,7 @@
 //! tinytrain-sim: the desktop side of tinytrain.
 //!
+//! - [`board`]: the simulated board (LED, virtual clock, flash) that runs the firmware app.
+//! - [`qemu`]: builds the firmware, runs it in QEMU and compares it with the simulator.
 //! - [`idx`]: IDX files (MNIST format), gzipped or not, checked before use.
 //! - [`datasets`]: finds the shipped datasets or a full MNIST download in a directory.
 //! - [`flash`]: a simulated NOR flash that obeys NOR rules and can lose power at any step.
@@ -17,11 +19,13 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod board;
 pub mod cli;
 pub mod datasets;
 pub mod flash;
 pub mod idx;
 pub mod models;
 pub mod optimizers;
+pub mod qemu;
 pub mod run;
 pub mod tasks;

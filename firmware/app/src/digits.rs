@@ -29,7 +29,8 @@
 //! let set = PackedDigits::new(&buf).unwrap();
 //! let (mut x, mut t) = ([0.0f32; 64], 0usize);
 //! set.get(1, &mut x, &mut t).unwrap();
-//! assert_eq!((x[1], x[16], t), (65.0 % 17.0 / 16.0, 13.0 / 16.0, 9));
+//! // Image 1 holds pixels 64..128 of `i % 17`: pixel 1 is 65 % 17 = 14, pixel 16 is 80 % 17 = 12.
+//! assert_eq!((x[1], x[16], t), (14.0 / 16.0, 12.0 / 16.0, 9));
 //! ```
 
 use tinytrain::Error;
@@ -267,6 +268,7 @@ impl Dataset<[f32; PIXELS], usize> for PackedDigits<'_> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     extern crate std;
     use super::*;
     use std::vec;

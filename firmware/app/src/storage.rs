@@ -56,7 +56,7 @@ fn kind<E: NorFlashError>(e: &E) -> NorFlashErrorKind {
 /// whatever the flash reports.
 pub fn store<F: NorFlash>(flash: &mut F, offset: u32, data: &[u8]) -> Result<(), NorFlashErrorKind> {
     let (erase, unit) = (F::ERASE_SIZE.max(1), F::WRITE_SIZE.max(1));
-    if offset as usize % erase != 0 || unit > MAX_UNIT {
+    if !(offset as usize).is_multiple_of(erase) || unit > MAX_UNIT {
         return Err(NorFlashErrorKind::NotAligned);
     }
     let erase_len = data.len().div_ceil(erase) * erase;
@@ -85,7 +85,7 @@ pub fn store<F: NorFlash>(flash: &mut F, offset: u32, data: &[u8]) -> Result<(),
 /// than [`MAX_UNIT`]; whatever the flash reports.
 pub fn read_back<F: NorFlash>(flash: &mut F, offset: u32, out: &mut [u8]) -> Result<(), NorFlashErrorKind> {
     let unit = F::READ_SIZE.max(1);
-    if offset as usize % unit != 0 || unit > MAX_UNIT {
+    if !(offset as usize).is_multiple_of(unit) || unit > MAX_UNIT {
         return Err(NorFlashErrorKind::NotAligned);
     }
     let whole = out.len() / unit * unit;

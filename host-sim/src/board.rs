@@ -1,0 +1,209 @@
+//! A simulated board for the firmware app: pins that record their changes, a virtual clock
+//! that delays advance, and the RAM-backed NOR flash of [`crate::flash`] (erase to 0xFF,
+//! programming only clears bits, aligned words, power cuts).
+//!
+//! [`run_app`] runs `tinytrain_firmware_app::run` — the very code the Cortex-M firmware runs —
+//! on this board with the shipped digits set packed as `build.rs` packs it for flash, so its
+//! outcome can be compared bit for bit with a QEMU run ([`crate::qemu`]).
+//!
+//! ```
+//! use embedded_hal::delay::DelayNs;
+//! use embedded_hal::digital::OutputPin;
+//! use tinytrain_sim::board::{SimDelay, SimPin, VirtualClock};
+//!
+//! let clock = VirtualClock::default();
+//! let mut led = SimPin::new(&clock);
+//! let mut delay = SimDelay::new(&clock);
+//! led.set_high().unwrap();
+//! delay.delay_ms(5);
+//! led.set_low().unwrap();
+//! assert_eq!(led.toggles(), 2);
+//! assert_eq!(led.history()[1].at_ns, 5_000_000);
+//! ```
+
+use std::cell::Cell;
+use std::convert::Infallible;
+use std::path::Path;
+use std::rc::Rc;
+
+use anyhow::{Context, Result, anyhow};
+use embedded_hal::delay::DelayNs;
+use embedded_hal::digital::{ErrorType as PinErrorType, OutputPin};
+use tinytrain_firmware_app::digits::{pack, packed_len};
+use tinytrain_firmware_app::{AppTrainer, Board, Digits, Outcome, Report, RunConfig, WEIGHTS_LEN, run};
+
+use crate::datasets::{self, DatasetKind, ImageSet};
+pub use crate::flash::SimFlash;
+
+/// Virtual time in nanoseconds, shared by the parts of a board. It only moves when a delay
+/// asks it to, so a simulated run is instant and deterministic.
+#[derive(Debug, Clone, Default)]
+pub struct VirtualClock(Rc<Cell<u64>>);
+
+impl VirtualClock {
+    /// Nanoseconds since the board started.
+    #[must_use]
+    pub fn now_ns(&self) -> u64 {
+        self.0.get()
+    }
+
+    /// Moves time forward.
+    pub fn advance_ns(&self, ns: u64) {
+        self.0.set(self.0.get().saturating_add(ns));
+    }
+}
+
+/// A [`DelayNs`] that advances a [`VirtualClock`] instead of waiting.
+#[derive(Debug, Clone)]
+pub struct SimDelay {
+    clock: VirtualClock,
+}
+
+impl SimDelay {
+    /// A delay on `clock`.
+    #[must_use]
+    pub fn new(clock: &VirtualClock) -> Self {
+        SimDelay { clock: clock.clone() }
+    }
+}
+
+impl DelayNs for SimDelay {
+    fn delay_ns(&mut self, ns: u32) {
+        self.clock.advance_ns(u64::from(ns));
+    }
+}
+
+/// One change of a pin's level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PinEvent {
+    /// Virtual time of the change.
+    pub at_ns: u64,
+    /// The new level.
+    pub high: bool,
+}
+
+/// An output pin that records every change of level with its virtual time. It starts low;
+/// setting the level it already has is not a change.
+#[derive(Debug, Clone)]
+pub struct SimPin {
+    clock: VirtualClock,
+    high: bool,
+    history: Vec<PinEvent>,
+}
+
+impl SimPin {
+    /// A low pin on `clock`.
+    #[must_use]
+    pub fn new(clock: &VirtualClock) -> Self {
+        SimPin { clock: clock.clone(), high: false, history: Vec::new() }
+    }
+
+    /// The clock the pin stamps its changes with.
+    #[must_use]
+    pub fn clock(&self) -> &VirtualClock {
+        &self.clock
+    }
+
+    /// Whether the pin is high.
+    #[must_use]
+    pub fn is_high(&self) -> bool {
+        self.high
+    }
+
+    /// Changes of level so far.
+    #[must_use]
+    pub fn toggles(&self) -> usize {
+        self.history.len()
+    }
+
+    /// Every change, in order.
+    #[must_use]
+    pub fn history(&self) -> &[PinEvent] {
+        &self.history
+    }
+
+    fn set(&mut self, high: bool) {
+        if high != self.high {
+            self.high = high;
+            self.history.push(PinEvent { at_ns: self.clock.now_ns(), high });
+        }
+    }
+}
+
+impl PinErrorType for SimPin {
+    type Error = Infallible;
+}
+
+impl OutputPin for SimPin {
+    fn set_low(&mut self) -> Result<(), Infallible> {
+        self.set(false);
+        Ok(())
+    }
+
+    fn set_high(&mut self) -> Result<(), Infallible> {
+        self.set(true);
+        Ok(())
+    }
+}
+
+/// The simulated board the app runs on: LED, delay, 64 KiB of flash, no instruction counter.
+pub type SimBoard = Board<SimPin, SimDelay, SimFlash<4, 4096>, ()>;
+
+/// A fresh [`SimBoard`]: LED low, clock at 0, 64 KiB of flash not yet erased.
+#[must_use]
+pub fn sim_board() -> SimBoard {
+    let clock = VirtualClock::default();
+    Board { led: SimPin::new(&clock), delay: SimDelay::new(&clock), flash: SimFlash::new(64 * 1024), counter: () }
+}
+
+/// The digits set packed for flash, as the firmware's `build.rs` packs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackedSets {
+    /// Packed training set.
+    pub train: Vec<u8>,
+    /// Packed test set.
+    pub test: Vec<u8>,
+}
+
+fn pack_set(set: &ImageSet) -> Result<Vec<u8>> {
+    let mut out = vec![0u8; packed_len(&set.pixels, set.len())?];
+    pack(&set.pixels, &set.labels, &mut out).with_context(|| set.images_path.display().to_string())?;
+    Ok(out)
+}
+
+/// Loads the digits from `data_dir` and packs them.
+///
+/// # Errors
+/// When the files are missing or invalid.
+pub fn pack_digits(data_dir: &Path) -> Result<PackedSets> {
+    let data = datasets::load(DatasetKind::Digits, data_dir)?;
+    Ok(PackedSets { train: pack_set(&data.train)?, test: pack_set(&data.test)? })
+}
+
+/// A finished simulated run: the app's outcome and the board as it left it.
+#[derive(Debug)]
+pub struct SimRun {
+    /// What the app reported.
+    pub outcome: Outcome,
+    /// The board after the run (LED history, virtual time, flash content).
+    pub board: SimBoard,
+    /// The weights file as the app wrote it.
+    pub weights: Vec<u8>,
+}
+
+/// Runs the firmware app on a simulated board with the digits from `data_dir` and `cfg`.
+///
+/// # Errors
+/// When the data cannot be loaded or the app fails.
+pub fn run_app(data_dir: &Path, cfg: &RunConfig, report: &mut impl Report) -> Result<SimRun> {
+    let sets = pack_digits(data_dir)?;
+    let digits = Digits::new(&sets.train, &sets.test).context("packed digits")?;
+    let mut board = sim_board();
+    let mut trainer = Box::new(AppTrainer::ZERO);
+    let mut file = Box::new([0u8; WEIGHTS_LEN]);
+    let outcome =
+        run(&mut board, &mut trainer, &mut file, &digits, cfg, report).map_err(|e| anyhow!("firmware app: {e}"))?;
+    let at = cfg.storage_offset as usize;
+    let weights = board.flash.bytes()[at..at + outcome.weights_len as usize].to_vec();
+    Ok(SimRun { outcome, board, weights })
+}

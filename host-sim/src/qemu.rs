@@ -1,0 +1,285 @@
+//! Builds the Cortex-M firmware, runs it in QEMU and compares it with the simulator.
+//!
+//! [`build_firmware`] runs `cargo build --release --bin qemu` in `firmware/` (target
+//! `thumbv7em-none-eabihf`); [`run_qemu`] starts `qemu-system-arm -machine mps2-an386` with
+//! `-icount shift=7` and decodes its defmt log with `defmt-print`; [`parse_log`] reads the
+//! `TT-...` lines the firmware prints; [`compare`] checks them against the simulated run of
+//! the same app ([`crate::board::run_app`]): every epoch's loss and the CRC-32 of the weights
+//! file must be bit-identical.
+//!
+//! ```
+//! use tinytrain_sim::qemu::parse_log;
+//! let log = "TT-EPOCH epoch=1 loss_bits=0x400da2ae loss=2.21 accuracy=0.17 instructions=35060532\n\
+//!            TT-DONE weights_crc=0x2144df1c weights_len=9668 led_toggles=1 epochs=1\n";
+//! let report = parse_log(log).unwrap();
+//! assert_eq!(report.epochs[0].loss_bits, 0x400d_a2ae);
+//! assert_eq!(report.weights_crc, 0x2144_df1c);
+//! ```
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use tinytrain_firmware_app::Outcome;
+
+/// The firmware's target triple.
+pub const TARGET: &str = "thumbv7em-none-eabihf";
+/// The QEMU binary.
+pub const QEMU: &str = "qemu-system-arm";
+
+/// The repository's `firmware/` directory.
+#[must_use]
+pub fn firmware_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("firmware")
+}
+
+/// Finds `program` on `PATH` (or in cargo's bin directory, where `cargo install` puts it).
+#[must_use]
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+    if let Some(home) = std::env::var_os("CARGO_HOME") {
+        dirs.push(PathBuf::from(home).join("bin"));
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(PathBuf::from(home).join(".cargo").join("bin"));
+    }
+    dirs.into_iter().map(|d| d.join(program)).find(|p| p.is_file())
+}
+
+/// Builds the QEMU firmware in release mode and returns the ELF's path.
+///
+/// # Errors
+/// When cargo cannot be started or the build fails (its output is passed through).
+pub fn build_firmware(firmware: &Path) -> Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    let target_dir = firmware.join("target");
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(firmware).args(["build", "--release", "--bin", "qemu"]).env("CARGO_TARGET_DIR", &target_dir);
+    // Settings of an enclosing cargo (a host build or test) must not leak into the firmware's.
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_BUILD_RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().with_context(|| format!("cannot run cargo in {}", firmware.display()))?;
+    ensure!(status.success(), "building the firmware in {} failed ({status})", firmware.display());
+    let elf = target_dir.join(TARGET).join("release").join("qemu");
+    ensure!(elf.is_file(), "the firmware build did not produce {}", elf.display());
+    Ok(elf)
+}
+
+/// A finished QEMU run.
+#[derive(Debug, Clone)]
+pub struct QemuRun {
+    /// QEMU's exit code (0: the firmware succeeded; 1: it failed, panicked or faulted).
+    pub exit_code: i32,
+    /// The decoded defmt log.
+    pub log: String,
+    /// Wall time of the run.
+    pub wall: Duration,
+}
+
+/// Runs `elf` on QEMU's mps2-an386 (Cortex-M4F) with `-icount shift=7` and decodes its defmt
+/// log with `defmt-print`. The run is killed after `timeout`.
+///
+/// # Errors
+/// When QEMU or `defmt-print` is not installed or cannot be started, or the run times out.
+pub fn run_qemu(elf: &Path, timeout: Duration) -> Result<QemuRun> {
+    let qemu =
+        find_program(QEMU).ok_or_else(|| anyhow!("{QEMU} is not installed (apt-get install qemu-system-arm)"))?;
+    let decoder = find_program("defmt-print")
+        .ok_or_else(|| anyhow!("defmt-print is not installed (cargo install defmt-print --version 1.2.0 --locked)"))?;
+    let start = Instant::now();
+    let mut emulator = Command::new(qemu)
+        .args(["-cpu", "cortex-m4", "-machine", "mps2-an386", "-nographic", "-monitor", "none", "-serial", "null"])
+        .args(["-icount", "shift=7", "-semihosting-config", "enable=on,target=native", "-kernel"])
+        .arg(elf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {QEMU}"))?;
+    let frames = emulator.stdout.take().ok_or_else(|| anyhow!("no stdout from {QEMU}"))?;
+    let mut print = Command::new(decoder)
+        .arg("-e")
+        .arg(elf)
+        .stdin(Stdio::from(frames))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot start defmt-print")?;
+    let mut log_pipe = print.stdout.take().ok_or_else(|| anyhow!("no stdout from defmt-print"))?;
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = log_pipe.read_to_string(&mut text);
+        text
+    });
+    let status = loop {
+        if let Some(status) = emulator.try_wait()? {
+            break status;
+        }
+        if start.elapsed() > timeout {
+            let _ = emulator.kill();
+            let _ = emulator.wait();
+            let _ = print.kill();
+            let _ = print.wait();
+            bail!("{QEMU} did not finish within {} s", timeout.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let wall = start.elapsed();
+    let _ = print.wait();
+    let mut log = reader.join().map_err(|_| anyhow!("reading the defmt log failed"))?;
+    if let Some(mut err) = emulator.stderr.take() {
+        let mut text = String::new();
+        let _ = err.read_to_string(&mut text);
+        if !text.trim().is_empty() {
+            log.push_str(&text);
+        }
+    }
+    Ok(QemuRun { exit_code: status.code().unwrap_or(-1), log, wall })
+}
+
+/// One epoch as the firmware logged it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FirmwareEpoch {
+    /// Epoch number, from 1.
+    pub epoch: u32,
+    /// The mean training loss, as raw `f32` bits.
+    pub loss_bits: u32,
+    /// Instructions the epoch took.
+    pub instructions: u64,
+}
+
+/// What the firmware reported.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FirmwareReport {
+    /// Per-epoch losses.
+    pub epochs: Vec<FirmwareEpoch>,
+    /// CRC-32 of the weights file read back from flash.
+    pub weights_crc: u32,
+    /// Bytes of the weights file.
+    pub weights_len: u32,
+    /// LED toggles.
+    pub led_toggles: u32,
+    /// Test loss as raw bits, if reported.
+    pub test_loss_bits: Option<u32>,
+    /// Correct test samples, if reported.
+    pub test_correct: Option<u64>,
+    /// Instruction counts: `per_sample_batch`, `per_sample_batch1`, `per_inference`,
+    /// `per_eval`, and the start line's `trainer_bytes` and `dataset_bytes`.
+    pub figures: HashMap<String, u64>,
+}
+
+fn fields(line: &str) -> HashMap<&str, &str> {
+    line.split_whitespace().filter_map(|kv| kv.split_once('=')).collect()
+}
+
+fn number(map: &HashMap<&str, &str>, key: &str, line: &str) -> Result<u64> {
+    let text = map.get(key).ok_or_else(|| anyhow!("`{key}` missing in firmware line `{line}`"))?;
+    let parsed = match text.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => text.parse(),
+    };
+    parsed.with_context(|| format!("bad `{key}` in firmware line `{line}`"))
+}
+
+fn number_u32(map: &HashMap<&str, &str>, key: &str, line: &str) -> Result<u32> {
+    u32::try_from(number(map, key, line)?).with_context(|| format!("`{key}` out of range in `{line}`"))
+}
+
+/// Reads the `TT-...` lines of a decoded firmware log.
+///
+/// # Errors
+/// When a line is malformed or the final `TT-DONE` line is missing (the firmware did not
+/// finish).
+pub fn parse_log(log: &str) -> Result<FirmwareReport> {
+    let mut report = FirmwareReport::default();
+    let mut done = false;
+    for line in log.lines().map(str::trim) {
+        let Some(start) = line.find("TT-") else { continue };
+        let line = &line[start..];
+        let map = fields(line);
+        let tag = line.split_whitespace().next().unwrap_or_default();
+        match tag {
+            "TT-EPOCH" => report.epochs.push(FirmwareEpoch {
+                epoch: number_u32(&map, "epoch", line)?,
+                loss_bits: number_u32(&map, "loss_bits", line)?,
+                instructions: number(&map, "instructions", line)?,
+            }),
+            "TT-START" => {
+                for key in ["trainer_bytes", "dataset_bytes"] {
+                    report.figures.insert(key.to_owned(), number(&map, key, line)?);
+                }
+            }
+            "TT-TEST" => {
+                report.test_loss_bits = Some(number_u32(&map, "loss_bits", line)?);
+                report.test_correct = Some(number(&map, "correct", line)?);
+            }
+            "TT-INSTRUCTIONS" => {
+                for key in ["per_sample_batch", "per_sample_batch1", "per_inference", "per_eval"] {
+                    report.figures.insert(key.to_owned(), number(&map, key, line)?);
+                }
+            }
+            "TT-DONE" => {
+                report.weights_crc = number_u32(&map, "weights_crc", line)?;
+                report.weights_len = number_u32(&map, "weights_len", line)?;
+                report.led_toggles = number_u32(&map, "led_toggles", line)?;
+                done = true;
+            }
+            _ => {}
+        }
+    }
+    ensure!(done, "the firmware log has no TT-DONE line: the firmware did not finish");
+    Ok(report)
+}
+
+/// The comparison of a firmware run with a simulated one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comparison {
+    /// One line per compared value, `ok` or `MISMATCH`.
+    pub text: String,
+    /// Whether every value is identical.
+    pub identical: bool,
+}
+
+/// Compares the firmware's per-epoch losses, test loss, LED toggles and weights CRC with the
+/// simulator's, bit for bit.
+#[must_use]
+pub fn compare(firmware: &FirmwareReport, sim: &Outcome) -> Comparison {
+    let mut text = String::new();
+    let mut identical = true;
+    let mut row = |what: &str, fw: String, simulated: String| {
+        let same = fw == simulated;
+        identical &= same;
+        let _ = writeln!(
+            text,
+            "{what:<18} firmware {fw:<12} simulator {simulated:<12} {}",
+            if same { "ok" } else { "MISMATCH" }
+        );
+    };
+    let sim_epochs = sim.epochs();
+    row("epochs", firmware.epochs.len().to_string(), sim_epochs.len().to_string());
+    for (i, e) in sim_epochs.iter().enumerate() {
+        let fw = firmware.epochs.get(i).map_or_else(|| "-".to_owned(), |f| format!("{:#010x}", f.loss_bits));
+        row(&format!("epoch {} loss", e.epoch), fw, format!("{:#010x}", e.loss_bits()));
+    }
+    row(
+        "test loss",
+        firmware.test_loss_bits.map_or_else(|| "-".to_owned(), |b| format!("{b:#010x}")),
+        format!("{:#010x}", sim.test.loss.to_bits()),
+    );
+    row("LED toggles", firmware.led_toggles.to_string(), sim.led_toggles.to_string());
+    row("weights CRC-32", format!("{:#010x}", firmware.weights_crc), format!("{:#010x}", sim.weights_crc));
+    Comparison { text, identical }
+}

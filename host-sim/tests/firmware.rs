@@ -1,0 +1,85 @@
+//! The firmware app on the simulated board, and the same app on a Cortex-M4F in QEMU: the two
+//! must agree bit for bit.
+//!
+//! The QEMU test needs `qemu-system-arm` and `defmt-print` (`firmware/ci.sh` installs both);
+//! without them it says so and passes, unless `TINYTRAIN_REQUIRE_QEMU=1` is set, as
+//! `firmware/ci.sh` does.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use tinytrain::Layer;
+use tinytrain::checkpoint::{CRC32, load};
+use tinytrain_firmware_app::{Net, Report, RunConfig};
+use tinytrain_sim::board::run_app;
+use tinytrain_sim::datasets::workspace_data_dir;
+use tinytrain_sim::qemu::{QEMU, build_firmware, compare, find_program, firmware_dir, parse_log, run_qemu};
+
+/// A short run: one epoch is enough for the LED and flash checks.
+const SHORT: RunConfig = RunConfig { epochs: 2, bench_samples: 4, ..RunConfig::STANDARD };
+
+#[derive(Default)]
+struct Counting {
+    epochs: u32,
+    saved: Option<(u32, u32)>,
+}
+
+impl Report for Counting {
+    fn epoch(&mut self, _record: &tinytrain_firmware_app::EpochRecord) {
+        self.epochs += 1;
+    }
+    fn saved(&mut self, len: u32, crc: u32) {
+        self.saved = Some((len, crc));
+    }
+}
+
+#[test]
+fn simulated_led_toggles_once_per_epoch_and_flash_holds_the_weights() {
+    let mut report = Counting::default();
+    let run = run_app(&workspace_data_dir(), &SHORT, &mut report).unwrap();
+    let led = &run.board.led;
+    assert_eq!(report.epochs, SHORT.epochs);
+    assert_eq!(led.toggles(), SHORT.epochs as usize, "one LED change per epoch");
+    assert_eq!(run.outcome.led_toggles, SHORT.epochs);
+    // Alternating levels, one blink period apart in virtual time.
+    for (i, event) in led.history().iter().enumerate() {
+        assert_eq!(event.high, i % 2 == 0);
+        assert_eq!(event.at_ns, i as u64 * u64::from(SHORT.blink_ms) * 1_000_000);
+    }
+    assert_eq!(led.clock().now_ns(), u64::from(SHORT.epochs) * u64::from(SHORT.blink_ms) * 1_000_000);
+    // The flash holds a valid weights file with the CRC the app reported.
+    assert_eq!(report.saved, Some((run.outcome.weights_len, run.outcome.weights_crc)));
+    assert_eq!(CRC32.checksum(&run.weights), run.outcome.weights_crc);
+    let mut net = Net::ZERO;
+    load(&mut net, &run.weights).unwrap();
+    assert!(run.outcome.epochs()[1].loss < run.outcome.epochs()[0].loss, "training lowers the loss");
+}
+
+#[test]
+fn simulated_runs_repeat_bit_for_bit() {
+    let a = run_app(&workspace_data_dir(), &SHORT, &mut ()).unwrap();
+    let b = run_app(&workspace_data_dir(), &SHORT, &mut ()).unwrap();
+    assert_eq!(a.outcome, b.outcome);
+    assert_eq!(a.weights, b.weights);
+}
+
+#[test]
+fn qemu_firmware_matches_the_simulator_bit_for_bit() {
+    let missing: Vec<&str> = [QEMU, "defmt-print"].into_iter().filter(|p| find_program(p).is_none()).collect();
+    if !missing.is_empty() {
+        let msg = format!("{} not installed: cannot run the firmware in QEMU", missing.join(" and "));
+        assert!(std::env::var_os("TINYTRAIN_REQUIRE_QEMU").is_none_or(|v| v != "1"), "{msg}");
+        eprintln!("SKIPPED qemu_firmware_matches_the_simulator_bit_for_bit: {msg} (firmware/ci.sh installs them)");
+        return;
+    }
+    let elf = build_firmware(&firmware_dir()).unwrap();
+    let qemu = run_qemu(&elf, Duration::from_mins(5)).unwrap();
+    assert_eq!(qemu.exit_code, 0, "firmware failed:\n{}", qemu.log);
+    let firmware = parse_log(&qemu.log).unwrap();
+    let sim = run_app(&workspace_data_dir(), &RunConfig::STANDARD, &mut ()).unwrap();
+    let comparison = compare(&firmware, &sim.outcome);
+    println!("{}", comparison.text);
+    assert!(comparison.identical, "firmware and simulator differ:\n{}\nlog:\n{}", comparison.text, qemu.log);
+    assert_eq!(firmware.epochs.len(), RunConfig::STANDARD.epochs as usize);
+    assert!(firmware.epochs.iter().all(|e| e.instructions > 0), "SysTick counted instructions");
+}
