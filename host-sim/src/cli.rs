@@ -150,7 +150,8 @@ pub struct TrainArgs {
     /// Save the trained weights to this file.
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
-    /// Use the Keras forms and defaults of Adam, RMSprop and momentum instead of PyTorch's.
+    /// Use the Keras forms and defaults of Adam, RMSprop and momentum instead of PyTorch's
+    /// (Adadelta always uses the Keras defaults).
     #[arg(long)]
     pub keras: bool,
     /// Print an epoch line every N epochs [default: the model's].

@@ -19,8 +19,8 @@
 //!     data: Data::Images(DatasetKind::Mnist),
 //!     about: "Keras mnist_cnn: conv 32, conv 64, max-pool, dropout, dense 128, dense 10",
 //!     defaults: Defaults {
-//!         optimizer: OptimizerKind::Adam, // the baseline's optimizer...
-//!         lr: 1e-3,                       // ...and its learning rate
+//!         optimizer: OptimizerKind::Adadelta, // the baseline's optimizer...
+//!         lr: 1.0,                        // ...and its learning rate
 //!         momentum: 0.9,                  // used by momentum and nesterov only
 //!         batch_size: 128,
 //!         epochs: 12,
@@ -35,7 +35,8 @@
 //! tensor has as many elements as the images have pixels (so a CHW input
 //! `[[[f32; 28]; 28]; 1]` reads MNIST as it is). A model with other data gets a task module of
 //! its own in [`crate::tasks`], with `train::<M, O, U>` and `eval::<M>` like the others.
-//! A new optimizer (Adadelta for the Keras CNN, say) goes into [`crate::optimizers`].
+//! A new optimizer goes into [`crate::optimizers`] (Adadelta, which the Keras CNN example
+//! uses, is there: `optimizer: OptimizerKind::Adadelta, lr: 1.0`).
 
 use std::io::Write;
 

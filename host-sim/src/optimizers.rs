@@ -26,7 +26,7 @@ use std::fmt;
 
 use anyhow::{Result, bail};
 use tinytrain::optim::{
-    AdamConfig, AdamForm, MomentumConfig, MomentumForm, RmsPropConfig, RmsPropForm, Schedule, SgdConfig,
+    AdadeltaConfig, AdamConfig, AdamForm, MomentumConfig, MomentumForm, RmsPropConfig, RmsPropForm, Schedule, SgdConfig,
 };
 
 /// The optimizers the command line offers.
@@ -42,6 +42,8 @@ pub enum OptimizerKind {
     Adam,
     /// RMSprop.
     Rmsprop,
+    /// Adadelta (Keras defaults: lr 1.0, rho 0.95, eps 1e-7, as in the Keras mnist_cnn example).
+    Adadelta,
 }
 
 impl OptimizerKind {
@@ -54,6 +56,7 @@ impl OptimizerKind {
             OptimizerKind::Nesterov => "nesterov",
             OptimizerKind::Adam => "adam",
             OptimizerKind::Rmsprop => "rmsprop",
+            OptimizerKind::Adadelta => "adadelta",
         }
     }
 }
@@ -75,6 +78,8 @@ pub enum OptimizerConfig {
     Adam(AdamConfig),
     /// RMSprop.
     RmsProp(RmsPropConfig),
+    /// Adadelta.
+    Adadelta(AdadeltaConfig),
 }
 
 /// What the command line may override in an optimizer's defaults.
@@ -92,7 +97,8 @@ impl OptimizerConfig {
     /// The library defaults of `kind`: PyTorch's (Adam lr 1e-3, RMSprop lr 1e-2 alpha 0.99,
     /// momentum 0.9 in the PyTorch form), or Keras' with `keras` (Adam eps 1e-7 "epsilon
     /// hat", RMSprop lr 1e-3 rho 0.9, momentum in the Keras form). PyTorch has no default
-    /// learning rate for SGD; both use Keras' 0.01.
+    /// learning rate for SGD; both use Keras' 0.01. Adadelta uses the Keras values either way
+    /// (lr 1.0, rho 0.95, eps 1e-7), the core's default and what the Keras CNN example uses.
     #[must_use]
     pub fn defaults(kind: OptimizerKind, keras: bool) -> Self {
         let momentum_form = if keras { MomentumForm::Keras } else { MomentumForm::Torch };
@@ -109,6 +115,7 @@ impl OptimizerConfig {
             OptimizerKind::Rmsprop => {
                 OptimizerConfig::RmsProp(if keras { RmsPropConfig::keras() } else { RmsPropConfig::default() })
             }
+            OptimizerKind::Adadelta => OptimizerConfig::Adadelta(AdadeltaConfig::default()),
         }
     }
 
@@ -151,6 +158,7 @@ impl OptimizerConfig {
             OptimizerConfig::Momentum(c) => c.lr,
             OptimizerConfig::Adam(c) => c.lr,
             OptimizerConfig::RmsProp(c) => c.lr,
+            OptimizerConfig::Adadelta(c) => c.lr,
         }
     }
 
@@ -160,6 +168,7 @@ impl OptimizerConfig {
             OptimizerConfig::Momentum(c) => c.lr = lr,
             OptimizerConfig::Adam(c) => c.lr = lr,
             OptimizerConfig::RmsProp(c) => c.lr = lr,
+            OptimizerConfig::Adadelta(c) => c.lr = lr,
         }
     }
 }
@@ -217,6 +226,7 @@ impl fmt::Display for OptimizerConfig {
                 c.eps,
                 form(c.form == RmsPropForm::Keras)
             ),
+            OptimizerConfig::Adadelta(c) => write!(f, "Adadelta {}, rho {}, eps {:e}", LrText(c.lr), c.rho, c.eps),
         }
     }
 }
@@ -254,6 +264,11 @@ macro_rules! with_optimizer {
             $crate::optimizers::OptimizerConfig::RmsProp($cfg) => {
                 #[allow(dead_code)]
                 type $opt = ::tinytrain::optim::RmsProp<{ <$net as ::tinytrain::Layer>::NUM_PARAMS }>;
+                $body
+            }
+            $crate::optimizers::OptimizerConfig::Adadelta($cfg) => {
+                #[allow(dead_code)]
+                type $opt = ::tinytrain::optim::Adadelta<{ <$net as ::tinytrain::Layer>::NUM_PARAMS }>;
                 $body
             }
         }

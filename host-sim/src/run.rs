@@ -142,7 +142,9 @@ impl Callback for Progress<'_> {
         if self.draw {
             let bar = self.bar.get_or_insert_with(|| {
                 let bar = ProgressBar::new(batches as u64);
-                if let Ok(style) = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} batches {per_sec}") {
+                if let Ok(style) = ProgressStyle::with_template(
+                    "{prefix} [{bar:30}] {pos}/{len} batches, {elapsed} elapsed, eta {eta}",
+                ) {
                     bar.set_style(style.progress_chars("=> "));
                 }
                 bar.set_prefix(format!("epoch {epoch}/{}", self.epochs));

@@ -123,7 +123,7 @@ fn early_stopping_restores_the_best_weights() {
 
 #[test]
 fn every_optimizer_runs() {
-    for opt in ["sgd", "momentum", "nesterov", "adam", "rmsprop"] {
+    for opt in ["sgd", "momentum", "nesterov", "adam", "rmsprop", "adadelta"] {
         for keras in [false, true] {
             let mut args = vec!["train", "digits-mlp", "--epochs", "2", "--optimizer", opt, "--decay", "1e-4"];
             if keras {
