@@ -98,7 +98,6 @@ pub fn systick_wrapped() {
 /// `-icount shift=7`: each instruction advances the virtual clock by 2^7 ns = 3.2 ticks, so
 /// instructions = ticks · 5 / 16, the same on every run. These are instruction counts, not
 /// Cortex-M4 cycles. The binary must forward its `SysTick` exception to [`systick_wrapped`].
-
 pub struct SysTickCounter {
     _syst: SYST,
     last: u64,

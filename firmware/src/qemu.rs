@@ -88,7 +88,7 @@ impl Flash {
 
     fn check(offset: u32, len: usize, align: usize) -> Result<usize, NorFlashErrorKind> {
         let at = offset as usize;
-        if at % align != 0 || len % align != 0 {
+        if !at.is_multiple_of(align) || !len.is_multiple_of(align) {
             return Err(NorFlashErrorKind::NotAligned);
         }
         if at.checked_add(len).is_none_or(|end| end > FLASH_SIZE) {

@@ -1,2 +1,475 @@
+//! On-target tests, run on the Cortex-M4F under QEMU with defmt-test (`cargo test --release`
+//! in `firmware/`): the backprop slide's forward and backward values, ten steps of the
+//! golden Adam trajectory, and a finite-difference check of the gradients, all computed on the
+//! device's FPU.
+//!
+//! The reference numbers are the PyTorch oracle's (`tests/golden/*.json` in the repository,
+//! made by the golden generator; tolerances as its README suggests), embedded as constants
+//! because the device cannot read files.
 #![no_std]
 #![no_main]
+#![allow(
+    clippy::excessive_precision,
+    clippy::unreadable_literal,
+    clippy::approx_constant,
+    clippy::many_single_char_names,
+    missing_docs
+)]
+
+use cortex_m_rt as _;
+use defmt_semihosting as _;
+use tinytrain::Mode;
+use tinytrain::layer::Layer;
+use tinytrain::loss::CrossEntropy;
+use tinytrain::optim::Adam;
+use tinytrain::prelude::{Dense, Sigmoid, Tanh};
+use tinytrain::train::Trainer;
+
+#[defmt::panic_handler]
+fn defmt_panic() -> ! {
+    tinytrain_firmware::exit_failure()
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    defmt::error!("panic: {}", defmt::Display2Format(info));
+    tinytrain_firmware::exit_failure()
+}
+
+#[cortex_m_rt::exception]
+unsafe fn HardFault(frame: &cortex_m_rt::ExceptionFrame) -> ! {
+    defmt::error!("HardFault at pc={=u32:#010x}", frame.pc());
+    tinytrain_firmware::exit_failure()
+}
+
+/// `got` within `abs + rel·|want|` of `want`, element by element; logs the first miss.
+fn close(what: &str, got: &[f32], want: &[f32], abs: f32, rel: f32) -> bool {
+    if got.len() != want.len() {
+        defmt::error!("{=str}: {=usize} values, expected {=usize}", what, got.len(), want.len());
+        return false;
+    }
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        // Written so that NaN fails too.
+        let within = (g - w).abs() <= abs + rel * w.abs();
+        if !within {
+            defmt::error!("{=str}[{=usize}]: got {=f32}, expected {=f32}", what, i, g, w);
+            return false;
+        }
+    }
+    true
+}
+
+/// The 2-3-1 sigmoid network of the classic backprop slide.
+mod slide {
+    // From tests/golden/slide_example.json (PyTorch oracle; see tests/golden/README.md).
+    pub const X: [f32; 2] = [1.0, 1.0];
+    pub const W1: [f32; 6] = [0.8, 0.6, 0.2, 0.9, 0.7, 0.1];
+    pub const W2: [f32; 3] = [0.2, 0.8, 0.5];
+    pub const TARGET: [f32; 1] = [0.0];
+    pub const HIDDEN_NET: [f32; 3] = [1.4000001, 1.1, 0.8];
+    pub const HIDDEN_ACTIVATIONS: [f32; 3] = [0.80218387, 0.7502601, 0.6899745];
+    pub const OUTPUT_NET: [f32; 1] = [1.1056321];
+    pub const OUTPUT: [f32; 1] = [0.7513139];
+    pub const DELTA_OUTPUT: [f32; 1] = [0.14037648];
+    pub const DELTA_HIDDEN: [f32; 3] = [0.0044551254, 0.02104186, 0.015013945];
+    pub const GRAD_W1_HALF_SE: [f32; 6] =
+        [0.0044551254, 0.0044551254, 0.02104186, 0.02104186, 0.015013945, 0.015013945];
+    pub const GRAD_W2_HALF_SE: [f32; 3] = [0.112607755, 0.105318874, 0.09685619];
+    pub const W1_AFTER_SGD_HALF_SE: [f32; 6] = [0.79777247, 0.5977725, 0.18947907, 0.88947904, 0.692493, 0.09249303];
+    pub const W2_AFTER_SGD_HALF_SE: [f32; 3] = [0.14369613, 0.74734056, 0.4515719];
+    pub const LOSS_HALF: f32 = 0.28223628;
+    pub const LR: f32 = 0.5;
+}
+
+/// The golden optimizer problem: a 4-8-3 tanh MLP, softmax cross-entropy, a batch of 6.
+mod adam_torch {
+    // From tests/golden/optimizers.json, run `adam_torch` (PyTorch oracle; see tests/golden/README.md).
+    pub const INIT: [f32; 67] = [
+        -0.51108676,
+        0.6906788,
+        -0.050534587,
+        0.68593097,
+        -0.48186177,
+        -0.7012748,
+        0.19132033,
+        -0.13498245,
+        0.27508295,
+        -0.36008635,
+        -0.017844882,
+        -0.64208007,
+        0.22514626,
+        -0.024612062,
+        -0.43178868,
+        0.11570423,
+        -0.6860081,
+        0.43982154,
+        -0.70014465,
+        0.6165137,
+        -0.551541,
+        0.09062433,
+        -0.34968346,
+        -0.5697116,
+        0.25243717,
+        -0.18491942,
+        -0.34353992,
+        -0.19309574,
+        0.56670403,
+        -0.047350794,
+        -0.5681114,
+        -0.30741438,
+        0.08057448,
+        0.05325124,
+        -0.094523214,
+        -0.02052363,
+        0.053719588,
+        0.099778295,
+        0.0013519825,
+        0.04596819,
+        0.15897788,
+        -0.23980255,
+        -0.123494886,
+        0.6335386,
+        0.20122603,
+        0.37834722,
+        -0.60247827,
+        0.2643925,
+        -0.68981355,
+        -0.026515005,
+        -0.5863299,
+        0.102126844,
+        -0.32194477,
+        0.070836924,
+        0.2895754,
+        0.66481715,
+        -0.16530704,
+        -0.42762008,
+        -0.63402003,
+        0.3169909,
+        -0.20427449,
+        0.5427859,
+        0.6082701,
+        -0.32398155,
+        0.078711264,
+        -0.09230237,
+        0.07103009,
+    ];
+    pub const BATCH_X: [f32; 24] = [
+        0.89461887,
+        -0.44206017,
+        2.2011812,
+        0.65115273,
+        -2.1223812,
+        0.46025088,
+        0.5585911,
+        -1.0267586,
+        1.5036856,
+        -0.99008065,
+        -0.092125,
+        -1.7885753,
+        -1.1277758,
+        0.0695784,
+        -0.9914822,
+        0.5541807,
+        -0.46137914,
+        1.3311317,
+        -0.034132246,
+        1.3000535,
+        -0.38984463,
+        -0.31737465,
+        1.540852,
+        0.73575056,
+    ];
+    pub const BATCH_LABELS: [usize; 6] = [0, 1, 2, 2, 1, 0];
+    pub const LR: f32 = 0.01;
+    pub const BETA1: f32 = 0.9;
+    pub const BETA2: f32 = 0.999;
+    pub const EPS: f32 = 1e-07;
+    pub const LOSS_BEFORE_STEP: [f32; 10] =
+        [1.5971683, 1.5187728, 1.4423964, 1.368223, 1.296478, 1.227397, 1.1612017, 1.0980833, 1.0381936, 0.9816418];
+    pub const PARAMS_AFTER_1: [f32; 67] = [
+        -0.5010868,
+        0.6806788,
+        -0.040534593,
+        0.69593096,
+        -0.49186176,
+        -0.6912748,
+        0.20132029,
+        -0.12498246,
+        0.28508294,
+        -0.37008634,
+        -0.007844887,
+        -0.6320801,
+        0.23514625,
+        -0.034612056,
+        -0.4217887,
+        0.105704255,
+        -0.6760081,
+        0.42982158,
+        -0.69014466,
+        0.6265137,
+        -0.541541,
+        0.08062434,
+        -0.3596834,
+        -0.5797116,
+        0.24243718,
+        -0.17491943,
+        -0.3535399,
+        -0.20309573,
+        0.55670404,
+        -0.037350804,
+        -0.5581114,
+        -0.2974144,
+        0.09057446,
+        0.043251276,
+        -0.084523246,
+        -0.0305236,
+        0.06371922,
+        0.109778196,
+        0.0113519635,
+        0.05596812,
+        0.14897789,
+        -0.22980256,
+        -0.1134949,
+        0.6235386,
+        0.19122604,
+        0.36834723,
+        -0.61247826,
+        0.2543925,
+        -0.67981356,
+        -0.03651499,
+        -0.59632987,
+        0.09212686,
+        -0.31194478,
+        0.080836914,
+        0.2795754,
+        0.65481716,
+        -0.17530704,
+        -0.41762057,
+        -0.62402004,
+        0.3269909,
+        -0.21427447,
+        0.5527859,
+        0.6182701,
+        -0.31398156,
+        0.06871128,
+        -0.082302384,
+        0.061030306,
+    ];
+    pub const PARAMS_AFTER_10: [f32; 67] = [
+        -0.41222957,
+        0.59224874,
+        0.04742745,
+        0.7845936,
+        -0.5769333,
+        -0.6038043,
+        0.29290432,
+        -0.036055826,
+        0.37500185,
+        -0.46043608,
+        0.081486434,
+        -0.54184496,
+        0.32370174,
+        -0.124136575,
+        -0.33472437,
+        0.015544126,
+        -0.58960545,
+        0.34214976,
+        -0.60021824,
+        0.71487343,
+        -0.456006,
+        -0.006145421,
+        -0.45117122,
+        -0.66619664,
+        0.1540524,
+        -0.0867681,
+        -0.44177136,
+        -0.2899924,
+        0.46544066,
+        0.05300688,
+        -0.469806,
+        -0.2081964,
+        0.1773695,
+        -0.046397835,
+        0.004993967,
+        -0.114536315,
+        0.15366745,
+        0.19969465,
+        0.102651164,
+        0.14714262,
+        0.06349411,
+        -0.13972907,
+        -0.022034176,
+        0.5416801,
+        0.10319013,
+        0.27965862,
+        -0.7040113,
+        0.16428848,
+        -0.59231573,
+        -0.11862385,
+        -0.6859678,
+        0.0006334883,
+        -0.22372395,
+        0.1675361,
+        0.19335501,
+        0.5674622,
+        -0.26442415,
+        -0.4950114,
+        -0.5368862,
+        0.41635647,
+        -0.30366722,
+        0.6427673,
+        0.70721745,
+        -0.22583885,
+        -0.021661986,
+        0.007205367,
+        0.08787914,
+    ];
+    pub const LOSS_AFTER_10: f32 = 0.9284909;
+}
+
+type Slide = tinytrain::sequential![Dense<2, 3>, Sigmoid<3>, Dense<3, 1>, Sigmoid<1>];
+type Mlp = tinytrain::sequential![Dense<4, 8>, Tanh<8>, Dense<8, 3>];
+const P: usize = <Mlp as Layer>::NUM_PARAMS;
+
+fn flat<M: Layer>(m: &M, out: &mut [f32]) {
+    let mut at = 0;
+    m.for_each_param(&mut |p| {
+        out[at..at + p.len()].copy_from_slice(p);
+        at += p.len();
+    });
+}
+
+fn set_flat<M: Layer>(m: &mut M, values: &[f32]) {
+    let mut at = 0;
+    m.for_each_param_mut(&mut |p| {
+        let n = p.len();
+        p.copy_from_slice(&values[at..at + n]);
+        at += n;
+    });
+}
+
+/// Accumulates the batch-mean gradient, returns the batch-mean loss.
+fn accumulate_batch(t: &mut Trainer<Mlp, Adam<P>>) -> f32 {
+    let scale = 1.0 / adam_torch::BATCH_LABELS.len() as f32;
+    let mut sum = 0.0;
+    for (i, label) in adam_torch::BATCH_LABELS.iter().enumerate() {
+        t.x.copy_from_slice(&adam_torch::BATCH_X[4 * i..4 * i + 4]);
+        sum += t.accumulate(&CrossEntropy, label, scale, &mut Mode::Infer).map_or(f32::NAN, |(l, _)| l);
+    }
+    sum * scale
+}
+
+#[defmt_test::tests]
+mod tests {
+    use tinytrain::layer::Layer;
+    use tinytrain::loss::{CrossEntropy, Loss, Mse};
+    use tinytrain::optim::{Adam, AdamConfig, AdamForm, Optimizer, Schedule, Sgd, SgdConfig};
+    use tinytrain::prelude::{Dense, Tanh};
+    use tinytrain::train::{Step, Trainer};
+    use tinytrain::{Mode, Rng, Tensor, Zero};
+
+    use super::{Mlp, P, Slide, accumulate_batch, adam_torch, close, flat, set_flat, slide};
+
+    /// abs 1e-5 + rel 1e-4: the golden README's tolerance for layers and the slide.
+    const ABS: f32 = 1e-5;
+    const REL: f32 = 1e-4;
+
+    #[test]
+    fn slide_forward_and_backward_match_pytorch() {
+        let mut net = Slide::ZERO;
+        net.a.weight = [[slide::W1[0], slide::W1[1]], [slide::W1[2], slide::W1[3]], [slide::W1[4], slide::W1[5]]];
+        net.b.b.a.weight = [slide::W2];
+        let mut acts = <Slide as Layer>::Acts::ZERO;
+        let mut deltas = <Slide as Layer>::Acts::ZERO;
+        let mut grads = Slide::ZERO;
+        let (mut y, mut dy) = ([0.0f32; 1], [0.0f32; 1]);
+        net.forward(&slide::X, &mut acts, &mut y, &mut Mode::Infer);
+        assert!(close("hidden_net", &acts.mid, &slide::HIDDEN_NET, ABS, REL));
+        assert!(close("hidden_activations", &acts.b.mid, &slide::HIDDEN_ACTIVATIONS, ABS, REL));
+        assert!(close("output_net", &acts.b.b.mid, &slide::OUTPUT_NET, ABS, REL));
+        assert!(close("output", &y, &slide::OUTPUT, ABS, REL));
+
+        let loss = Mse::HALF_SUM.loss_and_grad(&y, &slide::TARGET, 1.0, &mut dy).unwrap_or(f32::NAN);
+        assert!(close("0.5*(t-y)^2", &[loss], &[slide::LOSS_HALF], ABS, REL));
+        net.backward(&slide::X, &acts, &y, &dy, &mut deltas, &mut grads, None);
+        assert!(close("delta_output", &deltas.b.b.mid, &slide::DELTA_OUTPUT, ABS, REL));
+        assert!(close("delta_hidden", &deltas.mid, &slide::DELTA_HIDDEN, ABS, REL));
+        assert!(close("grad_W1", grads.a.weight.as_flattened(), &slide::GRAD_W1_HALF_SE, ABS, REL));
+        assert!(close("grad_W2", grads.b.b.a.weight.as_flattened(), &slide::GRAD_W2_HALF_SE, ABS, REL));
+
+        // One SGD step; the slide has no biases, so their gradients are dropped.
+        grads.a.bias = [0.0; 3];
+        grads.b.b.a.bias = [0.0; 1];
+        let mut sgd = Sgd::ZERO;
+        sgd.step(&SgdConfig { lr: Schedule::Constant(slide::LR) }, &mut net, &grads);
+        assert!(close("W1 after SGD", net.a.weight.as_flattened(), &slide::W1_AFTER_SGD_HALF_SE, ABS, REL));
+        assert!(close("W2 after SGD", net.b.b.a.weight.as_flattened(), &slide::W2_AFTER_SGD_HALF_SE, ABS, REL));
+    }
+
+    #[test]
+    fn adam_torch_trajectory_matches_pytorch() {
+        let cfg = AdamConfig {
+            lr: Schedule::Constant(adam_torch::LR),
+            beta1: adam_torch::BETA1,
+            beta2: adam_torch::BETA2,
+            eps: adam_torch::EPS,
+            form: AdamForm::Torch,
+        };
+        let mut t = Trainer::<Mlp, Adam<P>>::ZERO;
+        set_flat(&mut t.model, &adam_torch::INIT);
+        let mut params = [0.0f32; P];
+        let mut losses = [0.0f32; 10];
+        for (step, loss) in losses.iter_mut().enumerate() {
+            *loss = accumulate_batch(&mut t);
+            assert!(t.apply(&cfg, None) == Step::Applied);
+            if step == 0 {
+                flat(&t.model, &mut params);
+                assert!(close("params after 1 step", &params, &adam_torch::PARAMS_AFTER_1, 1e-5, 0.0));
+            }
+        }
+        // abs 1e-5: the golden README's tolerance for trajectories.
+        assert!(close("loss before each step", &losses, &adam_torch::LOSS_BEFORE_STEP, 1e-5, 0.0));
+        flat(&t.model, &mut params);
+        assert!(close("params after 10 steps", &params, &adam_torch::PARAMS_AFTER_10, 1e-5, 0.0));
+        let after = accumulate_batch(&mut t);
+        assert!(close("loss after 10 steps", &[after], &[adam_torch::LOSS_AFTER_10], 1e-5, 0.0));
+    }
+
+    #[test]
+    fn gradients_match_central_differences() {
+        // A small tanh MLP with random weights; every parameter's analytic gradient against
+        // (L(p + h) - L(p - h)) / 2h, in f32 on the device.
+        type Net = tinytrain::sequential![Dense<5, 4>, Tanh<4>, Dense<4, 3>];
+        const N: usize = <Net as Layer>::NUM_PARAMS;
+        let mut t = Trainer::<Net, Adam<N>>::ZERO;
+        let mut rng = Rng::new(11);
+        t.model.init(&mut rng);
+        t.model.for_each_param_mut(&mut |p| p.iter_mut().for_each(|v| *v += rng.uniform(-0.1, 0.1)));
+        let x: [f32; 5] = [0.5, -1.0, 0.25, 2.0, -0.75];
+        let label = 2usize;
+        t.x = x;
+        let _ = t.accumulate(&CrossEntropy, &label, 1.0, &mut Mode::Infer);
+        let mut analytic = [0.0f32; N];
+        flat(&t.grads, &mut analytic);
+        let mut base = [0.0f32; N];
+        flat(&t.model, &mut base);
+        let h = 1e-2f32;
+        let mut worst = 0.0f32;
+        for i in 0..N {
+            let mut loss_at = |v: f32| {
+                let mut p = base;
+                p[i] = v;
+                set_flat(&mut t.model, &p);
+                let mut y = [0.0f32; 3];
+                t.model.predict(&x, &mut t.acts, &mut y);
+                CrossEntropy.loss(&y, &label).unwrap_or(f32::NAN)
+            };
+            let numeric = (loss_at(base[i] + h) - loss_at(base[i] - h)) / (2.0 * h);
+            let err = (numeric - analytic[i]).abs() / (1e-2 + analytic[i].abs());
+            worst = worst.max(err);
+            assert!(close("gradient", &[analytic[i]], &[numeric], 2e-3, 2e-2));
+        }
+        defmt::info!("finite differences: {=usize} parameters, worst relative error {=f32}", N, worst);
+        assert!(analytic.flat().iter().any(|g| g.abs() > 1e-3), "gradients are not all zero");
+    }
+}
