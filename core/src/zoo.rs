@@ -6,7 +6,7 @@
 //! | [`DigitsMlp`] | 64-32-10, ReLU | 2,410 | Adam 1e-3, batch 32, 30 epochs: 0.889-0.894 |
 //! | [`MnistMlp`] | 784-128-10, ReLU | 101,770 | SGD 0.05 + momentum 0.9, batch 32, 10 epochs: 0.9615 |
 //! | [`MnistCnn`] | Keras `mnist_cnn`: conv 32, conv 64, max-pool, dropout, dense 128 | 1,199,882 | Adadelta, batch 128: 0.9425 after 3 epochs, 0.9790 after 12 |
-//! | [`MnistCnnTiny`] | conv 8 s2, conv 16 s2, max-pool, dense 10 | 2,698 | none; trains in 96 KB with Adam |
+//! | [`MnistCnnTiny`] | conv 6 s2, conv 24 s2, max-pool, dropout, dense 10 | 3,592 | none; trains in 96 KB with Adam: 0.9695 |
 //!
 //! ```
 //! use tinytrain::prelude::*;
@@ -46,15 +46,17 @@ pub type MnistCnn = crate::sequential![
     Dense<128, 10>,
 ];
 
-/// A CNN for MNIST whose whole training state with Adam fits in 96 KB of RAM: a 3x3 stride-2
-/// convolution to 8x13x13, a 3x3 stride-2 convolution to 16x6x6, 2x2 max pooling to 16x3x3
-/// and a dense layer to 10 logits. 2,698 parameters.
+/// A CNN for MNIST whose whole training state with Adam fits in 96 KB of RAM (97,652 bytes):
+/// a 4x4 stride-2 convolution to 6x13x13, a 3x3 stride-2 convolution to 24x6x6, 2x2 max
+/// pooling to 24x3x3, dropout 0.2 and a dense layer to 10 logits. 3,592 parameters; He
+/// uniform init, Adam lr 2e-3, batch 32, 20 epochs: 0.9695 on the 2000 test images.
 pub type MnistCnnTiny = crate::sequential![
-    Conv2d<1, 8, 3, 2, 0, 28, 28, 13, 13>,
-    Act<ReluFn, [[[f32; 13]; 13]; 8]>,
-    Conv2d<8, 16, 3, 2, 0, 13, 13, 6, 6>,
-    Act<ReluFn, [[[f32; 6]; 6]; 16]>,
-    MaxPool2x2<16, 6, 6, 3, 3>,
-    Flatten<16, 3, 3, 144>,
-    Dense<144, 10>,
+    Conv2d<1, 6, 4, 2, 0, 28, 28, 13, 13>,
+    Act<ReluFn, [[[f32; 13]; 13]; 6]>,
+    Conv2d<6, 24, 3, 2, 0, 13, 13, 6, 6>,
+    Act<ReluFn, [[[f32; 6]; 6]; 24]>,
+    MaxPool2x2<24, 6, 6, 3, 3>,
+    Flatten<24, 3, 3, 216>,
+    Dropout<[f32; 216], 200>,
+    Dense<216, 10>,
 ];

@@ -8,6 +8,9 @@
 //! inside the window (PyTorch CPU), recomputed from the input in backward, so the layer keeps
 //! no index buffer.
 //!
+//! Summary rows use Keras' short aliases (`MaxPool2D`, `AvgPool2D`, `GlobalAvgPool2D`), which
+//! fit the name column.
+//!
 //! # Shapes
 //! `[[[f32; W]; H]; C] -> [[[f32; WO]; HO]; C]` with `HO = (H - K) / S + 1`,
 //! `WO = (W - K) / S + 1` ([`pool_out`]); a wrong `HO` or `WO` fails to build.
@@ -141,7 +144,7 @@ impl<const C: usize, const K: usize, const S: usize, const H: usize, const W: us
     fn zip_params(&mut self, _other: &Self, _f: &mut impl FnMut(&mut [f32], &[f32])) {}
 
     fn describe(f: &mut impl FnMut(&LayerInfo)) {
-        f(&LayerInfo { name: "MaxPooling2D", output_shape: [C, HO, WO], params: 0, output_bytes: 0, cache_bytes: 0 });
+        f(&LayerInfo { name: "MaxPool2D", output_shape: [C, HO, WO], params: 0, output_bytes: 0, cache_bytes: 0 });
     }
 
     fn visit_outputs(_acts: &(), y: &Self::Output, f: &mut impl FnMut(UnitKind, &[f32])) {
@@ -218,13 +221,7 @@ impl<const C: usize, const K: usize, const S: usize, const H: usize, const W: us
     fn zip_params(&mut self, _other: &Self, _f: &mut impl FnMut(&mut [f32], &[f32])) {}
 
     fn describe(f: &mut impl FnMut(&LayerInfo)) {
-        f(&LayerInfo {
-            name: "AveragePooling2D",
-            output_shape: [C, HO, WO],
-            params: 0,
-            output_bytes: 0,
-            cache_bytes: 0,
-        });
+        f(&LayerInfo { name: "AvgPool2D", output_shape: [C, HO, WO], params: 0, output_bytes: 0, cache_bytes: 0 });
     }
 
     fn visit_outputs(_acts: &(), y: &Self::Output, f: &mut impl FnMut(UnitKind, &[f32])) {
@@ -282,7 +279,6 @@ impl<const C: usize, const H: usize, const W: usize> Layer for GlobalAvgPool2d<C
     fn zip_params(&mut self, _other: &Self, _f: &mut impl FnMut(&mut [f32], &[f32])) {}
 
     fn describe(f: &mut impl FnMut(&LayerInfo)) {
-        // Keras' short alias: the long name does not fit the summary's name column.
         f(&LayerInfo { name: "GlobalAvgPool2D", output_shape: [C, 0, 0], params: 0, output_bytes: 0, cache_bytes: 0 });
     }
 
