@@ -154,3 +154,55 @@ pub fn exit_success() -> ! {
         cortex_m_semihosting::debug::exit(cortex_m_semihosting::debug::EXIT_SUCCESS);
     }
 }
+
+/// Stack use, measured by painting: [`stack::paint`] fills the free stack with a pattern at
+/// start-up, [`stack::used`] finds the deepest word that changed.
+pub mod stack {
+    use core::ptr::addr_of;
+
+    const PATTERN: u32 = 0xA5C3_5A3C;
+    /// Words just below the stack pointer left alone while painting (the painter's own frame).
+    const MARGIN: usize = 64;
+
+    unsafe extern "C" {
+        /// Lowest address the stack may reach (end of `.bss`/`.uninit`), from cortex-m-rt.
+        static _stack_end: u32;
+        /// Initial stack pointer (top of RAM), from cortex-m-rt.
+        static _stack_start: u32;
+    }
+
+    fn bounds() -> (usize, usize) {
+        (addr_of!(_stack_end) as usize, addr_of!(_stack_start) as usize)
+    }
+
+    /// Bytes of RAM below the stack: `.data`, `.bss` and `.uninit`.
+    #[must_use]
+    pub fn static_ram() -> usize {
+        bounds().0 - 0x2000_0000
+    }
+
+    /// Fills the unused stack with the pattern. Call once, early in `main`.
+    pub fn paint() {
+        let (bottom, _) = bounds();
+        let sp = cortex_m::register::msp::read() as usize;
+        let mut at = bottom.next_multiple_of(4);
+        while at + 4 * MARGIN < sp {
+            // SAFETY: [bottom, sp - margin) is RAM that nothing uses yet: below every live
+            // frame and above every static.
+            unsafe { (at as *mut u32).write_volatile(PATTERN) };
+            at += 4;
+        }
+    }
+
+    /// Deepest stack use since [`paint`], in bytes.
+    #[must_use]
+    pub fn used() -> usize {
+        let (bottom, top) = bounds();
+        let mut at = bottom.next_multiple_of(4);
+        // SAFETY: reads RAM between the statics and the stack pointer's top.
+        while at < top && unsafe { (at as *const u32).read_volatile() } == PATTERN {
+            at += 4;
+        }
+        top - at
+    }
+}

@@ -21,6 +21,7 @@ static mut FILE: [u8; WEIGHTS_LEN] = [0; WEIGHTS_LEN];
 
 #[entry]
 fn main() -> ! {
+    tinytrain_firmware::stack::paint();
     let Some(cp) = cortex_m::Peripherals::take() else { exit_failure() };
     // SAFETY: `main` runs once and is the only user of these statics.
     let (trainer, file) = unsafe { (&mut *addr_of_mut!(TRAINER), &mut *addr_of_mut!(FILE)) };
@@ -36,6 +37,13 @@ fn main() -> ! {
     };
     match run(&mut board, trainer, file, &data, &RunConfig::STANDARD, &mut DefmtReport) {
         Ok(outcome) => {
+            let (statics, stack) = (tinytrain_firmware::stack::static_ram(), tinytrain_firmware::stack::used());
+            defmt::println!(
+                "TT-MEMORY static_ram={=usize} stack_used={=usize} ram_total={=usize}",
+                statics,
+                stack,
+                statics + stack
+            );
             defmt::info!(
                 "trained {=u32} epochs; test accuracy {=f32}; LED toggled {=u32} times",
                 outcome.epochs_run,

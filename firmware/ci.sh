@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Firmware CI: installs what is missing, builds the QEMU and STM32F411 binaries, lints them for
+# thumbv7em-none-eabihf, runs the on-target tests and the training firmware in QEMU, checks the
+# flash and RAM budgets, and checks that the firmware and the host simulator agree bit for bit.
+# Ends with one line `firmware: N passed, M failed`; exits non-zero when a check failed.
+set -uo pipefail
+cd "$(dirname "$0")"
+FIRMWARE="$PWD"
+ROOT="$(cd .. && pwd)"
+ELF="$FIRMWARE/target/thumbv7em-none-eabihf/release/qemu"
+ELF_BOARD="$FIRMWARE/target/thumbv7em-none-eabihf/release/stm32f411"
+LOG="$(mktemp -d)"
+trap 'rm -rf "$LOG"' EXIT
+export PATH="$HOME/.cargo/bin:$PATH"
+
+passed=0
+failed=0
+failures=()
+step() { printf '\n--- %s\n' "$*"; }
+check() { # check NAME COMMAND...: runs the command, counts the result
+  local name="$1"; shift
+  step "$name"
+  if "$@"; then
+    passed=$((passed + 1)); echo "ok: $name"
+  else
+    failed=$((failed + 1)); failures+=("$name"); echo "FAILED: $name"
+  fi
+}
+
+# ---- set-up: only what is missing
+step "set-up"
+rustup target add thumbv7em-none-eabihf >/dev/null 2>&1 || echo "warning: rustup target add failed"
+if ! command -v qemu-system-arm >/dev/null; then
+  echo "installing qemu-system-arm"
+  (apt-get update -qq && apt-get install -y -qq qemu-system-arm) >"$LOG/apt.txt" 2>&1 || tail -20 "$LOG/apt.txt"
+fi
+if ! command -v defmt-print >/dev/null; then
+  echo "installing defmt-print"
+  cargo install defmt-print --version 1.2.0 --locked --quiet || echo "warning: cargo install defmt-print failed"
+fi
+SIZE=""
+for tool in llvm-size arm-none-eabi-size rust-size; do
+  if command -v "$tool" >/dev/null; then SIZE="$tool"; break; fi
+done
+if [ -z "$SIZE" ]; then
+  rustup component add llvm-tools >/dev/null 2>&1 || true
+  sysroot_size="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/llvm-size"
+  if [ -x "$sysroot_size" ]; then
+    SIZE="$sysroot_size"
+  else
+    (apt-get update -qq && apt-get install -y -qq binutils-arm-none-eabi) >"$LOG/apt2.txt" 2>&1 || true
+    command -v arm-none-eabi-size >/dev/null && SIZE=arm-none-eabi-size
+  fi
+fi
+echo "qemu: $(command -v qemu-system-arm || echo missing); defmt-print: $(command -v defmt-print || echo missing); size: ${SIZE:-missing}"
+
+# ---- checks
+check "format (firmware crate)" cargo fmt --check
+check "build: QEMU firmware" cargo build --release --bin qemu
+check "build: STM32F411 firmware" cargo build --release --no-default-features --features stm32f411 --bin stm32f411
+check "clippy thumbv7em (QEMU binary, library, on-target tests)" \
+  cargo clippy --release --all-targets -- -D warnings
+check "clippy thumbv7em (STM32F411 binary)" \
+  cargo clippy --release --no-default-features --features stm32f411 --bin stm32f411 -- -D warnings
+
+on_target() {
+  cargo test --release 2>&1 | tee "$LOG/on_target.txt"
+  local st=${PIPESTATUS[0]}
+  [ "$st" -eq 0 ] && grep -q "all tests passed!" "$LOG/on_target.txt"
+}
+check "on-target tests in QEMU (defmt-test)" on_target
+
+run_firmware() {
+  local start end
+  start=$(date +%s%N)
+  ./qemu-run.sh "$ELF" 2>&1 | tee "$LOG/run.txt"
+  local st=${PIPESTATUS[0]}
+  end=$(date +%s%N)
+  local ms=$(((end - start) / 1000000))
+  WALL="$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
+  [ "$st" -eq 0 ] && grep -q "^TT-DONE" "$LOG/run.txt"
+}
+WALL="?"
+check "training firmware in QEMU" run_firmware
+
+field() { # field TAG KEY: a value from the firmware log
+  grep "^$1 " "$LOG/run.txt" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1
+}
+
+budgets() {
+  [ -n "$SIZE" ] || { echo "no size tool"; return 1; }
+  "$SIZE" "$ELF" "$ELF_BOARD" || return 1
+  read -r text data bss _ < <("$SIZE" "$ELF" | awk 'NR==2 {print $1, $2, $3}')
+  FLASH=$((text + data))
+  RAM=$(field TT-MEMORY ram_total)
+  STACK=$(field TT-MEMORY stack_used)
+  echo "flash (text + data, dataset included): $FLASH bytes (budget 131072)"
+  echo "RAM (data + bss + measured stack $STACK): $RAM bytes (budget 65536)"
+  [ "$FLASH" -lt 131072 ] && [ -n "$RAM" ] && [ "$RAM" -lt 65536 ]
+}
+FLASH="?"; RAM="?"
+check "budgets: flash < 128 KiB with the dataset, RAM < 64 KiB with the stack" budgets
+
+identical() {
+  (cd "$ROOT" && TINYTRAIN_REQUIRE_QEMU=1 cargo test -p tinytrain-sim --test firmware -- --nocapture)
+}
+check "firmware and simulator bit-identical (losses, weights CRC)" identical
+
+# ---- figures
+step "figures (instruction counts from SysTick under QEMU -icount shift=7; not Cortex-M4 cycles)"
+if [ -f "$LOG/run.txt" ]; then
+  printf '%-46s %s\n' "flash (text + data)" "$FLASH bytes" \
+    "RAM (data + bss + stack)" "$RAM bytes" \
+    "instructions per training sample, batch 32" "$(field TT-INSTRUCTIONS per_sample_batch) (target <= 20000)" \
+    "instructions per training sample, batch 1" "$(field TT-INSTRUCTIONS per_sample_batch1) (target <= 80000)" \
+    "instructions per inference" "$(field TT-INSTRUCTIONS per_inference) (target <= 6000)" \
+    "test accuracy after $(field TT-DONE epochs) epochs" "$(field TT-TEST accuracy)" \
+    "weights CRC-32" "$(field TT-DONE weights_crc)" \
+    "QEMU wall time" "${WALL} s"
+fi
+
+if [ "$failed" -gt 0 ]; then
+  printf 'failed checks:\n'; printf '  %s\n' "${failures[@]}"
+fi
+echo "firmware: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
