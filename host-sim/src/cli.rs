@@ -1,4 +1,4 @@
-//! The command line: `train`, `eval`, `summary` and `models`.
+//! The command line: `train`, `eval`, `summary`, `models` and `qemu`.
 //!
 //! Each subcommand is a variant of [`Command`] with its arguments in a struct, and one arm in
 //! [`run`]; a new subcommand is one more of each.
@@ -44,6 +44,10 @@ pub enum Command {
     Summary(SummaryArgs),
     /// List the models and their default settings.
     Models,
+    /// Build the Cortex-M firmware, train on it in QEMU (mps2-an386) and check that every
+    /// epoch's loss and the weights' CRC-32 are bit-identical to the simulator's; exits
+    /// non-zero on any difference.
+    Qemu(QemuArgs),
 }
 
 fn models_help() -> String {
@@ -221,6 +225,23 @@ pub struct SummaryArgs {
     pub optimizer: Option<OptimizerKind>,
 }
 
+/// Arguments of `qemu`.
+#[derive(Debug, Args)]
+pub struct QemuArgs {
+    /// The firmware crate to build [default: the repository's firmware/].
+    #[arg(long, value_name = "DIR")]
+    pub firmware: Option<PathBuf>,
+    /// Run this firmware ELF instead of building one.
+    #[arg(long, value_name = "FILE")]
+    pub elf: Option<PathBuf>,
+    /// Directory with the dataset files [default: ./data, else the repository's data/].
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Longest QEMU run, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub timeout: u64,
+}
+
 /// Runs a parsed command line, writing its output to `out`.
 ///
 /// # Errors
@@ -254,6 +275,15 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
                     d.init
                 )?;
             }
+        }
+        Command::Qemu(args) => {
+            let opts = crate::qemu::QemuOptions {
+                firmware: args.firmware.clone().unwrap_or_else(crate::qemu::firmware_dir),
+                elf: args.elf.clone(),
+                data: args.data.clone().unwrap_or_else(crate::datasets::default_data_dir),
+                timeout: std::time::Duration::from_secs(args.timeout),
+            };
+            crate::qemu::run_and_compare(&opts, out)?;
         }
     }
     out.flush()?;

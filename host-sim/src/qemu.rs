@@ -283,3 +283,110 @@ pub fn compare(firmware: &FirmwareReport, sim: &Outcome) -> Comparison {
     row("weights CRC-32", format!("{:#010x}", firmware.weights_crc), format!("{:#010x}", sim.weights_crc));
     Comparison { text, identical }
 }
+
+/// What `tinytrain-sim qemu` does.
+#[derive(Debug, Clone)]
+pub struct QemuOptions {
+    /// The firmware crate to build.
+    pub firmware: PathBuf,
+    /// A firmware ELF to run instead of building one.
+    pub elf: Option<PathBuf>,
+    /// Where the digits are, for the simulator.
+    pub data: PathBuf,
+    /// Longest QEMU run.
+    pub timeout: Duration,
+}
+
+/// Builds and runs the firmware in QEMU, runs the same app on the simulated board, and
+/// prints both and their comparison to `out`.
+///
+/// # Errors
+/// When the build, QEMU or the simulation fails, or when the firmware and the simulator
+/// differ in any compared bit.
+pub fn run_and_compare(opts: &QemuOptions, out: &mut dyn std::io::Write) -> Result<()> {
+    let elf = if let Some(elf) = &opts.elf {
+        elf.clone()
+    } else {
+        writeln!(out, "building the firmware in {} ({TARGET}, release)", opts.firmware.display())?;
+        out.flush()?;
+        build_firmware(&opts.firmware)?
+    };
+    writeln!(out, "running {} on {QEMU} -machine mps2-an386 (Cortex-M4F), -icount shift=7", elf.display())?;
+    out.flush()?;
+    let run = run_qemu(&elf, opts.timeout)?;
+    for line in run.log.lines() {
+        writeln!(out, "  | {line}")?;
+    }
+    writeln!(out, "QEMU exit code {}, wall time {:.2} s", run.exit_code, run.wall.as_secs_f64())?;
+    ensure!(run.exit_code == 0, "the firmware failed in QEMU (exit code {})", run.exit_code);
+    let firmware = parse_log(&run.log)?;
+    writeln!(out, "running the same app on the simulated board")?;
+    let sim = crate::board::run_app(&opts.data, &tinytrain_firmware_app::RunConfig::STANDARD, &mut ())?;
+    let comparison = compare(&firmware, &sim.outcome);
+    write!(out, "{}", comparison.text)?;
+    for (key, label) in [
+        ("per_sample_batch", "instructions per training sample, batch 32"),
+        ("per_sample_batch1", "instructions per training sample, batch 1"),
+        ("per_inference", "instructions per inference"),
+    ] {
+        if let Some(v) = firmware.figures.get(key) {
+            writeln!(out, "{label:<44} {v} (QEMU instruction count, not cycles)")?;
+        }
+    }
+    ensure!(comparison.identical, "the firmware and the simulator differ (see MISMATCH above)");
+    writeln!(out, "firmware and simulator are bit-identical")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use tinytrain::train::Eval;
+    use tinytrain_firmware_app::{EpochRecord, MAX_EPOCHS};
+
+    use super::*;
+
+    const LOG: &str = "INFO  hello\n\
+        TT-EPOCH epoch=1 loss_bits=0x40000000 loss=2 accuracy=0.5 instructions=10\n\
+        TT-TEST loss_bits=0x3f800000 loss=1 accuracy=0.5 correct=1 samples=2\n\
+        TT-DONE weights_crc=0x12345678 weights_len=9668 led_toggles=1 epochs=1\n";
+
+    fn outcome() -> Outcome {
+        let mut epochs = [EpochRecord { epoch: 0, loss: 0.0, accuracy: 0.0, instructions: 0 }; MAX_EPOCHS];
+        epochs[0] = EpochRecord { epoch: 1, loss: 2.0, accuracy: 0.5, instructions: 0 };
+        Outcome {
+            epochs_run: 1,
+            epochs,
+            test: Eval { loss: 1.0, accuracy: 0.5, correct: 1, samples: 2 },
+            weights_len: 9668,
+            weights_crc: 0x1234_5678,
+            led_toggles: 1,
+            train_samples: 2,
+            instructions_per_sample: 0,
+            instructions_per_sample_batch1: 0,
+            instructions_per_inference: 0,
+            instructions_per_eval: 0,
+        }
+    }
+
+    #[test]
+    fn identical_runs_compare_equal_and_one_bit_does_not() {
+        let fw = parse_log(LOG).unwrap();
+        assert!(compare(&fw, &outcome()).identical);
+        let mut other = outcome();
+        other.epochs[0].loss = f32::from_bits(0x4000_0001);
+        let c = compare(&fw, &other);
+        assert!(!c.identical);
+        assert!(c.text.contains("epoch 1 loss") && c.text.contains("MISMATCH"), "{}", c.text);
+        let mut crc = outcome();
+        crc.weights_crc ^= 1;
+        assert!(!compare(&fw, &crc).identical);
+    }
+
+    #[test]
+    fn an_unfinished_log_is_an_error() {
+        let cut = LOG.lines().take(2).collect::<Vec<_>>().join("\n");
+        assert!(parse_log(&cut).unwrap_err().to_string().contains("TT-DONE"));
+        assert!(parse_log("TT-EPOCH epoch=x\nTT-DONE").is_err());
+    }
+}
