@@ -143,10 +143,10 @@ fn compare(report: &mut Report, what: &str, analytic: &[f32], numeric: &[Option<
         let tol = opts.rtol * a.abs().max(n.abs()) + opts.atol * g_max;
         let ratio = if a.is_finite() { (a - n).abs() / tol } else { f64::INFINITY };
         report.checked += 1;
-        if !(ratio <= report.worst_ratio) {
+        if ratio.is_nan() || ratio > report.worst_ratio {
             report.worst_ratio = ratio;
         }
-        if !(ratio <= 1.0) {
+        if ratio.is_nan() || ratio > 1.0 {
             report.failures.push(format!("{what}[{i}]: analytic {a:.7e}, numeric {n:.7e}, tolerance {tol:.2e}"));
         }
     }

@@ -60,7 +60,7 @@ pub fn assert_close(what: &str, actual: &[f32], expected: &[f32], tol: Tol) {
         if !tol.accepts(a, e) {
             failures += 1;
             let excess = (f64::from(a) - f64::from(e)).abs() - tol.rel * f64::from(e).abs();
-            if worst.is_none_or(|(_, w)| !(excess <= w)) {
+            if worst.is_none_or(|(_, w)| excess.is_nan() || excess > w) {
                 worst = Some((i, excess));
             }
         }

@@ -5,7 +5,7 @@
 //! * A weights file round-trips bit-exactly.
 //! * A corrupted, truncated, padded or foreign weights file is refused with the matching
 //!   [`Error`] variant, and the model keeps every bit of its weights.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use tinytrain::checkpoint::{CRC32, HEADER_LEN, file_len, load, save, verify};
 use tinytrain::prelude::*;

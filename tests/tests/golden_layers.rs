@@ -140,7 +140,7 @@ struct SlideRun {
     loss: f32,
 }
 
-fn slide_run(loss: &Mse) -> SlideRun {
+fn slide_run(loss: Mse) -> SlideRun {
     let g = Golden::open("slide_example.json");
     let mut net = Slide::ZERO;
     net.a.weight = g.at("W1").tensor().matrix();
@@ -165,7 +165,7 @@ fn t(g: &Golden, key: &str) -> GTensor {
 #[test]
 fn slide_forward() {
     let g = Golden::open("slide_example.json");
-    let r = slide_run(&Mse::HALF_SUM);
+    let r = slide_run(Mse::HALF_SUM);
     // acts: mid = W1 x (net inputs), b.mid = h, b.b.mid = W2 h.
     assert_close("hidden_net", &r.acts.mid, &t(&g, "hidden_net").data, Tol::LAYER);
     assert_close("hidden_activations", &r.acts.b.mid, &t(&g, "hidden_activations").data, Tol::LAYER);
@@ -176,9 +176,9 @@ fn slide_forward() {
 #[test]
 fn slide_losses_both_conventions() {
     let g = Golden::open("slide_example.json");
-    let half = slide_run(&Mse::HALF_SUM);
+    let half = slide_run(Mse::HALF_SUM);
     assert_close_scalar("0.5*(t-y)^2", half.loss, g.at("loss_half_squared_error").f32(), Tol::LAYER);
-    let mean = slide_run(&Mse::MEAN);
+    let mean = slide_run(Mse::MEAN);
     assert_close_scalar("mean (t-y)^2", mean.loss, g.at("loss_mean_squared_error").f32(), Tol::LAYER);
     // The slide's numbers themselves, to four places.
     assert!((half.loss - 0.28224).abs() < 5e-5 && (mean.loss - 0.56447).abs() < 5e-5);
@@ -187,7 +187,7 @@ fn slide_losses_both_conventions() {
 #[test]
 fn slide_deltas_half_squared_error() {
     let g = Golden::open("slide_example.json");
-    let r = slide_run(&Mse::HALF_SUM);
+    let r = slide_run(Mse::HALF_SUM);
     // deltas.b.b.mid = dL/d(net_o); deltas.mid = dL/d(net_h).
     assert_close("delta_output", &r.deltas.b.b.mid, &t(&g, "delta_output").data, Tol::LAYER);
     assert_close("delta_hidden", &r.deltas.mid, &t(&g, "delta_hidden").data, Tol::LAYER);
@@ -196,13 +196,13 @@ fn slide_deltas_half_squared_error() {
 #[test]
 fn slide_deltas_mse_are_twice_the_half_ones() {
     let g = Golden::open("slide_example.json");
-    let r = slide_run(&Mse::MEAN);
+    let r = slide_run(Mse::MEAN);
     let twice = |key: &str| t(&g, key).data.iter().map(|v| 2.0 * v).collect::<Vec<_>>();
     assert_close("delta_output (mse)", &r.deltas.b.b.mid, &twice("delta_output"), Tol::LAYER);
     assert_close("delta_hidden (mse)", &r.deltas.mid, &twice("delta_hidden"), Tol::LAYER);
 }
 
-fn slide_grads_and_step(loss: &Mse, suffix: &str) {
+fn slide_grads_and_step(loss: Mse, suffix: &str) {
     let g = Golden::open("slide_example.json");
     let mut r = slide_run(loss);
     assert_close(
@@ -244,10 +244,10 @@ fn slide_grads_and_step(loss: &Mse, suffix: &str) {
 
 #[test]
 fn slide_grads_and_sgd_step_half_squared_error() {
-    slide_grads_and_step(&Mse::HALF_SUM, "half_se");
+    slide_grads_and_step(Mse::HALF_SUM, "half_se");
 }
 
 #[test]
 fn slide_grads_and_sgd_step_mse() {
-    slide_grads_and_step(&Mse::MEAN, "mse");
+    slide_grads_and_step(Mse::MEAN, "mse");
 }

@@ -57,9 +57,9 @@ fn xor_trajectory_matches_pytorch() {
 
 #[test]
 fn xor_converges_from_a_seeded_random_init() {
+    type Opt = Adam<{ <Xor as Layer>::NUM_PARAMS }>;
     let g = Golden::open("xor_training.json");
     let data = xor_data(&g);
-    type Opt = Adam<{ <Xor as Layer>::NUM_PARAMS }>;
     let adam = AdamConfig { lr: Schedule::Constant(0.1), ..AdamConfig::default() };
     let fit = FitConfig { epochs: 600, batch_size: 4, seed: 3, ..FitConfig::default() };
     for seed in 0..8 {
