@@ -44,7 +44,7 @@ fn round_up(n: usize, to: usize) -> usize {
 
 /// `a` is a later sequence number than `b` (wrapping, like TCP).
 fn newer(a: u32, b: u32) -> bool {
-    (a.wrapping_sub(b) as i32) > 0
+    a.wrapping_sub(b).cast_signed() > 0
 }
 
 /// What a scan of the two slots found.
@@ -82,8 +82,8 @@ impl CheckpointStore {
     /// [`Error::Flash`] with `NotAligned` for an unaligned base or a write/read size that does
     /// not divide 64; [`Error::StorageTooSmall`] when two slots do not fit.
     pub fn new<F: NorFlash, M: Layer>(flash: &F, base: u32) -> Result<Self, Error> {
-        let aligned = |n: usize| n > 0 && CHUNK % n == 0;
-        if !aligned(F::WRITE_SIZE) || !aligned(F::READ_SIZE) || base as usize % F::ERASE_SIZE.max(1) != 0 {
+        let aligned = |n: usize| n > 0 && CHUNK.is_multiple_of(n);
+        if !aligned(F::WRITE_SIZE) || !aligned(F::READ_SIZE) || !(base as usize).is_multiple_of(F::ERASE_SIZE.max(1)) {
             return Err(Error::Flash(FlashError::NotAligned));
         }
         let slot = round_up(DATA_OFFSET + round_up(file_len::<M>(), CHUNK), F::ERASE_SIZE);

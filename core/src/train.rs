@@ -296,6 +296,14 @@ pub struct FitReport {
     pub last: EpochStats,
 }
 
+/// Figures of one mini-batch.
+struct Batch {
+    loss_sum: f64,
+    counted: usize,
+    correct: usize,
+    applied: bool,
+}
+
 /// Outcome of one optimizer step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
@@ -404,6 +412,49 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
         Ok(Eval { loss: (sum / n as f64) as f32, accuracy: correct as f32 / n as f32, correct, samples: n })
     }
 
+    /// One mini-batch: accumulates the gradients of samples `range` (in `order`) and applies
+    /// them unless a loss was not finite.
+    fn run_batch<L, D, U>(
+        &mut self,
+        opt_cfg: &O::Config,
+        loss: &L,
+        train: &D,
+        order: &Permutation,
+        range: core::ops::Range<usize>,
+        mode: &mut Mode,
+        clip_norm: Option<f32>,
+        monitor: &mut U,
+    ) -> Result<Batch, Error>
+    where
+        L: Loss<M::Output>,
+        L::Target: Zero,
+        D: Dataset<M::Input, L::Target> + ?Sized,
+        U: UnitMonitor,
+    {
+        let scale = 1.0 / range.len().max(1) as f32;
+        let mut target = L::Target::ZERO;
+        let mut out = Batch { loss_sum: 0.0, counted: 0, correct: 0, applied: false };
+        let mut finite = true;
+        for i in range {
+            train.get(order.get(i), &mut self.x, &mut target)?;
+            let (l, ok) = self.accumulate(loss, &target, scale, mode)?;
+            monitor.observe::<M>(&self.acts, &self.y);
+            if l.is_finite() {
+                out.loss_sum += f64::from(l);
+                out.counted += 1;
+            } else {
+                finite = false;
+            }
+            out.correct += usize::from(ok);
+        }
+        if finite {
+            out.applied = self.apply(opt_cfg, clip_norm) == Step::Applied;
+        } else {
+            self.grads.zero_params();
+        }
+        Ok(out)
+    }
+
     /// Trains on `train` for `cfg.epochs` epochs.
     ///
     /// Each epoch visits the samples in a seeded order ([`Permutation`], no index buffer), in
@@ -421,6 +472,7 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
     /// # Errors
     /// [`Error::InvalidConfig`] for batch size 0; [`Error::Empty`] for an empty training set;
     /// errors of the datasets or the loss.
+    #[allow(clippy::too_many_lines)] // the epoch loop reads best top to bottom
     pub fn fit<L, D, V, U, C>(
         &mut self,
         opt_cfg: &O::Config,
@@ -452,7 +504,6 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
         let n = train.len();
         let batches = n.div_ceil(cfg.batch_size);
         let mut mode = Mode::Train(Rng::new(cfg.seed).fork(0x0D0F));
-        let mut target = L::Target::ZERO;
         let mut opt_cfg = *opt_cfg;
         let mut best_loss = f32::INFINITY;
         let (mut best_epoch, mut bad_epochs, mut bad_run) = (0, 0, 0);
@@ -471,32 +522,17 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
             for b in 0..batches {
                 let start = b * cfg.batch_size;
                 let end = (start + cfg.batch_size).min(n);
-                let scale = 1.0 / (end - start) as f32;
-                let mut finite = true;
-                for i in start..end {
-                    train.get(order.get(i), &mut self.x, &mut target)?;
-                    let (l, ok) = self.accumulate(loss, &target, scale, &mut mode)?;
-                    monitor.observe::<M>(&self.acts, &self.y);
-                    if l.is_finite() {
-                        loss_sum += f64::from(l);
-                        counted += 1;
-                    } else {
-                        finite = false;
-                    }
-                    correct += usize::from(ok);
-                }
-                let good = if finite {
-                    self.apply(&opt_cfg, cfg.clip_norm) == Step::Applied
-                } else {
-                    self.grads.zero_params();
-                    false
-                };
+                let batch =
+                    self.run_batch(&opt_cfg, loss, train, &order, start..end, &mut mode, cfg.clip_norm, monitor)?;
+                loss_sum += batch.loss_sum;
+                counted += batch.counted;
+                correct += batch.correct;
                 // An update of finite gradients can still overflow a weight.
-                let overflowed = good && !self.model.params_finite();
+                let overflowed = batch.applied && !self.model.params_finite();
                 if overflowed && snapshot.is_none() {
                     return Err(Error::Diverged);
                 }
-                if good && !overflowed {
+                if batch.applied && !overflowed {
                     bad_run = 0;
                 } else {
                     skipped += 1;

@@ -110,7 +110,7 @@ impl<const WRITE: usize, const ERASE: usize> SimFlash<WRITE, ERASE> {
 
     fn range(&self, offset: u32, len: usize, align: usize) -> Result<std::ops::Range<usize>, SimFlashError> {
         let start = offset as usize;
-        if start % align != 0 || len % align != 0 {
+        if !start.is_multiple_of(align) || !len.is_multiple_of(align) {
             return Err(SimFlashError::NotAligned);
         }
         let end = start.checked_add(len).filter(|&e| e <= self.mem.len()).ok_or(SimFlashError::OutOfBounds)?;
