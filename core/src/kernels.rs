@@ -33,6 +33,36 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
 }
 
+/// Two dot products against the same `x`: `(dot(a, x), dot(b, x))`, each summed in exactly
+/// the order of [`dot`] (so the same bits), but loading `x` once for both rows. The length is
+/// part of the type, so the loop has no remainder to handle when `N` is a multiple of 8.
+#[inline]
+#[must_use]
+pub fn dot2<const N: usize>(a: &[f32; N], b: &[f32; N], x: &[f32; N]) -> (f32, f32) {
+    let mut acc_a = [0.0f32; LANES];
+    let mut acc_b = [0.0f32; LANES];
+    let (ca, ra) = a.as_chunks::<LANES>();
+    let (cb, rb) = b.as_chunks::<LANES>();
+    let (cx, rx) = x.as_chunks::<LANES>();
+    for ((p, q), r) in ca.iter().zip(cb).zip(cx) {
+        for k in 0..LANES {
+            acc_a[k] += p[k] * r[k];
+            acc_b[k] += q[k] * r[k];
+        }
+    }
+    for (k, ((p, q), r)) in ra.iter().zip(rb).zip(rx).enumerate() {
+        acc_a[k] += p * r;
+        acc_b[k] += q * r;
+    }
+    (reduce(&acc_a), reduce(&acc_b))
+}
+
+/// The fixed reduction tree of [`dot`].
+#[inline]
+fn reduce(acc: &[f32; LANES]) -> f32 {
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+}
+
 /// `y += a * x`, element by element.
 #[inline]
 pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
@@ -70,6 +100,22 @@ mod tests {
         let b: [f32; 19] = core::array::from_fn(|i| (i % 3) as f32);
         let naive: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
         assert_eq!(dot(&a, &b), naive);
+    }
+
+    #[test]
+    fn dot2_gives_the_bits_of_two_dots() {
+        fn check<const N: usize>() {
+            let a: [f32; N] = core::array::from_fn(|i| 0.37 * i as f32 - 2.0);
+            let b: [f32; N] = core::array::from_fn(|i| 1.0 / (3.0 + i as f32));
+            let x: [f32; N] = core::array::from_fn(|i| 1.0 / (1.0 + i as f32));
+            let (p, q) = dot2(&a, &b, &x);
+            assert_eq!((p.to_bits(), q.to_bits()), (dot(&a, &x).to_bits(), dot(&b, &x).to_bits()));
+        }
+        check::<1>();
+        check::<7>();
+        check::<8>();
+        check::<19>();
+        check::<64>();
     }
 
     #[test]

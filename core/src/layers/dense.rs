@@ -17,7 +17,7 @@
 //! ```
 
 use crate::init::Init;
-use crate::kernels::{axpy, dot};
+use crate::kernels::{axpy, dot, dot2};
 use crate::layer::{Layer, LayerInfo, Mode, UnitKind};
 use crate::rng::Rng;
 
@@ -44,7 +44,15 @@ impl<const I: usize, const O: usize> Layer for Dense<I, O> {
     #[inline]
     fn forward(&self, x: &[f32; I], _acts: &mut (), y: &mut [f32; O], _mode: &mut Mode) {
         let () = Self::SHAPE_OK;
-        for ((yo, w), b) in y.iter_mut().zip(&self.weight).zip(&self.bias) {
+        // Two rows at a time share the loads of `x`; each row is summed as `dot` sums it.
+        let (pairs, last) = self.weight.as_chunks::<2>();
+        let (y_pairs, y_last) = y.as_chunks_mut::<2>();
+        let (b_pairs, b_last) = self.bias.as_chunks::<2>();
+        for ((yo, [w0, w1]), b) in y_pairs.iter_mut().zip(pairs).zip(b_pairs) {
+            let (d0, d1) = dot2(w0, w1, x);
+            *yo = [d0 + b[0], d1 + b[1]];
+        }
+        for ((yo, w), b) in y_last.iter_mut().zip(last).zip(b_last) {
             *yo = dot(w, x) + b;
         }
     }
@@ -63,7 +71,11 @@ impl<const I: usize, const O: usize> Layer for Dense<I, O> {
         let () = Self::SHAPE_OK;
         for ((gw, gb), &d) in grads.weight.iter_mut().zip(&mut grads.bias).zip(dy) {
             *gb += d;
-            axpy(d, x, gw);
+            // A zero upstream gradient (a ReLU that did not fire) adds only zeros: skipping
+            // the row gives the same bits, since gradients start at +0 and never become -0.
+            if d != 0.0 {
+                axpy(d, x, gw);
+            }
         }
         if let Some(dx) = dx {
             dx.fill(0.0);
