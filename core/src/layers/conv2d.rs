@@ -41,6 +41,9 @@ const CB: usize = 4;
 const TW: usize = 8;
 /// Lanes of the weight-gradient accumulators.
 const LANES: usize = 8;
+/// Length of the zero-padded row buffer of the stride-1 input gradient: rows with
+/// `W + K - 1` up to this use it, wider ones the general path.
+const PAD_ROW: usize = 128;
 
 /// 2-D convolution: `CI` input channels, `CO` filters of `K`x`K`, stride `S`, zero padding `P`,
 /// input `H`x`W`, output `HO`x`WO`.
@@ -124,28 +127,11 @@ impl<
         if a < b { (a, b) } else { (0, 0) }
     };
 
-    /// One output element with bounds checks, in the same order as the tiles.
-    #[inline]
-    fn out_at(&self, x: &[[[f32; W]; H]; CI], co: usize, oh: usize, ow: usize) -> f32 {
-        let mut acc = 0.0f32;
-        for (xc, wc) in x.iter().zip(&self.weight[co]) {
-            for (kh, wr) in wc.iter().enumerate() {
-                let Some(ih) = (oh * S + kh).checked_sub(P) else { continue };
-                let Some(xr) = xc.get(ih) else { continue };
-                for (kw, &wv) in wr.iter().enumerate() {
-                    let Some(iw) = (ow * S + kw).checked_sub(P) else { continue };
-                    if let Some(&xv) = xr.get(iw) {
-                        acc += wv * xv;
-                    }
-                }
-            }
-        }
-        acc + self.bias[co]
-    }
-
-    /// A tile of `B` channels from `co0` by `T` columns from `ow0`, all inside the input row.
+    /// A tile of `B` channels from `co0` by `T` columns from `ow0` of output row `oh`.
+    /// `CHECKED` reads zero outside the input row (padding); otherwise every read must lie
+    /// inside it. Each output adds its terms in the order `(ci, kh, kw)`, then the bias.
     #[inline(always)]
-    fn tile<const B: usize, const T: usize>(
+    fn tile<const B: usize, const T: usize, const CHECKED: bool>(
         &self,
         x: &[[[f32; W]; H]; CI],
         co0: usize,
@@ -160,9 +146,16 @@ impl<
             for kh in kh_lo..kh_hi {
                 let row = &x[ci][oh * S + kh - P];
                 for kw in 0..K {
-                    let start = ow0 * S + kw - P;
-                    let Some(seg) = row.get(start..start + (T - 1) * S + 1) else { return };
-                    let xs: [f32; T] = core::array::from_fn(|j| seg[j * S]);
+                    let xs: [f32; T] = if CHECKED {
+                        core::array::from_fn(|j| match ((ow0 + j) * S + kw).checked_sub(P) {
+                            Some(iw) if iw < W => row[iw],
+                            _ => 0.0,
+                        })
+                    } else {
+                        let start = ow0 * S + kw - P;
+                        let Some(seg) = row.get(start..start + (T - 1) * S + 1) else { return };
+                        core::array::from_fn(|j| seg[j * S])
+                    };
                     for c in 0..B {
                         let wv = wb[c][ci][kh][kw];
                         for j in 0..T {
@@ -182,28 +175,30 @@ impl<
         }
     }
 
-    /// All output rows of channels `co0..co0 + B`.
+    /// All output rows of channels `co0..co0 + B`, in column tiles of `TW` starting at
+    /// 0, `TW`, ... with the last one moved left to end at `WO` (overlapping outputs get the
+    /// same values again).
     #[inline(always)]
     fn block<const B: usize>(&self, x: &[[[f32; W]; H]; CI], co0: usize, y: &mut [[[f32; WO]; HO]; CO]) {
         let (lo, hi) = Self::INTERIOR;
         for oh in 0..HO {
-            let mut ow = lo;
-            while ow + TW <= hi {
-                self.tile::<B, TW>(x, co0, oh, ow, y);
-                ow += TW;
-            }
-            if ow < hi && hi - lo >= TW {
-                // Overlap the previous tile: the overlapped outputs get the same values again.
-                self.tile::<B, TW>(x, co0, oh, hi - TW, y);
-            } else {
-                while ow < hi {
-                    self.tile::<B, 1>(x, co0, oh, ow, y);
-                    ow += 1;
+            if WO < TW {
+                for ow in 0..WO {
+                    self.tile::<B, 1, true>(x, co0, oh, ow, y);
                 }
+                continue;
             }
-            for ow in (0..lo).chain(hi..WO) {
-                for c in co0..co0 + B {
-                    y[c][oh][ow] = self.out_at(x, c, oh, ow);
+            let mut ow = 0;
+            loop {
+                let start = ow.min(WO - TW);
+                if start >= lo && start + TW <= hi {
+                    self.tile::<B, TW, false>(x, co0, oh, start, y);
+                } else {
+                    self.tile::<B, TW, true>(x, co0, oh, start, y);
+                }
+                ow += TW;
+                if ow >= WO {
+                    break;
                 }
             }
         }
@@ -266,44 +261,102 @@ impl<
         }
     }
 
-    /// Input gradient for stride 1: each input row is a sum of `K`-tap row correlations.
-    fn grad_input_stride1(&self, dy: &[[[f32; WO]; HO]; CO], dx: &mut [[[f32; W]; H]; CI]) {
-        // Input column iw gets tap kw from output column iw + P - kw.
-        let lo = (K - 1).saturating_sub(P); // iw + P - (K - 1) >= 0
-        let hi = if WO > P { (WO - P).min(W) } else { 0 }; // iw + P <= WO - 1
-        let (lo, hi) = if lo < hi { (lo, hi) } else { (0, 0) };
-        for (ci, dxc) in dx.iter_mut().enumerate() {
-            for row in dxc.iter_mut() {
-                row.fill(0.0);
+    /// Adds to a tile of the stride-1 input gradient, `B` input channels from `ci0` by `T`
+    /// columns from `iw0` of input row `ih`, the `K` taps of kernel row `kh` of filter `co`
+    /// over `row`: the output-gradient row zero-padded by `K - 1 - P` on the left, so that
+    /// input column `iw` gets tap `kw` from `row[iw + K - 1 - kw]`.
+    #[inline(always)]
+    fn grad_input_tile<const B: usize, const T: usize>(
+        wco: &[[[f32; K]; K]; CI],
+        kh: usize,
+        row: &[f32; PAD_ROW],
+        ci0: usize,
+        ih: usize,
+        iw0: usize,
+        dx: &mut [[[f32; W]; H]; CI],
+    ) {
+        let Some(wb) = wco[ci0..].first_chunk::<B>() else { return };
+        let mut acc = [[0.0f32; T]; B];
+        for c in 0..B {
+            if let Some(d) = dx[ci0 + c][ih][iw0..].first_chunk::<T>() {
+                acc[c] = *d;
             }
+        }
+        for kw in 0..K {
+            let Some(seg) = row[iw0 + K - 1 - kw..].first_chunk::<T>() else { return };
+            for c in 0..B {
+                let wv = wb[c][kh][kw];
+                for j in 0..T {
+                    acc[c][j] += wv * seg[j];
+                }
+            }
+        }
+        for c in 0..B {
+            if let Some(d) = dx[ci0 + c][ih][iw0..].first_chunk_mut::<T>() {
+                *d = acc[c];
+            }
+        }
+    }
+
+    /// Adds kernel row `kh` of filter `co` to input row `ih` of every input channel, in tiles
+    /// of 4 channels by 8, 4, 2 and 1 columns.
+    #[inline(always)]
+    fn grad_input_row<const B: usize>(
+        wco: &[[[f32; K]; K]; CI],
+        kh: usize,
+        row: &[f32; PAD_ROW],
+        ci0: usize,
+        ih: usize,
+        dx: &mut [[[f32; W]; H]; CI],
+    ) {
+        let mut iw = 0;
+        while iw + TW <= W {
+            Self::grad_input_tile::<B, TW>(wco, kh, row, ci0, ih, iw, dx);
+            iw += TW;
+        }
+        if iw + 4 <= W {
+            Self::grad_input_tile::<B, 4>(wco, kh, row, ci0, ih, iw, dx);
+            iw += 4;
+        }
+        if iw + 2 <= W {
+            Self::grad_input_tile::<B, 2>(wco, kh, row, ci0, ih, iw, dx);
+            iw += 2;
+        }
+        if iw < W {
+            Self::grad_input_tile::<B, 1>(wco, kh, row, ci0, ih, iw, dx);
+        }
+    }
+
+    /// Input gradient for stride 1 with `P < K` and rows that fit [`PAD_ROW`]: for each input
+    /// row, filter and kernel row, the output-gradient row is copied into a zero-padded buffer
+    /// and its taps added to the input gradient in register tiles. Each element adds its
+    /// terms in the order `(co, kh, kw)`, as [`Self::grad_input_strided`] does.
+    fn grad_input_stride1(&self, dy: &[[[f32; WO]; HO]; CO], dx: &mut [[[f32; W]; H]; CI]) {
+        for row in dx.iter_mut().flatten() {
+            row.fill(0.0);
+        }
+        let pad = K - 1 - P;
+        let mut row = [0.0f32; PAD_ROW];
+        for ih in 0..H {
+            // Output row oh = ih + P - kh must lie in 0..HO.
+            let kh_lo = (ih + P + 1).saturating_sub(HO);
+            let kh_hi = (ih + P + 1).min(K);
             for (dyc, wco) in dy.iter().zip(&self.weight) {
-                let wc = &wco[ci];
-                for (kh, wr) in wc.iter().enumerate() {
-                    let (oh_lo, oh_hi) = valid_range(HO, H, 1, kh, P);
-                    for oh in oh_lo..oh_hi {
-                        let dxr = &mut dxc[oh + kh - P];
-                        let dyr = &dyc[oh];
-                        if lo < hi {
-                            // dy[iw + P - kw] = seg[(iw - lo) + K - 1 - kw]
-                            let seg = &dyr[lo + P + 1 - K..hi + P];
-                            for (d, win) in dxr[lo..hi].iter_mut().zip(seg.windows(K)) {
-                                let mut v = *d;
-                                for kw in 0..K {
-                                    v += wr[kw] * win[K - 1 - kw];
-                                }
-                                *d = v;
-                            }
-                        }
-                        for iw in (0..lo).chain(hi..W) {
-                            let mut v = dxr[iw];
-                            for kw in 0..K {
-                                let Some(ow) = (iw + P).checked_sub(kw) else { continue };
-                                if let Some(&d) = dyr.get(ow) {
-                                    v += wr[kw] * d;
-                                }
-                            }
-                            dxr[iw] = v;
-                        }
+                for kh in kh_lo..kh_hi {
+                    let src = &dyc[ih + P - kh];
+                    if src.iter().all(|&v| v == 0.0) {
+                        // Adds only zeros: skipping it changes no value.
+                        continue;
+                    }
+                    row[pad..pad + WO].copy_from_slice(src);
+                    let mut ci = 0;
+                    while ci + CB <= CI {
+                        Self::grad_input_row::<CB>(wco, kh, &row, ci, ih, dx);
+                        ci += CB;
+                    }
+                    while ci < CI {
+                        Self::grad_input_row::<1>(wco, kh, &row, ci, ih, dx);
+                        ci += 1;
                     }
                 }
             }
@@ -394,7 +447,7 @@ impl<
             co += 2;
         }
         if let Some(dx) = dx {
-            if S == 1 {
+            if S == 1 && P < K && W + K <= PAD_ROW {
                 self.grad_input_stride1(dy, dx);
             } else {
                 self.grad_input_strided(dy, dx);
