@@ -147,7 +147,8 @@ impl<Y: Tensor> Loss<Y> for Mae {
     }
 
     fn loss(&self, y: &Y, t: &Y) -> Result<f32, Error> {
-        Ok(y.flat().iter().zip(t.flat()).map(|(a, b)| (a - b).abs()).fold(0.0, |s, v| s + v) / Y::LEN as f32)
+        let inv = 1.0 / Y::LEN as f32;
+        Ok(y.flat().iter().zip(t.flat()).map(|(a, b)| (a - b).abs()).fold(0.0, |s, v| s + v) * inv)
     }
 
     fn correct(&self, y: &Y, t: &Y) -> bool {
@@ -159,10 +160,12 @@ impl<Y: Tensor> Loss<Y> for Mae {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CrossEntropy;
 
-fn log_sum_exp(z: &[f32]) -> f32 {
+/// `logsumexp(z) - z[t]`, as `(max - z[t]) + ln(sum(exp(z - max)))`: exact when the logits
+/// are large and close together, where `max + ln(s) - z[t]` would lose digits.
+fn cross_entropy(z: &[f32], t: usize) -> f32 {
     let max = z.iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
     let s = z.iter().fold(0.0, |s, &v| s + exp(v - max));
-    max + ln(s)
+    (max - z[t]) + ln(s)
 }
 
 impl<const N: usize> Loss<[f32; N]> for CrossEntropy {
@@ -172,7 +175,7 @@ impl<const N: usize> Loss<[f32; N]> for CrossEntropy {
     fn loss_and_grad(&self, z: &[f32; N], &t: &usize, scale: f32, dz: &mut [f32; N]) -> Result<f32, Error> {
         check_label(t, N)?;
         softmax(z, dz);
-        let loss = log_sum_exp(z) - z[t];
+        let loss = cross_entropy(z, t);
         dz[t] -= 1.0;
         dz.iter_mut().for_each(|d| *d *= scale);
         Ok(loss)
@@ -180,7 +183,7 @@ impl<const N: usize> Loss<[f32; N]> for CrossEntropy {
 
     fn loss(&self, z: &[f32; N], &t: &usize) -> Result<f32, Error> {
         check_label(t, N)?;
-        Ok(log_sum_exp(z) - z[t])
+        Ok(cross_entropy(z, t))
     }
 
     fn correct(&self, z: &[f32; N], &t: &usize) -> bool {
