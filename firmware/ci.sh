@@ -113,7 +113,8 @@ if [ -f "$LOG/run.txt" ]; then
     "RAM (data + bss + stack)" "$RAM bytes" \
     "instructions per training sample, batch 32" "$(field TT-INSTRUCTIONS per_sample_batch) (target <= 20000)" \
     "instructions per training sample, batch 1" "$(field TT-INSTRUCTIONS per_sample_batch1) (target <= 80000)" \
-    "instructions per inference" "$(field TT-INSTRUCTIONS per_inference) (target <= 6000)" \
+    "instructions per inference (forward + argmax)" "$(field TT-INSTRUCTIONS per_inference) (target <= 6000)" \
+    "instructions to unpack one image from flash" "$(field TT-INSTRUCTIONS per_unpack)" \
     "test accuracy after $(field TT-DONE epochs) epochs" "$(field TT-TEST accuracy)" \
     "weights CRC-32" "$(field TT-DONE weights_crc)" \
     "QEMU wall time" "${WALL} s"

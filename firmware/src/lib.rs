@@ -68,10 +68,11 @@ impl Report for DefmtReport {
             o.test.samples
         );
         defmt::println!(
-            "TT-INSTRUCTIONS per_sample_batch={=u64} per_sample_batch1={=u64} per_inference={=u64} per_eval={=u64}",
+            "TT-INSTRUCTIONS per_sample_batch={=u64} per_sample_batch1={=u64} per_inference={=u64} per_unpack={=u64} per_eval={=u64}",
             o.instructions_per_sample,
             o.instructions_per_sample_batch1,
             o.instructions_per_inference,
+            o.instructions_per_unpack,
             o.instructions_per_eval
         );
         defmt::println!(

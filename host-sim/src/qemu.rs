@@ -177,7 +177,7 @@ pub struct FirmwareReport {
     /// Correct test samples, if reported.
     pub test_correct: Option<u64>,
     /// Instruction counts: `per_sample_batch`, `per_sample_batch1`, `per_inference`,
-    /// `per_eval`, and the start line's `trainer_bytes` and `dataset_bytes`.
+    /// `per_unpack`, `per_eval`, and the start line's `trainer_bytes` and `dataset_bytes`.
     pub figures: HashMap<String, u64>,
 }
 
@@ -227,7 +227,7 @@ pub fn parse_log(log: &str) -> Result<FirmwareReport> {
                 report.test_correct = Some(number(&map, "correct", line)?);
             }
             "TT-INSTRUCTIONS" => {
-                for key in ["per_sample_batch", "per_sample_batch1", "per_inference", "per_eval"] {
+                for key in ["per_sample_batch", "per_sample_batch1", "per_inference", "per_unpack", "per_eval"] {
                     report.figures.insert(key.to_owned(), number(&map, key, line)?);
                 }
             }
@@ -328,6 +328,7 @@ pub fn run_and_compare(opts: &QemuOptions, out: &mut dyn std::io::Write) -> Resu
         ("per_sample_batch", "instructions per training sample, batch 32"),
         ("per_sample_batch1", "instructions per training sample, batch 1"),
         ("per_inference", "instructions per inference"),
+        ("per_unpack", "instructions to unpack an image from flash"),
     ] {
         if let Some(v) = firmware.figures.get(key) {
             writeln!(out, "{label:<44} {v} (QEMU instruction count, not cycles)")?;
@@ -365,6 +366,7 @@ mod tests {
             instructions_per_sample: 0,
             instructions_per_sample_batch1: 0,
             instructions_per_inference: 0,
+            instructions_per_unpack: 0,
             instructions_per_eval: 0,
         }
     }
