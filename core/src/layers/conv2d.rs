@@ -30,6 +30,10 @@
 //! assert_eq!(y, [[[6.5, 8.5], [12.5, 14.5]]]);
 //! ```
 
+// The tiles must be inlined into their callers so that their accumulators stay in registers,
+// and their index loops over constant tile sizes are what the vectoriser unrolls.
+#![allow(clippy::inline_always, clippy::needless_range_loop)]
+
 use crate::init::Init;
 use crate::layer::{Layer, LayerInfo, Mode, UnitKind};
 use crate::rng::Rng;

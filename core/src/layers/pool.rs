@@ -78,7 +78,7 @@ impl<const C: usize, const K: usize, const S: usize, const H: usize, const W: us
     const SHAPE_OK: () = pool_shape_ok(C, K, S, H, W, HO, WO);
 
     /// Row and column of the first maximum of the window at `(oh, ow)` and its value.
-    #[inline(always)]
+    #[inline]
     fn window_max(xc: &[[f32; W]; H], oh: usize, ow: usize) -> (usize, usize, f32) {
         let (h0, w0) = (oh * S, ow * S);
         let mut best = (h0, w0, xc[h0][w0]);
