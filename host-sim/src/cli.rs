@@ -1,4 +1,5 @@
-//! The command line: `train`, `eval`, `summary`, `models` and `qemu`.
+//! The command line: `train`, `eval`, `summary`, `models`, `qemu`, `predict`, `export` and
+//! `import`.
 //!
 //! Each subcommand is a variant of [`Command`] with its arguments in a struct, and one arm in
 //! [`run`]; a new subcommand is one more of each.
@@ -15,12 +16,14 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tinytrain::Init;
 
+use crate::interop::{self, Layout};
 use crate::models::{self, MODELS, Model};
 use crate::optimizers::{OptimizerKind, Overrides};
+use crate::predict::PredictOptions;
 use crate::run::{EvalOptions, TrainOptions};
 
 /// Train, evaluate and summarise tinytrain models on the desktop.
@@ -48,6 +51,15 @@ pub enum Command {
     /// epoch's loss and the weights' CRC-32 are bit-identical to the simulator's; exits
     /// non-zero on any difference.
     Qemu(QemuArgs),
+    /// Print every test sample's index, predicted class, label and logits, one line each
+    /// (`--json`: JSON lines), to compare with other tools.
+    Predict(PredictArgs),
+    /// Write saved weights as a safetensors file under PyTorch `state_dict` names and layouts
+    /// (`fc1.weight` [out, in], `conv1.weight` [C_out, C_in, kh, kw]) or Keras ones.
+    Export(ExportArgs),
+    /// Read a safetensors file (PyTorch or Keras names and layouts) into a weights file and/or
+    /// Rust source for flash; missing, extra, mis-shaped or non-f32 tensors are refused by name.
+    Import(ImportArgs),
 }
 
 fn models_help() -> String {
@@ -242,6 +254,62 @@ pub struct QemuArgs {
     pub timeout: u64,
 }
 
+/// Arguments of `predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// The model the weights belong to.
+    #[arg(value_parser = parse_model)]
+    pub model: &'static Model,
+    /// The weights file (`train --save` or `import --to`).
+    #[arg(long, value_name = "FILE")]
+    pub weights: PathBuf,
+    /// Directory with the dataset files [default: ./data, else the repository's data/].
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// One JSON object per line: {"index":..,"predicted":..,"label":..,"logits":[..]}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The model the weights belong to.
+    #[arg(value_parser = parse_model)]
+    pub model: &'static Model,
+    /// The weights file (`train --save` or `import --to`).
+    #[arg(long, value_name = "FILE")]
+    pub weights: PathBuf,
+    /// The safetensors file to write.
+    #[arg(long, value_name = "FILE")]
+    pub to: PathBuf,
+    /// Tensor names and layouts.
+    #[arg(long, value_enum, default_value_t = Layout::Pytorch)]
+    pub layout: Layout,
+}
+
+/// Arguments of `import`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("output").required(true).multiple(true).args(["to", "rust"]))]
+pub struct ImportArgs {
+    /// The model the tensors belong to.
+    #[arg(value_parser = parse_model)]
+    pub model: &'static Model,
+    /// The safetensors file to read.
+    #[arg(value_name = "SAFETENSORS")]
+    pub file: PathBuf,
+    /// Write a tinytrain weights file (for `eval`, `predict`, or `include_bytes!` and
+    /// `tinytrain::checkpoint::load` in firmware).
+    #[arg(long, value_name = "FILE")]
+    pub to: Option<PathBuf>,
+    /// Write Rust source with `pub static NET` holding the network and its weights (flash).
+    #[arg(long, value_name = "FILE.rs")]
+    pub rust: Option<PathBuf>,
+    /// Tensor names and layouts of the file.
+    #[arg(long, value_enum, default_value_t = Layout::Pytorch)]
+    pub layout: Layout,
+}
+
 /// Runs a parsed command line, writing its output to `out`.
 ///
 /// # Errors
@@ -285,8 +353,52 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
             };
             crate::qemu::run_and_compare(&opts, out)?;
         }
+        Command::Predict(args) => {
+            let opts = PredictOptions {
+                weights: args.weights.clone(),
+                data_dir: args.data.clone().unwrap_or_else(crate::datasets::default_data_dir),
+                json: args.json,
+            };
+            args.model.predict(&opts, out)?;
+        }
+        Command::Export(args) => export(args, out)?,
+        Command::Import(args) => import(args, out)?,
     }
     out.flush()?;
+    Ok(())
+}
+
+fn export(args: &ExportArgs, out: &mut dyn Write) -> Result<()> {
+    let (model, path) = (args.model, &args.weights);
+    let weights = std::fs::read(path).with_context(|| format!("cannot read weights file {}", path.display()))?;
+    let file = model.export(&weights, args.layout).with_context(|| format!("{}", path.display()))?;
+    std::fs::write(&args.to, &file).with_context(|| format!("cannot write {}", args.to.display()))?;
+    let specs = model.tensor_specs(args.layout)?;
+    writeln!(
+        out,
+        "wrote {} ({} bytes, {} layout): {}",
+        args.to.display(),
+        crate::run::thousands(file.len()),
+        args.layout,
+        interop::describe_tensors(&specs)
+    )?;
+    Ok(())
+}
+
+fn import(args: &ImportArgs, out: &mut dyn Write) -> Result<()> {
+    let (model, path) = (args.model, &args.file);
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let imported = model
+        .import(&bytes, args.layout, args.rust.is_some())
+        .with_context(|| format!("{} does not fit model {} ({} layout)", path.display(), model.name, args.layout))?;
+    if let Some(to) = &args.to {
+        std::fs::write(to, &imported.weights).with_context(|| format!("cannot write {}", to.display()))?;
+        writeln!(out, "wrote weights file {} ({} bytes)", to.display(), crate::run::thousands(imported.weights.len()))?;
+    }
+    if let (Some(rs), Some(source)) = (&args.rust, &imported.rust) {
+        std::fs::write(rs, source).with_context(|| format!("cannot write {}", rs.display()))?;
+        writeln!(out, "wrote Rust source {} (pub static NET: {})", rs.display(), model.type_path)?;
+    }
     Ok(())
 }
 

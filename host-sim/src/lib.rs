@@ -9,6 +9,9 @@
 //!   settings as defaults.
 //! - [`optimizers`]: the optimizer chosen at run time, dispatched to compile-time-sized state.
 //! - [`tasks`], [`run`]: training and evaluation, generic over network, optimizer and data.
+//! - [`interop`]: safetensors in and out under PyTorch or Keras names and layouts, and Rust
+//!   source that puts trained weights into flash.
+//! - [`predict`]: per-sample predictions and outputs, as text or JSON lines.
 //! - [`cli`]: the `tinytrain-sim` command line.
 //!
 //! ```no_run
@@ -24,8 +27,10 @@ pub mod cli;
 pub mod datasets;
 pub mod flash;
 pub mod idx;
+pub mod interop;
 pub mod models;
 pub mod optimizers;
+pub mod predict;
 pub mod qemu;
 pub mod run;
 pub mod tasks;

@@ -45,7 +45,9 @@ use tinytrain::prelude::*;
 use tinytrain::zoo;
 
 use crate::datasets::DatasetKind;
+use crate::interop::{self, Imported, LayerNames, Layout, TensorSpec};
 use crate::optimizers::{OptimizerConfig, OptimizerKind, Overrides};
+use crate::predict::PredictOptions;
 use crate::run::{EvalOptions, TrainOptions, TrainOutcome};
 
 /// Where a model's data comes from.
@@ -105,6 +107,10 @@ impl Defaults {
 type TrainFn = fn(&Model, &TrainOptions, &mut dyn Write) -> Result<TrainOutcome>;
 type EvalFn = fn(&Model, &EvalOptions, &mut dyn Write) -> Result<Eval>;
 type SummaryFn = fn(&Model, OptimizerKind) -> String;
+type PredictFn = fn(&Model, &PredictOptions, &mut dyn Write) -> Result<Eval>;
+type SpecsFn = fn(&Model, Layout) -> Result<Vec<TensorSpec>>;
+type ExportFn = fn(&Model, &[u8], Layout) -> Result<Vec<u8>>;
+type ImportFn = fn(&Model, &[u8], Layout, bool) -> Result<Imported>;
 
 /// A registered model.
 #[derive(Debug)]
@@ -117,9 +123,18 @@ pub struct Model {
     pub data: Data,
     /// Default training settings.
     pub defaults: Defaults,
+    /// Names of the layers with parameters in safetensors files, in order; empty for the
+    /// defaults of [`crate::interop`] (`fc1`/`dense`, `conv1`/`conv2d`, ...).
+    pub tensors: &'static [LayerNames],
+    /// The network type as generated Rust source names it (`tinytrain::zoo::DigitsMlp`).
+    pub type_path: &'static str,
     train: TrainFn,
     eval: EvalFn,
     summary: SummaryFn,
+    predict: PredictFn,
+    specs: SpecsFn,
+    export: ExportFn,
+    import: ImportFn,
 }
 
 impl Model {
@@ -144,24 +159,61 @@ impl Model {
     pub fn summary(&self, optimizer: OptimizerKind) -> String {
         (self.summary)(self, optimizer)
     }
+
+    /// Prints every test sample's prediction, label and outputs ([`crate::predict`]).
+    ///
+    /// # Errors
+    /// An invalid weights file or invalid data.
+    pub fn predict(&self, opts: &PredictOptions, out: &mut dyn Write) -> Result<Eval> {
+        (self.predict)(self, opts, out)
+    }
+
+    /// The model's tensors in a safetensors file of `layout`.
+    ///
+    /// # Errors
+    /// Layer names that do not fit the network (a registry mistake).
+    pub fn tensor_specs(&self, layout: Layout) -> Result<Vec<TensorSpec>> {
+        (self.specs)(self, layout)
+    }
+
+    /// The safetensors file of a weights file.
+    ///
+    /// # Errors
+    /// An invalid weights file.
+    pub fn export(&self, weights: &[u8], layout: Layout) -> Result<Vec<u8>> {
+        (self.export)(self, weights, layout)
+    }
+
+    /// The weights file (and, with `rust`, the Rust source) of a safetensors file.
+    ///
+    /// # Errors
+    /// A file that is not safetensors or whose tensors do not fit, each named.
+    pub fn import(&self, safetensors: &[u8], layout: Layout, rust: bool) -> Result<Imported> {
+        (self.import)(self, safetensors, layout, rust)
+    }
 }
 
 /// Builds a [`Model`] for a concrete network type: expands the optimizer dispatch and the
 /// dead-ReLU monitor (both sized by the network) and calls the task's generic functions.
 macro_rules! model {
+    (@tensors) => { &[] };
+    (@tensors $tensors:expr) => { $tensors };
     (
         name: $name:literal,
         net: $net:ty,
         task: $task:ident,
         data: $data:expr,
         about: $about:literal,
-        defaults: $defaults:expr $(,)?
+        defaults: $defaults:expr
+        $(, tensors: $tensors:expr)? $(,)?
     ) => {
         Model {
             name: $name,
             about: $about,
             data: $data,
             defaults: $defaults,
+            tensors: model!(@tensors $($tensors)?),
+            type_path: concat!("tinytrain::", stringify!($net)),
             train: |model, opts, out| {
                 let mut monitor = Box::new(DeadReluMonitor::<{ <$net as Layer>::RELU_UNITS }>::ZERO);
                 $crate::with_optimizer!($net, opts.optimizer, |Opt, cfg| {
@@ -174,6 +226,10 @@ macro_rules! model {
                     Summary::<$net, Opt>::new(model.name).to_string()
                 })
             },
+            predict: |model, opts, out| $crate::tasks::$task::predict::<$net>(model, opts, out),
+            specs: |model, layout| interop::tensor_specs::<$net>(model.tensors, layout),
+            export: |model, weights, layout| interop::export::<$net>(model.name, model.tensors, weights, layout),
+            import: |model, bytes, layout, rust| interop::import_model::<$net>(model, bytes, layout, rust),
         }
     };
 }
@@ -195,6 +251,7 @@ pub static MODELS: &[Model] = &[
             init: Init::GlorotUniform,
             log_every: 100,
         },
+        tensors: &[LayerNames { torch: "fc1", keras: "dense" }, LayerNames { torch: "fc2", keras: "dense_1" }],
     },
     model! {
         name: "digits-mlp",
@@ -211,6 +268,7 @@ pub static MODELS: &[Model] = &[
             init: Init::TorchDefault,
             log_every: 1,
         },
+        tensors: &[LayerNames { torch: "fc1", keras: "dense" }, LayerNames { torch: "fc2", keras: "dense_1" }],
     },
     model! {
         name: "mnist-mlp",
@@ -227,6 +285,7 @@ pub static MODELS: &[Model] = &[
             init: Init::TorchDefault,
             log_every: 1,
         },
+        tensors: &[LayerNames { torch: "fc1", keras: "dense" }, LayerNames { torch: "fc2", keras: "dense_1" }],
     },
 ];
 

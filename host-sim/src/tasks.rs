@@ -12,10 +12,12 @@ pub mod classify {
 
     use anyhow::{Result, bail};
     use tinytrain::prelude::{CrossEntropy, Eval, Layer, Optimizer, Tensor};
+    use tinytrain::tensor::argmax;
     use tinytrain::train::UnitMonitor;
 
     use crate::datasets::{self, ImageSet, Split};
     use crate::models::{Data, Model};
+    use crate::predict::{self, PredictOptions};
     use crate::run::{self, EvalOptions, TrainOptions, TrainOutcome};
 
     /// Classes of every image dataset here.
@@ -93,6 +95,20 @@ pub mod classify {
         let note = describe("test", &test);
         run::evaluate::<M, _, _>(model, &note, opts, &CrossEntropy, &test.byte_images(CLASSES)?, out)
     }
+
+    /// Prints every test sample's prediction, label and logits ([`crate::predict`]).
+    ///
+    /// # Errors
+    /// Missing or invalid data or weights files.
+    pub fn predict<M>(model: &Model, opts: &PredictOptions, out: &mut dyn Write) -> Result<Eval>
+    where
+        M: Layer<Output = [f32; CLASSES]>,
+    {
+        let test = datasets::load_split(kind(model)?, Split::Test, &opts.data_dir)?;
+        check_input::<M>(model, &test)?;
+        let images = test.byte_images(CLASSES)?;
+        predict::predict::<M, _, _>(model, opts, &CrossEntropy, &images, |&t| t, |y| argmax(y), out)
+    }
 }
 
 /// XOR on its four samples, mean squared error.
@@ -104,6 +120,7 @@ pub mod xor {
     use tinytrain::train::UnitMonitor;
 
     use crate::models::Model;
+    use crate::predict::{self, PredictOptions};
     use crate::run::{self, EvalOptions, TrainOptions, TrainOutcome};
 
     /// The four XOR samples, inputs and targets.
@@ -139,5 +156,17 @@ pub mod xor {
         M: Layer<Input = [f32; 2], Output = [f32; 1]>,
     {
         run::evaluate::<M, _, _>(model, "data: the 4 XOR samples (built in)\n", opts, &Mse::MEAN, &SAMPLES[..], out)
+    }
+
+    /// Prints the prediction (output rounded to 0 or 1), label and output of each sample.
+    ///
+    /// # Errors
+    /// A missing or invalid weights file.
+    pub fn predict<M>(model: &Model, opts: &PredictOptions, out: &mut dyn Write) -> Result<Eval>
+    where
+        M: Layer<Input = [f32; 2], Output = [f32; 1]>,
+    {
+        let class = |v: f32| usize::from(v >= 0.5);
+        predict::predict::<M, _, _>(model, opts, &Mse::MEAN, &SAMPLES[..], |t| class(t[0]), |y| class(y[0]), out)
     }
 }
