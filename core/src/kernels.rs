@@ -82,12 +82,19 @@ pub fn sum_squares(x: &[f32]) -> f32 {
 #[inline]
 #[must_use]
 pub fn all_finite(x: &[f32]) -> bool {
-    // Multiplying by zero turns every finite value into 0 and NaN/inf into NaN.
-    let mut acc = 0.0f32;
-    for v in x {
-        acc += v * 0.0;
+    // Multiplying by zero turns every finite value into 0 and NaN/inf into NaN; eight
+    // independent sums let the host vectorise it.
+    let mut acc = [0.0f32; LANES];
+    let chunks = x.chunks_exact(LANES);
+    for (k, v) in chunks.remainder().iter().enumerate() {
+        acc[k] += v * 0.0;
     }
-    acc == 0.0
+    for c in chunks {
+        for k in 0..LANES {
+            acc[k] += c[k] * 0.0;
+        }
+    }
+    reduce(&acc) == 0.0
 }
 
 #[cfg(test)]

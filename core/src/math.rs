@@ -70,20 +70,18 @@ pub fn sqrt(x: f32) -> f32 {
 fn vsqrt(x: f32) -> f32 {
     let bits: u32;
     // SAFETY: the eabihf targets always have a VFP unit with `vsqrt.f32`. The value travels in
-    // a core register; `s0` is saved on the stack and restored, so no register the compiler
-    // uses changes. No memory other than those four stack bytes is touched.
-    // (Stable Rust does not expose the `vfp2` feature that the `sreg` operand class needs,
-    // hence the explicit save and restore.)
+    // core registers and `s0` is declared clobbered, so no register the compiler relies on
+    // changes; no memory, stack or flags are touched. (Stable Rust does not expose the `vfp2`
+    // feature that a typed `s0` operand needs, but a clobber of `s0` is accepted.)
     unsafe {
         core::arch::asm!(
-            "vpush {{s0}}",
             "vmov s0, {x}",
             "vsqrt.f32 s0, s0",
             "vmov {r}, s0",
-            "vpop {{s0}}",
             x = in(reg) x.to_bits(),
             r = lateout(reg) bits,
-            options(pure, nomem),
+            out("s0") _,
+            options(pure, nomem, nostack),
         );
     }
     f32::from_bits(bits)

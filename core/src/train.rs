@@ -298,7 +298,7 @@ pub struct FitReport {
 
 /// Figures of one mini-batch.
 struct Batch {
-    loss_sum: f64,
+    loss_sum: f32,
     counted: usize,
     correct: usize,
     applied: bool,
@@ -440,7 +440,7 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
             let (l, ok) = self.accumulate(loss, &target, scale, mode)?;
             monitor.observe::<M>(&self.acts, &self.y);
             if l.is_finite() {
-                out.loss_sum += f64::from(l);
+                out.loss_sum += l;
                 out.counted += 1;
             } else {
                 finite = false;
@@ -524,7 +524,7 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
                 let end = (start + cfg.batch_size).min(n);
                 let batch =
                     self.run_batch(&opt_cfg, loss, train, &order, start..end, &mut mode, cfg.clip_norm, monitor)?;
-                loss_sum += batch.loss_sum;
+                loss_sum += f64::from(batch.loss_sum);
                 counted += batch.counted;
                 correct += batch.correct;
                 // An update of finite gradients can still overflow a weight.
