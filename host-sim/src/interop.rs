@@ -366,9 +366,9 @@ pub fn export<M: Layer>(model: &str, names: &[LayerNames], weights: &[u8], layou
         Layout::Pytorch => "pt",
         Layout::Keras => "keras",
     };
-    let metadata =
-        HashMap::from([("format".to_owned(), format.to_owned()), ("tinytrain_model".to_owned(), model.to_owned())]);
-    Ok(safetensors::serialize(views, Some(metadata))?)
+    // `collect` builds whichever map the safetensors crate takes (std's or hashbrown's).
+    let metadata = [("format", format), ("tinytrain_model", model)].map(|(k, v)| (k.to_owned(), v.to_owned()));
+    Ok(safetensors::serialize(views, Some(metadata.into_iter().collect()))?)
 }
 
 /// Reads the safetensors file `bytes` in `layout` into a network `M`.

@@ -27,11 +27,20 @@
 //!         init: Init::TorchDefault,       // the baseline is PyTorch
 //!         log_every: 1,
 //!     },
+//!     // Optional: the layers' names in safetensors files, PyTorch module and Keras layer, in
+//!     // order; without it `export`/`import` use `conv1`, `conv2`, `fc1`, `fc2` and `conv2d`,
+//!     // `conv2d_1`, `dense`, `dense_1` (see crate::interop). The shapes come from the type.
+//!     tensors: &[
+//!         LayerNames { torch: "conv1", keras: "conv2d" },
+//!         LayerNames { torch: "conv2", keras: "conv2d_1" },
+//!         LayerNames { torch: "fc1", keras: "dense" },
+//!         LayerNames { torch: "fc2", keras: "dense_1" },
+//!     ],
 //! },
 //! ```
 //!
-//! That is all: `train`, `eval` and `summary` pick it up, and so does the list of models in
-//! `--help`. The `classify` task takes any network whose output is 10 logits and whose input
+//! That is all: `train`, `eval`, `summary`, `predict`, `export` and `import` pick it up, and
+//! so does the list of models in `--help`. The `classify` task takes any network whose output is 10 logits and whose input
 //! tensor has as many elements as the images have pixels (so a CHW input
 //! `[[[f32; 28]; 28]; 1]` reads MNIST as it is). A model with other data gets a task module of
 //! its own in [`crate::tasks`], with `train::<M, O, U>` and `eval::<M>` like the others.

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use common::{data_dir, scratch, sim};
@@ -185,7 +184,7 @@ fn pytorch_file_round_trips_through_keras_layout() {
 fn safetensors_file(tensors: &[(&str, Dtype, Vec<usize>, Vec<u8>)]) -> Vec<u8> {
     let views: Vec<(String, TensorView<'_>)> =
         tensors.iter().map(|(n, d, s, b)| ((*n).to_owned(), TensorView::new(*d, s.clone(), b).unwrap())).collect();
-    safetensors::serialize(views, None::<HashMap<String, String>>).unwrap()
+    safetensors::serialize(views, None).unwrap()
 }
 
 fn zeros(n: usize) -> Vec<u8> {
