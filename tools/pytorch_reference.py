@@ -5,7 +5,8 @@
     python3 tools/pytorch_reference.py [--out tests/fixtures/pytorch]
 
 Trains, in PyTorch on the data shipped in data/, the two MLPs of the registry with their
-baselines' settings (seed 0, one CPU thread, so a rerun gives the same bits):
+baselines' settings (seed 0, one CPU thread: a rerun gives the same tensors, bit for bit;
+only the order of the metadata in a file's header may change):
 
 - digits-mlp: Linear(64,32) ReLU Linear(32,10), pixels / 16, Adam lr 1e-3, batch 32, 30 epochs
 - mnist-mlp:  Linear(784,128) ReLU Linear(128,10), pixels / 255, SGD lr 0.05 momentum 0.9,
