@@ -29,8 +29,11 @@ use std::rc::Rc;
 use anyhow::{Context, Result, anyhow};
 use embedded_hal::delay::DelayNs;
 use embedded_hal::digital::{ErrorType as PinErrorType, OutputPin};
+use tinytrain::Layer;
+use tinytrain::checkpoint;
+use tinytrain::storage::CheckpointStore;
 use tinytrain_firmware_app::digits::{pack, packed_len};
-use tinytrain_firmware_app::{AppTrainer, Board, Digits, Outcome, Report, RunConfig, WEIGHTS_LEN, run};
+use tinytrain_firmware_app::{AppTrainer, Board, Digits, Net, Outcome, Report, RunConfig, WEIGHTS_LEN, run};
 
 use crate::datasets::{self, DatasetKind, ImageSet};
 pub use crate::flash::SimFlash;
@@ -187,7 +190,7 @@ pub struct SimRun {
     pub outcome: Outcome,
     /// The board after the run (LED history, virtual time, flash content).
     pub board: SimBoard,
-    /// The weights file as the app wrote it.
+    /// The weights file of the checkpoint the app saved and read back.
     pub weights: Vec<u8>,
 }
 
@@ -200,10 +203,12 @@ pub fn run_app(data_dir: &Path, cfg: &RunConfig, report: &mut impl Report) -> Re
     let digits = Digits::new(&sets.train, &sets.test).context("packed digits")?;
     let mut board = sim_board();
     let mut trainer = Box::new(AppTrainer::ZERO);
-    let mut file = Box::new([0u8; WEIGHTS_LEN]);
-    let outcome =
-        run(&mut board, &mut trainer, &mut file, &digits, cfg, report).map_err(|e| anyhow!("firmware app: {e}"))?;
-    let at = cfg.storage_offset as usize;
-    let weights = board.flash.bytes()[at..at + outcome.weights_len as usize].to_vec();
+    let outcome = run(&mut board, &mut trainer, &digits, cfg, report).map_err(|e| anyhow!("firmware app: {e}"))?;
+    // The app leaves the device with the checkpoint it read back from flash.
+    let store = CheckpointStore::new::<_, Net>(&board.flash, cfg.storage_offset)?;
+    let mut saved = Box::new(Net::ZERO);
+    store.load(&mut board.flash, &mut *saved)?.context("no valid checkpoint in the simulated flash")?;
+    let mut weights = vec![0u8; WEIGHTS_LEN];
+    checkpoint::save(&*saved, &mut weights)?;
     Ok(SimRun { outcome, board, weights })
 }

@@ -25,7 +25,7 @@ fn bits(m: &DigitsMlp) -> Vec<u32> {
 /// checks what a reboot loads. Returns (cuts that kept the previous, cuts that gave the new).
 fn cut_everywhere(
     flash: &Flash,
-    store: &CheckpointStore,
+    store: CheckpointStore,
     previous: Option<&DigitsMlp>,
     new: &DigitsMlp,
 ) -> (usize, usize) {
@@ -66,17 +66,17 @@ fn power_cut_at_every_step_keeps_previous_or_new_checkpoint() {
     let (a, b, c) = (model(1), model(2), model(3));
 
     // First save ever, onto blank flash.
-    let (kept, advanced) = cut_everywhere(&flash, &store, None, &a);
+    let (kept, advanced) = cut_everywhere(&flash, store, None, &a);
     println!("blank flash: {} cuts, {kept} left no checkpoint, {advanced} gave the new one", kept + advanced);
     store.save(&mut flash, &a).unwrap();
 
     // Second save: the other slot is blank.
-    let (kept, advanced) = cut_everywhere(&flash, &store, Some(&a), &b);
+    let (kept, advanced) = cut_everywhere(&flash, store, Some(&a), &b);
     println!("one slot used: {} cuts, {kept} kept the previous, {advanced} gave the new one", kept + advanced);
     store.save(&mut flash, &b).unwrap();
 
     // Third save: overwrites the slot holding the oldest checkpoint (a), b must survive.
-    let (kept, advanced) = cut_everywhere(&flash, &store, Some(&b), &c);
+    let (kept, advanced) = cut_everywhere(&flash, store, Some(&b), &c);
     println!("both slots used: {} cuts, {kept} kept the previous, {advanced} gave the new one", kept + advanced);
 }
 
@@ -125,10 +125,10 @@ fn corrupted_newest_slot_falls_back_to_the_previous_one() {
 
 #[test]
 fn checkpoint_of_another_network_is_not_loaded() {
+    type Other = tinytrain::sequential![Dense<64, 32>, Tanh<32>, Dense<32, 10>];
     let mut flash = Flash::new(64 * 1024);
     let store = CheckpointStore::new::<_, DigitsMlp>(&flash, 0).unwrap();
     store.save(&mut flash, &model(1)).unwrap();
-    type Other = tinytrain::sequential![Dense<64, 32>, Tanh<32>, Dense<32, 10>];
     let mut other = Other::ZERO;
     let store_other = CheckpointStore::new::<_, Other>(&flash, 0).unwrap();
     assert_eq!(store_other.load(&mut flash, &mut other).unwrap(), None);

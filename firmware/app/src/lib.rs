@@ -23,7 +23,6 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod digits;
-pub mod storage;
 
 use core::fmt;
 
@@ -33,6 +32,7 @@ use embedded_storage::nor_flash::{NorFlash, NorFlashErrorKind};
 use tinytrain::checkpoint::{self, CRC32, file_len};
 use tinytrain::data::Dataset;
 use tinytrain::prelude::*;
+use tinytrain::storage::CheckpointStore;
 use tinytrain::tensor::argmax;
 use tinytrain::train::Eval;
 use tinytrain::zoo::DigitsMlp;
@@ -309,10 +309,18 @@ impl<L: OutputPin, D: DelayNs, F, C: Counter, R: Report> Callback for EpochHook<
     }
 }
 
+/// CRC-32 of the model's weights file, streamed (no buffer of its size).
+fn weights_crc(model: &Net) -> Result<u32, tinytrain::Error> {
+    let mut digest = CRC32.digest();
+    checkpoint::stream(model, &mut |piece| digest.update(piece))?;
+    Ok(digest.finalize())
+}
+
 /// Trains, evaluates, saves and measures, as the module docs say.
 ///
-/// `trainer` must be fresh ([`AppTrainer::ZERO`](Trainer::ZERO)); `file` is the buffer the
-/// weights file is written from and read back into.
+/// `trainer` must be fresh ([`AppTrainer::ZERO`](Trainer::ZERO)). The weights go to a
+/// power-safe two-slot [`CheckpointStore`] at `cfg.storage_offset`: a power cut during the
+/// save leaves the previous checkpoint loadable.
 ///
 /// # Errors
 /// [`AppError::Config`] for more than [`MAX_EPOCHS`] epochs; [`AppError::Train`] for a
@@ -321,7 +329,6 @@ impl<L: OutputPin, D: DelayNs, F, C: Counter, R: Report> Callback for EpochHook<
 pub fn run<L, D, F, C, R>(
     board: &mut Board<L, D, F, C>,
     trainer: &mut AppTrainer,
-    file: &mut [u8; WEIGHTS_LEN],
     data: &Digits<'_>,
     cfg: &RunConfig,
     report: &mut R,
@@ -374,13 +381,14 @@ where
     let test_eval = trainer.evaluate(&CrossEntropy, test)?;
     let eval_instructions = board.counter.now().saturating_sub(mark);
 
-    // Save, read back, check.
-    let len = checkpoint::save(&trainer.model, file)?;
-    storage::store(&mut board.flash, cfg.storage_offset, &file[..len])?;
-    file.fill(0);
-    storage::read_back(&mut board.flash, cfg.storage_offset, &mut file[..len])?;
-    checkpoint::load(&mut trainer.model, &file[..len])?;
-    let crc = CRC32.checksum(&file[..len]);
+    // Save to the newer slot, read back the newest valid checkpoint (CRC checked), check.
+    let store = CheckpointStore::new::<F, Net>(&board.flash, cfg.storage_offset)?;
+    let (_, seq) = store.save(&mut board.flash, &trainer.model)?;
+    if store.load(&mut board.flash, &mut trainer.model)? != Some(seq) {
+        return Err(AppError::Train(tinytrain::Error::InvalidConfig("the saved checkpoint did not read back")));
+    }
+    let len = WEIGHTS_LEN;
+    let crc = weights_crc(&trainer.model)?;
     report.saved(len as u32, crc);
 
     // Count instructions: inference over the test set, then single-sample training steps.
@@ -412,7 +420,7 @@ where
     }
     let batch1_instructions = board.counter.now().saturating_sub(mark);
     // Leave the device with the weights it saved.
-    checkpoint::load(&mut trainer.model, &file[..len])?;
+    store.load(&mut board.flash, &mut trainer.model)?;
 
     let samples = (train.len() as u64).saturating_mul(u64::from(fitted.epochs_run)).max(1);
     let outcome = Outcome {

@@ -12,19 +12,17 @@ use cortex_m_rt::{ExceptionFrame, entry, exception};
 use defmt_semihosting as _;
 use tinytrain_firmware::qemu::{Delay, Flash, Led};
 use tinytrain_firmware::{DefmtReport, SysTickCounter, TEST, TRAIN, exit_failure, exit_success};
-use tinytrain_firmware_app::{AppTrainer, Board, Digits, RunConfig, WEIGHTS_LEN, run};
+use tinytrain_firmware_app::{AppTrainer, Board, Digits, RunConfig, run};
 
 /// The whole training state, zero-initialised in `.bss`.
 static mut TRAINER: AppTrainer = AppTrainer::ZERO;
-/// The weights file, written to flash and read back into here.
-static mut FILE: [u8; WEIGHTS_LEN] = [0; WEIGHTS_LEN];
 
 #[entry]
 fn main() -> ! {
     tinytrain_firmware::stack::paint();
     let Some(cp) = cortex_m::Peripherals::take() else { exit_failure() };
     // SAFETY: `main` runs once and is the only user of these statics.
-    let (trainer, file) = unsafe { (&mut *addr_of_mut!(TRAINER), &mut *addr_of_mut!(FILE)) };
+    let trainer = unsafe { &mut *addr_of_mut!(TRAINER) };
     let counter = SysTickCounter::start(cp.SYST);
     let mut board = Board { led: Led::default(), delay: Delay, flash: Flash::new(), counter };
     defmt::info!("tinytrain firmware: digits MLP on QEMU mps2-an386 (Cortex-M4F)");
@@ -35,7 +33,7 @@ fn main() -> ! {
             exit_failure()
         }
     };
-    match run(&mut board, trainer, file, &data, &RunConfig::STANDARD, &mut DefmtReport) {
+    match run(&mut board, trainer, &data, &RunConfig::STANDARD, &mut DefmtReport) {
         Ok(outcome) => {
             let (statics, stack) = (tinytrain_firmware::stack::static_ram(), tinytrain_firmware::stack::used());
             defmt::println!(

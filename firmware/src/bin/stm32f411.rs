@@ -1,6 +1,6 @@
 //! The training firmware on an STM32F411 (Nucleo-F411RE: LED on PA5): the same app as the
-//! QEMU binary, logging over defmt-RTT. The weights file goes to the last flash sector
-//! (sector 7, 128 KiB at 0x0806_0000), which `memory-stm32f411.x` keeps free of code.
+//! QEMU binary, logging over defmt-RTT. The two checkpoint slots are the last two flash sectors
+//! (6 and 7, 128 KiB each from 0x0804_0000), which `memory-stm32f411.x` keeps free of code.
 //!
 //! Build: `cargo build --release --no-default-features --features stm32f411 --bin stm32f411`;
 //! flash and run: `probe-rs run --chip STM32F411RETx <elf>` (see README.md).
@@ -17,15 +17,13 @@ use stm32f4xx_hal::pac;
 use stm32f4xx_hal::prelude::*;
 use stm32f4xx_hal::rcc::Config;
 use tinytrain_firmware::{DefmtReport, TEST, TRAIN};
-use tinytrain_firmware_app::{AppTrainer, Board, Digits, RunConfig, WEIGHTS_LEN, run};
+use tinytrain_firmware_app::{AppTrainer, Board, Digits, RunConfig, run};
 
-/// Offset of flash sector 7 from the start of flash.
-const WEIGHTS_OFFSET: u32 = 0x6_0000;
+/// Offset of flash sector 6 from the start of flash: checkpoint slots in sectors 6 and 7.
+const WEIGHTS_OFFSET: u32 = 0x4_0000;
 
 /// The whole training state, zero-initialised in `.bss`.
 static mut TRAINER: AppTrainer = AppTrainer::ZERO;
-/// The weights file, written to flash and read back into here.
-static mut FILE: [u8; WEIGHTS_LEN] = [0; WEIGHTS_LEN];
 
 #[entry]
 fn main() -> ! {
@@ -33,7 +31,7 @@ fn main() -> ! {
         defmt::panic!("peripherals already taken")
     };
     // SAFETY: `main` runs once and is the only user of these statics.
-    let (trainer, file) = unsafe { (&mut *addr_of_mut!(TRAINER), &mut *addr_of_mut!(FILE)) };
+    let trainer = unsafe { &mut *addr_of_mut!(TRAINER) };
     let mut rcc = dp.RCC.freeze(Config::hsi().sysclk(84.MHz()));
     let gpioa = dp.GPIOA.split(&mut rcc);
     let led = gpioa.pa5.into_push_pull_output();
@@ -47,7 +45,7 @@ fn main() -> ! {
         Err(e) => defmt::panic!("packed data set: {}", e),
     };
     let cfg = RunConfig { storage_offset: WEIGHTS_OFFSET, ..RunConfig::STANDARD };
-    match run(&mut board, trainer, file, &data, &cfg, &mut DefmtReport) {
+    match run(&mut board, trainer, &data, &cfg, &mut DefmtReport) {
         Ok(outcome) => defmt::info!(
             "trained {=u32} epochs; test accuracy {=f32}; weights CRC-32 {=u32:#010x}",
             outcome.epochs_run,
