@@ -106,3 +106,42 @@ impl<const N: usize> Optimizer for Adadelta<N> {
         AdadeltaConfig { lr: cfg.lr.scaled(factor), ..*cfg }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::Dense;
+
+    /// Keras 3's Adadelta in f64: `√(b + eps) / √(a + eps)` with two square roots.
+    fn reference(grads: &[f64], rho: f64, eps: f64, lr: f64) -> f64 {
+        let sqrt = libm::sqrt;
+        let (mut p, mut a, mut b) = (0.5f64, 0.0f64, 0.0f64);
+        for &g in grads {
+            a = rho * a + (1.0 - rho) * g * g;
+            let delta = sqrt(b + eps) / sqrt(a + eps) * g;
+            b = rho * b + (1.0 - rho) * delta * delta;
+            p -= lr * delta;
+        }
+        p
+    }
+
+    #[test]
+    fn follows_the_keras_rule_over_many_steps() {
+        let grads: [f32; 6] = [0.3, -1.2, 2.5, 0.01, -0.4, 0.9];
+        let mut net = Dense::<1, 1>::ZERO;
+        net.bias = [0.5];
+        let mut opt = Adadelta::<2>::ZERO;
+        let cfg = AdadeltaConfig { lr: Schedule::Constant(0.8), ..AdadeltaConfig::default() };
+        let mut seq = [0.0f64; 60];
+        for (i, &g) in grads.iter().cycle().take(60).enumerate() {
+            let mut gr = Dense::<1, 1>::ZERO;
+            gr.bias = [g];
+            opt.step(&cfg, &mut net, &gr);
+            seq[i] = f64::from(g);
+            let want = reference(&seq[..=i], 0.95, 1e-7, 0.8);
+            let got = f64::from(net.bias[0]);
+            assert!((got - want).abs() <= 1e-5 * want.abs().max(1.0), "step {i}: {got} vs {want}");
+        }
+        assert_eq!(opt.steps(), 60);
+    }
+}
