@@ -295,7 +295,8 @@ pub static MODELS: &[Model] = &[
             log_every: 1,
         },
         tensors: &[LayerNames { torch: "fc1", keras: "dense" }, LayerNames { torch: "fc2", keras: "dense_1" }],
-    },    model! {
+    },
+    model! {
         name: "mnist-cnn",
         net: zoo::MnistCnn,
         task: classify,
