@@ -22,7 +22,6 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use tinytrain::checkpoint;
 use tinytrain::loss::Loss;
 use tinytrain::prelude::*;
 
@@ -65,10 +64,8 @@ where
     V: Dataset<M::Input, L::Target> + ?Sized,
 {
     let path = &opts.weights;
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read weights file {}", path.display()))?;
     let mut net: Box<M> = Box::new(M::ZERO);
-    checkpoint::load(&mut *net, &bytes)
-        .with_context(|| format!("{} is not a valid weights file for model {}", path.display(), model.name))?;
+    crate::run::load_weights(&mut *net, path, model.name)?;
     let mut x: Box<M::Input> = Box::new(M::Input::ZERO);
     let mut acts: Box<M::Acts> = Box::new(M::Acts::ZERO);
     let mut y: Box<M::Output> = Box::new(M::Output::ZERO);

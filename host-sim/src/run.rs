@@ -321,10 +321,8 @@ where
     V: Dataset<M::Input, L::Target> + ?Sized,
 {
     let path = &opts.weights;
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read weights file {}", path.display()))?;
     let mut trainer: Box<Trainer<M, Sgd>> = Box::new(Trainer::ZERO);
-    checkpoint::load(&mut trainer.model, &bytes)
-        .with_context(|| format!("{} is not a valid weights file for model {}", path.display(), model.name))?;
+    load_weights(&mut trainer.model, path, model.name)?;
     let eval = trainer.evaluate(loss, test).context("evaluating on the test set")?;
     writeln!(out, "model {}: weights from {}", model.name, path.display())?;
     write!(out, "{data_note}")?;
@@ -332,6 +330,17 @@ where
     writeln!(out, "{}", accuracy_line(&eval))?;
     out.flush()?;
     Ok(eval)
+}
+
+/// Loads the weights file at `path` into `net`; the error names the file and the model.
+///
+/// # Errors
+/// When the file cannot be read or is not a valid weights file for the model (the model is
+/// then left as it was).
+pub fn load_weights<M: Layer>(net: &mut M, path: &std::path::Path, model: &str) -> Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read weights file {}", path.display()))?;
+    checkpoint::load(net, &bytes)
+        .with_context(|| format!("{} is not a valid weights file for model {model}", path.display()))
 }
 
 #[cfg(test)]
