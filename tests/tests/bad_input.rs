@@ -1,6 +1,8 @@
 //! Bad input gets a clear error, never a panic, and loses nothing: a weights file cut at
 //! every length and with every single bit flipped, and NaN or infinite inference input.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use tinytrain::checkpoint::{file_len, load, save};
 use tinytrain::prelude::*;
 use tinytrain::zoo::DigitsMlp;
