@@ -15,8 +15,14 @@
 //! the vector width: the speed comes from computing a tile of 4 output channels × 8 output
 //! columns at once (32 independent accumulators the compiler keeps in vector registers, each
 //! input row segment loaded once for 4 channels). Weight gradients use 8 lanes per weight
-//! reduced in the same tree as [`kernels::dot`](crate::kernels::dot); input gradients are
-//! row updates with the `K` taps of a row summed in order.
+//! reduced in the same tree as [`kernels::dot`](crate::kernels::dot); for stride 1 the input
+//! gradient adds, for each input row, filter and kernel row, the `K` taps of a zero-padded copy
+//! of the output-gradient row in register tiles of 4 channels × 8 columns (terms in the order
+//! `(co, kh, kw)`); other strides use plain row updates in the same order.
+//!
+//! No fused multiply-add and no reassociation, so the vector width changes the speed and not
+//! the result: training `MnistCnn` built for plain x86-64 (SSE2), for
+//! `-C target-cpu=x86-64-v3` (AVX2, about twice as fast) and for AVX-512 gives the same bits.
 //!
 //! ```
 //! use tinytrain::prelude::*;
