@@ -2,9 +2,11 @@
 //! the tiny CNN that trains in 96 KB, and end-to-end training on the shipped MNIST subset
 //! (8000 training and 2000 test images, pixels / 255).
 //!
-//! The `mnist-cnn` run (Adadelta, batch 128, 3 epochs, as the PyTorch baseline) takes minutes
-//! even in release mode, so it is ignored by default; CI runs it with
-//! `cargo test --release -p tinytrain-tests --test cnn -- --ignored`.
+//! The `mnist-cnn` run (Adadelta, batch 128, 3 epochs, as the PyTorch baseline) takes about
+//! 75 s in release mode (much longer in a debug build), so it is ignored by default; CI runs it
+//! with `cargo test --release -p tinytrain-tests --test cnn -- --ignored`. It reached 0.9635
+//! after 3 epochs (baseline 0.9425); with `MNIST_CNN_EPOCHS=12` it prints every epoch and
+//! reached 0.9810 after 12 (baseline 0.9790).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use tinytrain::prelude::*;
@@ -85,7 +87,7 @@ fn tiny_cnn_reaches_96_percent_in_96_kb() {
 }
 
 #[test]
-#[ignore = "minutes in release mode: cargo test --release -p tinytrain-tests --test cnn -- --ignored"]
+#[ignore = "about 75 s in release mode: cargo test --release -p tinytrain-tests --test cnn -- --ignored"]
 fn mnist_cnn_with_adadelta_matches_the_baseline_after_3_epochs() {
     let epochs: u32 = std::env::var("MNIST_CNN_EPOCHS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     let accuracy = with_big_stack(move || {
