@@ -16,9 +16,9 @@
 //! columns at once (32 independent accumulators the compiler keeps in vector registers, each
 //! input row segment loaded once for 4 channels). Weight gradients use 8 lanes per weight
 //! reduced in the same tree as [`kernels::dot`](crate::kernels::dot); for stride 1 the input
-//! gradient adds, for each input row, filter and kernel row, the `K` taps of a zero-padded copy
-//! of the output-gradient row in register tiles of 4 channels × 8 columns (terms in the order
-//! `(co, kh, kw)`); other strides use plain row updates in the same order.
+//! gradient adds, for each input row and filter, the `K`x`K` taps over zero-padded copies of
+//! the `K` output-gradient rows in register tiles of 4 channels × 8 columns (terms in the
+//! order `(co, kh, kw)`); other strides use plain row updates in the same order.
 //!
 //! No fused multiply-add and no reassociation, so the vector width changes the speed and not
 //! the result: training `MnistCnn` built for plain x86-64 (SSE2), for
@@ -272,14 +272,15 @@ impl<
     }
 
     /// Adds to a tile of the stride-1 input gradient, `B` input channels from `ci0` by `T`
-    /// columns from `iw0` of input row `ih`, the `K` taps of kernel row `kh` of filter `co`
-    /// over `row`: the output-gradient row zero-padded by `K - 1 - P` on the left, so that
-    /// input column `iw` gets tap `kw` from `row[iw + K - 1 - kw]`.
+    /// columns from `iw0` of input row `ih`, the taps of kernel rows `kh_lo..kh_hi` of one
+    /// filter (`wco`) over `rows[kh]`: the output-gradient row `ih + P - kh` zero-padded by
+    /// `K - 1 - P` on the left, so that input column `iw` gets tap `kw` from
+    /// `rows[kh][iw + K - 1 - kw]`.
     #[inline(always)]
     fn grad_input_tile<const B: usize, const T: usize>(
         wco: &[[[f32; K]; K]; CI],
-        kh: usize,
-        row: &[f32; PAD_ROW],
+        (kh_lo, kh_hi): (usize, usize),
+        rows: &[[f32; PAD_ROW]; K],
         ci0: usize,
         ih: usize,
         iw0: usize,
@@ -292,12 +293,15 @@ impl<
                 acc[c] = *d;
             }
         }
-        for kw in 0..K {
-            let Some(seg) = row[iw0 + K - 1 - kw..].first_chunk::<T>() else { return };
-            for c in 0..B {
-                let wv = wb[c][kh][kw];
-                for j in 0..T {
-                    acc[c][j] += wv * seg[j];
+        for kh in kh_lo..kh_hi {
+            let row = &rows[kh];
+            for kw in 0..K {
+                let Some(seg) = row[iw0 + K - 1 - kw..].first_chunk::<T>() else { return };
+                for c in 0..B {
+                    let wv = wb[c][kh][kw];
+                    for j in 0..T {
+                        acc[c][j] += wv * seg[j];
+                    }
                 }
             }
         }
@@ -308,66 +312,68 @@ impl<
         }
     }
 
-    /// Adds kernel row `kh` of filter `co` to input row `ih` of every input channel, in tiles
-    /// of 4 channels by 8, 4, 2 and 1 columns.
+    /// Adds the kernel rows `kh` of one filter to input row `ih` of channels `ci0..ci0 + B`,
+    /// in tiles of 8, 4, 2 and 1 columns.
     #[inline(always)]
     fn grad_input_row<const B: usize>(
         wco: &[[[f32; K]; K]; CI],
-        kh: usize,
-        row: &[f32; PAD_ROW],
+        kh: (usize, usize),
+        rows: &[[f32; PAD_ROW]; K],
         ci0: usize,
         ih: usize,
         dx: &mut [[[f32; W]; H]; CI],
     ) {
         let mut iw = 0;
         while iw + TW <= W {
-            Self::grad_input_tile::<B, TW>(wco, kh, row, ci0, ih, iw, dx);
+            Self::grad_input_tile::<B, TW>(wco, kh, rows, ci0, ih, iw, dx);
             iw += TW;
         }
         if iw + 4 <= W {
-            Self::grad_input_tile::<B, 4>(wco, kh, row, ci0, ih, iw, dx);
+            Self::grad_input_tile::<B, 4>(wco, kh, rows, ci0, ih, iw, dx);
             iw += 4;
         }
         if iw + 2 <= W {
-            Self::grad_input_tile::<B, 2>(wco, kh, row, ci0, ih, iw, dx);
+            Self::grad_input_tile::<B, 2>(wco, kh, rows, ci0, ih, iw, dx);
             iw += 2;
         }
         if iw < W {
-            Self::grad_input_tile::<B, 1>(wco, kh, row, ci0, ih, iw, dx);
+            Self::grad_input_tile::<B, 1>(wco, kh, rows, ci0, ih, iw, dx);
         }
     }
 
     /// Input gradient for stride 1 with `P < K` and rows that fit [`PAD_ROW`]: for each input
-    /// row, filter and kernel row, the output-gradient row is copied into a zero-padded buffer
-    /// and its taps added to the input gradient in register tiles. Each element adds its
+    /// row and filter, the output-gradient rows it needs are copied into zero-padded buffers
+    /// and their taps added to the input gradient in register tiles. Each element adds its
     /// terms in the order `(co, kh, kw)`, as [`Self::grad_input_strided`] does.
     fn grad_input_stride1(&self, dy: &[[[f32; WO]; HO]; CO], dx: &mut [[[f32; W]; H]; CI]) {
         for row in dx.iter_mut().flatten() {
             row.fill(0.0);
         }
         let pad = K - 1 - P;
-        let mut row = [0.0f32; PAD_ROW];
+        let mut rows = [[0.0f32; PAD_ROW]; K];
         for ih in 0..H {
             // Output row oh = ih + P - kh must lie in 0..HO.
             let kh_lo = (ih + P + 1).saturating_sub(HO);
             let kh_hi = (ih + P + 1).min(K);
             for (dyc, wco) in dy.iter().zip(&self.weight) {
+                let mut zero = true;
                 for kh in kh_lo..kh_hi {
                     let src = &dyc[ih + P - kh];
-                    if src.iter().all(|&v| v == 0.0) {
-                        // Adds only zeros: skipping it changes no value.
-                        continue;
-                    }
-                    row[pad..pad + WO].copy_from_slice(src);
-                    let mut ci = 0;
-                    while ci + CB <= CI {
-                        Self::grad_input_row::<CB>(wco, kh, &row, ci, ih, dx);
-                        ci += CB;
-                    }
-                    while ci < CI {
-                        Self::grad_input_row::<1>(wco, kh, &row, ci, ih, dx);
-                        ci += 1;
-                    }
+                    zero &= src.iter().all(|&v| v == 0.0);
+                    rows[kh][pad..pad + WO].copy_from_slice(src);
+                }
+                if zero {
+                    // Adds only zeros: skipping it changes no value.
+                    continue;
+                }
+                let mut ci = 0;
+                while ci + CB <= CI {
+                    Self::grad_input_row::<CB>(wco, (kh_lo, kh_hi), &rows, ci, ih, dx);
+                    ci += CB;
+                }
+                while ci < CI {
+                    Self::grad_input_row::<1>(wco, (kh_lo, kh_hi), &rows, ci, ih, dx);
+                    ci += 1;
                 }
             }
         }
