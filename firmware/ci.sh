@@ -101,6 +101,25 @@ budgets() {
 FLASH="?"; RAM="?"
 check "budgets: flash < 128 KiB with the dataset, RAM < 64 KiB with the stack" budgets
 
+SINE="$FIRMWARE/target/thumbv7em-none-eabihf/release/sine"
+SINE_BARE="$FIRMWARE/target/thumbv7em-none-eabihf/release/sine_bare"
+sine_footprint() {
+  cargo build --release --bin sine --bin sine_bare || return 1
+  ./qemu-run.sh "$SINE" 2>&1 | tee "$LOG/sine.txt"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || return 1
+  [ -n "$SIZE" ] || { echo "no size tool"; return 1; }
+  "$SIZE" "$SINE" "$SINE_BARE"
+  read -r st sd sb _ < <("$SIZE" "$SINE" | awk 'NR==2 {print $1, $2, $3}')
+  read -r bt bd _ < <("$SIZE" "$SINE_BARE" | awk 'NR==2 {print $1, $2}')
+  SINE_FLASH=$((st + sd)); SINE_SHARE=$((st + sd - bt - bd))
+  SINE_RAM=$(( $(sed -n 's/.*static_ram=\([0-9]*\).*/\1/p' "$LOG/sine.txt") + $(sed -n 's/.*stack_used=\([0-9]*\).*/\1/p' "$LOG/sine.txt") ))
+  SINE_INSTR=$(sed -n 's/.*instructions_per_inference=\([0-9]*\).*/\1/p' "$LOG/sine.txt")
+  echo "sine firmware: flash $SINE_FLASH bytes (budget 12288), RAM $SINE_RAM bytes (budget 2048)"
+  [ "$SINE_FLASH" -lt 12288 ] && [ "$SINE_RAM" -lt 2048 ]
+}
+SINE_FLASH="?"; SINE_SHARE="?"; SINE_RAM="?"; SINE_INSTR="?"
+check "sine model, inference only: runs, outputs within 0.25 of sin(x), flash < 12 KiB, RAM < 2 KiB" sine_footprint
+
 identical() {
   (cd "$ROOT" && TINYTRAIN_REQUIRE_QEMU=1 cargo test -p tinytrain-sim --test firmware -- --nocapture)
 }
@@ -117,7 +136,11 @@ if [ -f "$LOG/run.txt" ]; then
     "instructions to unpack one image from flash" "$(field TT-INSTRUCTIONS per_unpack)" \
     "test accuracy after $(field TT-DONE epochs) epochs" "$(field TT-TEST accuracy)" \
     "weights CRC-32" "$(field TT-DONE weights_crc)" \
-    "QEMU wall time" "${WALL} s"
+    "QEMU wall time" "${WALL} s" \
+    "sine firmware: flash (text + data)" "$SINE_FLASH bytes (target < 12288)" \
+    "sine firmware: RAM (statics + stack)" "$SINE_RAM bytes (target < 2048)" \
+    "sine model's share of flash (vs sine_bare)" "$SINE_SHARE bytes (target <= 1700)" \
+    "sine: instructions per inference" "$SINE_INSTR (target <= 1500)"
 fi
 
 if [ "$failed" -gt 0 ]; then

@@ -4,7 +4,8 @@
 //! - [`DefmtReport`]: the app's [`Report`] over defmt, one machine-readable line per fact
 //!   (`TT-...`), read back by `tinytrain-sim qemu`;
 //! - [`SysTickCounter`]: instructions counted with SysTick under QEMU `-icount shift=7`;
-//! - [`qemu`]: the mps2-an386 LED, memory-mapped "flash" and delay.
+//! - [`qemu`]: the mps2-an386 LED, memory-mapped "flash" and delay;
+//! - [`sine`]: the inference-footprint harness of the `sine` and `sine_bare` binaries.
 //!
 //! The app itself (training, saving, measuring) is `tinytrain_firmware_app::run`, the very code
 //! the host simulator runs.
@@ -12,6 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod qemu;
+pub mod sine;
 
 use core::sync::atomic::{AtomicU32, Ordering};
 

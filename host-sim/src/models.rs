@@ -263,6 +263,22 @@ pub static MODELS: &[Model] = &[
         tensors: &[LayerNames { torch: "fc1", keras: "dense" }, LayerNames { torch: "fc2", keras: "dense_1" }],
     },
     model! {
+        name: "sine",
+        net: zoo::Sine,
+        task: sine,
+        data: Data::Builtin,
+        about: "1-16-16-1 ReLU regression of sin(x), the TensorFlow Lite Micro hello-world model (MSE)",
+        defaults: Defaults {
+            optimizer: OptimizerKind::Adam,
+            lr: 0.01,
+            momentum: 0.9,
+            batch_size: 16,
+            epochs: 300,
+            init: Init::HeUniform,
+            log_every: 50,
+        },
+    },
+    model! {
         name: "digits-mlp",
         net: zoo::DigitsMlp,
         task: classify,
