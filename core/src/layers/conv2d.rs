@@ -402,28 +402,12 @@ impl<
             }
         }
     }
-}
 
-impl<
-    const CI: usize,
-    const CO: usize,
-    const K: usize,
-    const S: usize,
-    const P: usize,
-    const H: usize,
-    const W: usize,
-    const HO: usize,
-    const WO: usize,
-> Layer for Conv2d<CI, CO, K, S, P, H, W, HO, WO>
-{
-    type Input = [[[f32; W]; H]; CI];
-    type Output = [[[f32; WO]; HO]; CO];
-    type Acts = ();
-    const NUM_PARAMS: usize = CO * CI * K * K + CO;
-    const ZERO: Self = Conv2d { weight: [[[[0.0; K]; K]; CI]; CO], bias: [0.0; CO] };
-
-    fn forward(&self, x: &Self::Input, _acts: &mut (), y: &mut Self::Output, _mode: &mut Mode) {
-        let () = Self::SHAPE_OK;
+    /// The forward pass, portable: the code the Cortex-M runs, and the host without AVX2.
+    /// [`Layer::forward`] picks an AVX2 build of the same code at run time on the host (with
+    /// the `std` feature); both give the same bits.
+    #[inline(always)]
+    pub fn forward_portable(&self, x: &[[[f32; W]; H]; CI], y: &mut [[[f32; WO]; HO]; CO]) {
         let mut co = 0;
         while co + CB <= CO {
             self.block::<CB>(x, co, y);
@@ -435,17 +419,15 @@ impl<
         }
     }
 
-    fn backward(
+    /// The backward pass, portable (see [`Self::forward_portable`]).
+    #[inline(always)]
+    pub fn backward_portable(
         &self,
-        x: &Self::Input,
-        _acts: &(),
-        _y: &Self::Output,
-        dy: &Self::Output,
-        _deltas: &mut (),
+        x: &[[[f32; W]; H]; CI],
+        dy: &[[[f32; WO]; HO]; CO],
         grads: &mut Self,
-        dx: Option<&mut Self::Input>,
+        dx: Option<&mut [[[f32; W]; H]; CI]>,
     ) {
-        let () = Self::SHAPE_OK;
         for (gb, d) in grads.bias.iter_mut().zip(dy) {
             *gb += sum8(d.as_flattened());
         }
@@ -469,6 +451,84 @@ impl<
                 self.grad_input_strided(dy, dx);
             }
         }
+    }
+
+    /// [`Self::forward_portable`] compiled for AVX2 (host only, chosen at run time). The
+    /// kernels add each output's terms in one fixed order with separate multiplies and adds,
+    /// so wider vectors change the speed, not the bits (a test compares both paths).
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[target_feature(enable = "avx2")]
+    fn forward_avx2(&self, x: &[[[f32; W]; H]; CI], y: &mut [[[f32; WO]; HO]; CO]) {
+        self.forward_portable(x, y);
+    }
+
+    /// [`Self::backward_portable`] compiled for AVX2 (host only, chosen at run time).
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[target_feature(enable = "avx2")]
+    fn backward_avx2(
+        &self,
+        x: &[[[f32; W]; H]; CI],
+        dy: &[[[f32; WO]; HO]; CO],
+        grads: &mut Self,
+        dx: Option<&mut [[[f32; W]; H]; CI]>,
+    ) {
+        self.backward_portable(x, dy, grads, dx);
+    }
+}
+
+impl<
+    const CI: usize,
+    const CO: usize,
+    const K: usize,
+    const S: usize,
+    const P: usize,
+    const H: usize,
+    const W: usize,
+    const HO: usize,
+    const WO: usize,
+> Layer for Conv2d<CI, CO, K, S, P, H, W, HO, WO>
+{
+    type Input = [[[f32; W]; H]; CI];
+    type Output = [[[f32; WO]; HO]; CO];
+    type Acts = ();
+    const NUM_PARAMS: usize = CO * CI * K * K + CO;
+    const ZERO: Self = Conv2d { weight: [[[[0.0; K]; K]; CI]; CO], bias: [0.0; CO] };
+
+    fn forward(&self, x: &Self::Input, _acts: &mut (), y: &mut Self::Output, _mode: &mut Mode) {
+        let () = Self::SHAPE_OK;
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            #[allow(unsafe_code)]
+            unsafe {
+                self.forward_avx2(x, y);
+            }
+            return;
+        }
+        self.forward_portable(x, y);
+    }
+
+    fn backward(
+        &self,
+        x: &Self::Input,
+        _acts: &(),
+        _y: &Self::Output,
+        dy: &Self::Output,
+        _deltas: &mut (),
+        grads: &mut Self,
+        dx: Option<&mut Self::Input>,
+    ) {
+        let () = Self::SHAPE_OK;
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            #[allow(unsafe_code)]
+            unsafe {
+                self.backward_avx2(x, dy, grads, dx);
+            }
+            return;
+        }
+        self.backward_portable(x, dy, grads, dx);
     }
 
     fn init_with(&mut self, init: Init, rng: &mut Rng) {
