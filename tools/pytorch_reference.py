@@ -2,25 +2,40 @@
 """PyTorch reference models for the interchange tests (not needed to run them).
 
     pip install torch numpy safetensors
-    python3 tools/pytorch_reference.py [--out tests/fixtures/pytorch]
+    python3 tools/pytorch_reference.py [--out tests/fixtures/pytorch] [MODEL ...]
 
-Trains, in PyTorch on the data shipped in data/, the two MLPs of the registry with their
-baselines' settings (seed 0, one CPU thread: a rerun gives the same tensors, bit for bit;
-only the order of the metadata in a file's header may change):
+Trains, in PyTorch on the data shipped in data/, four models of the registry (all of them,
+or the ones named) with their baselines' settings (seed 0, one CPU thread: a rerun gives the
+same tensors, bit for bit; only the order of the metadata in a file's header may change):
 
 - digits-mlp: Linear(64,32) ReLU Linear(32,10), pixels / 16, Adam lr 1e-3, batch 32, 30 epochs
 - mnist-mlp:  Linear(784,128) ReLU Linear(128,10), pixels / 255, SGD lr 0.05 momentum 0.9,
               batch 32, 10 epochs
+- mnist-cnn-tiny: Conv2d(1,6,4,stride 2) ReLU Conv2d(6,24,3,stride 2) ReLU MaxPool2d(2)
+              Flatten Dropout(0.2) Linear(216,10), CHW input [1,28,28], pixels / 255, He
+              uniform weights and zero biases, Adam lr 2e-3, batch 32, 20 epochs (the
+              registry's defaults for the model)
+- mnist-cnn:  the Keras mnist_cnn example: Conv2d(1,32,3) ReLU Conv2d(32,64,3) ReLU
+              MaxPool2d(2) Dropout(0.25) Flatten Linear(9216,128) ReLU Dropout(0.5)
+              Linear(128,10), CHW input [1,28,28], pixels / 255, PyTorch's default init,
+              Adadelta lr 1.0 rho 0.95 eps 1e-7, batch 128, ONE epoch only (the baseline
+              trains 12; one keeps the whole script under a minute on one thread and is
+              enough to check the interchange: the weights are trained, not random; the
+              modules are created in the baseline's order, so this epoch is the baseline's
+              first: loss 0.9186, test accuracy 0.8990)
 
 and writes for each model NAME, into the output directory:
 
-- NAME.safetensors          the state_dict: fc1.weight [out, in], fc1.bias, fc2.weight, fc2.bias
-- NAME-logits.safetensors   "logits" [test samples, 10] f32: PyTorch's logits on the test set;
-                            metadata "correct", "samples" and "accuracy" of those logits
+- NAME.safetensors          the state_dict: fc1.weight [out, in], fc1.bias, fc2.weight, ...
+                            for the MLPs; conv1.weight [out, in, kh, kw], conv1.bias, conv2.*,
+                            fc1.* (and fc2.* for mnist-cnn) for the CNNs
+- NAME-logits.safetensors   "logits" [test samples, 10] f32: PyTorch's logits on the test set
+                            (eval mode, batches of 500); metadata "correct", "samples" and
+                            "accuracy" of those logits
 
 `tinytrain-sim import NAME NAME.safetensors --to NAME.ttw` reads the model; the tests in
-host-sim/tests/interop.rs check that tinytrain's logits match these within 1e-5 and that the
-accuracy is the same.
+host-sim/tests/interop.rs check that tinytrain's logits match these within 1e-5 (the CNNs'
+9216- and 216-input dense layers included) and that the accuracy is the same.
 """
 import argparse
 import gzip
@@ -52,10 +67,12 @@ def read_idx_gz(name):
     return np.frombuffer(raw[4 + 4 * ndim:], dtype=np.uint8).reshape(shape)
 
 
-def load(prefix_train, prefix_test, scale):
+def load(prefix_train, prefix_test, scale, shape=(-1,)):
+    """Train and test images as float32 tensors [samples, *shape], pixels / scale, and labels."""
+
     def images(p):
         x = read_idx_gz(p + "-images-idx3-ubyte.gz")
-        return torch.tensor(x.reshape(len(x), -1).astype(np.float32) / scale)
+        return torch.tensor(x.reshape(len(x), *shape).astype(np.float32) / scale)
 
     def labels(p):
         return torch.tensor(read_idx_gz(p + "-labels-idx1-ubyte.gz").astype(np.int64))
@@ -75,6 +92,45 @@ class Mlp(nn.Module):
         return self.fc2(F.relu(self.fc1(x.flatten(1))))
 
 
+class MnistCnnTiny(nn.Module):
+    """tinytrain's zoo::MnistCnnTiny; conv1, conv2, fc1 as tinytrain-sim import expects."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 4, stride=2)
+        self.conv2 = nn.Conv2d(6, 24, 3, stride=2)
+        self.fc1 = nn.Linear(216, 10)
+        self.dropout = nn.Dropout(0.2)
+        # He uniform (Keras he_uniform, tinytrain Init::HeUniform): U(+-sqrt(6 / fan_in)), bias 0.
+        for m in (self.conv1, self.conv2, self.fc1):
+            nn.init.kaiming_uniform_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv2(F.relu(self.conv1(x)))), 2)
+        return self.fc1(self.dropout(x.flatten(1)))
+
+
+class MnistCnn(nn.Module):
+    """The Keras mnist_cnn, tinytrain's zoo::MnistCnn; conv1, conv2, fc1, fc2 as tinytrain-sim
+    import expects. The modules are created in the order of the baseline's nn.Sequential, so
+    seed 0 gives the same initial weights."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3)
+        self.conv2 = nn.Conv2d(32, 64, 3)
+        self.fc1 = nn.Linear(9216, 128)
+        self.fc2 = nn.Linear(128, 10)
+        self.dropout1 = nn.Dropout(0.25)
+        self.dropout2 = nn.Dropout(0.5)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv2(F.relu(self.conv1(x)))), 2)
+        x = F.relu(self.fc1(self.dropout1(x).flatten(1)))
+        return self.fc2(self.dropout2(x))
+
+
 def train(model, opt, xtr, ytr, epochs, batch, seed):
     g = torch.Generator().manual_seed(seed)
     for epoch in range(1, epochs + 1):
@@ -90,15 +146,15 @@ def train(model, opt, xtr, ytr, epochs, batch, seed):
         print("  epoch %2d loss %.4f" % (epoch, total / len(xtr)), flush=True)
 
 
-def run(name, out, data, sizes, make_opt, epochs, seed=0):
+def run(name, out, data, make_model, make_opt, epochs, batch, seed=0):
     print("==", name, flush=True)
     xtr, ytr, xte, yte = data
     torch.manual_seed(seed)
-    model = Mlp(*sizes)
-    train(model, make_opt(model), xtr, ytr, epochs, 32, seed)
+    model = make_model()
+    train(model, make_opt(model), xtr, ytr, epochs, batch, seed)
     model.eval()
     with torch.no_grad():
-        logits = model(xte).contiguous()
+        logits = torch.cat([model(xte[i:i + 500]) for i in range(0, len(xte), 500)]).contiguous()
     correct = int((logits.argmax(1) == yte).sum().item())
     accuracy = correct / len(yte)
     print("  test accuracy %.4f (%d/%d)" % (accuracy, correct, len(yte)), flush=True)
@@ -109,15 +165,30 @@ def run(name, out, data, sizes, make_opt, epochs, seed=0):
     save_file({"logits": logits}, os.path.join(out, name + "-logits.safetensors"), metadata=meta)
 
 
+MODELS = {
+    "digits-mlp": lambda: (load("digits-train", "digits-test", 16.0), lambda: Mlp(64, 32, 10),
+                           lambda m: torch.optim.Adam(m.parameters(), lr=1e-3), 30, 32),
+    "mnist-mlp": lambda: (load("mnist8k-train", "mnist2k-test", 255.0), lambda: Mlp(784, 128, 10),
+                          lambda m: torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9), 10, 32),
+    "mnist-cnn-tiny": lambda: (load("mnist8k-train", "mnist2k-test", 255.0, (1, 28, 28)), MnistCnnTiny,
+                               lambda m: torch.optim.Adam(m.parameters(), lr=2e-3), 20, 32),
+    "mnist-cnn": lambda: (load("mnist8k-train", "mnist2k-test", 255.0, (1, 28, 28)), MnistCnn,
+                          lambda m: torch.optim.Adadelta(m.parameters(), lr=1.0, rho=0.95, eps=1e-7), 1, 128),
+}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "pytorch"))
+    ap.add_argument("models", nargs="*", metavar="MODEL",
+                    help="models to train (default: all): " + ", ".join(MODELS))
     args = ap.parse_args()
+    unknown = [m for m in args.models if m not in MODELS]
+    if unknown:
+        ap.error("unknown model %s; known: %s" % (", ".join(unknown), ", ".join(MODELS)))
     os.makedirs(args.out, exist_ok=True)
-    run("digits-mlp", args.out, load("digits-train", "digits-test", 16.0), (64, 32, 10),
-        lambda m: torch.optim.Adam(m.parameters(), lr=1e-3), 30)
-    run("mnist-mlp", args.out, load("mnist8k-train", "mnist2k-test", 255.0), (784, 128, 10),
-        lambda m: torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9), 10)
+    for name in args.models or MODELS:
+        run(name, args.out, *MODELS[name]())
 
 
 if __name__ == "__main__":
