@@ -1,9 +1,12 @@
-//! Picks the board's `memory.x` and bakes the digits data set into flash.
+//! Picks the board's `memory.x` and bakes the digits data set and a slice of MNIST into flash.
 //!
 //! The shipped IDX files (`../data/digits-*.gz`) are decompressed and packed with the app's
 //! own packer (a non-zero mask and one nibble per non-zero pixel, see
 //! `tinytrain_firmware_app::digits`) into `OUT_DIR/digits-{train,test}.ttdp`, which
-//! `src/lib.rs` includes. The host simulator packs the same files with the same code, so both
+//! `src/lib.rs` includes. The first `CNN_TRAIN_IMAGES` and `CNN_TEST_IMAGES` images of the
+//! shipped MNIST subset (`../data/mnist8k-train-*`, `../data/mnist2k-test-*`) are packed the
+//! same way (a non-zero mask and one byte per non-zero pixel, `tinytrain_firmware_app::mnist`)
+//! into `OUT_DIR/mnist-{train,test}.ttmp`; only the `qemu_cnn` binary links them. The host simulator packs the same files with the same code, so both
 //! train on the same bytes.
 
 use std::env;
@@ -14,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
 use tinytrain_firmware_app::digits::{idx_payload, pack, packed_len};
+use tinytrain_firmware_app::{CNN_TEST_IMAGES, CNN_TRAIN_IMAGES, mnist};
 
 fn gunzip(path: &Path) -> Result<Vec<u8>, Box<dyn Error>> {
     let mut bytes = Vec::new();
@@ -41,6 +45,29 @@ fn pack_split(data: &Path, split: &str, out: &Path) -> Result<(), Box<dyn Error>
     Ok(())
 }
 
+fn pack_mnist_slice(data: &Path, file: &str, split: &str, count: usize, out: &Path) -> Result<(), Box<dyn Error>> {
+    let images_path = data.join(format!("{file}-images-idx3-ubyte.gz"));
+    let labels_path = data.join(format!("{file}-labels-idx1-ubyte.gz"));
+    println!("cargo:rerun-if-changed={}", images_path.display());
+    println!("cargo:rerun-if-changed={}", labels_path.display());
+    let images = gunzip(&images_path)?;
+    let labels = gunzip(&labels_path)?;
+    let (pixels, n) = idx_payload(&images, 3).map_err(|e| format!("{}: {e}", images_path.display()))?;
+    let (labels, m) = idx_payload(&labels, 1).map_err(|e| format!("{}: {e}", labels_path.display()))?;
+    if n != m || n < count || pixels.len() != n * mnist::PIXELS {
+        return Err(format!(
+            "{file}: {n} images of {} bytes and {m} labels, need {count} of 784",
+            pixels.len() / n.max(1)
+        )
+        .into());
+    }
+    let (pixels, labels) = (&pixels[..count * mnist::PIXELS], &labels[..count]);
+    let mut packed = vec![0u8; mnist::packed_len(pixels, count)?];
+    mnist::pack(pixels, labels, &mut packed)?;
+    fs::write(out.join(format!("mnist-{split}.ttmp")), packed)?;
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn Error>> {
     let out = PathBuf::from(env::var_os("OUT_DIR").ok_or("OUT_DIR not set")?);
     let root = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").ok_or("CARGO_MANIFEST_DIR not set")?);
@@ -62,5 +89,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let data = root.join("..").join("data");
     pack_split(&data, "train", &out)?;
     pack_split(&data, "test", &out)?;
+    pack_mnist_slice(&data, "mnist8k-train", "train", CNN_TRAIN_IMAGES, &out)?;
+    pack_mnist_slice(&data, "mnist2k-test", "test", CNN_TEST_IMAGES, &out)?;
     Ok(())
 }

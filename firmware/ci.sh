@@ -9,6 +9,7 @@ FIRMWARE="$PWD"
 ROOT="$(cd .. && pwd)"
 ELF="$FIRMWARE/target/thumbv7em-none-eabihf/release/qemu"
 ELF_BOARD="$FIRMWARE/target/thumbv7em-none-eabihf/release/stm32f411"
+ELF_CNN="$FIRMWARE/target/thumbv7em-none-eabihf/release/qemu_cnn"
 LOG="$(mktemp -d)"
 trap 'rm -rf "$LOG"' EXIT
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -57,6 +58,7 @@ echo "qemu: $(command -v qemu-system-arm || echo missing); defmt-print: $(comman
 # ---- checks
 check "format (firmware crate)" cargo fmt --check
 check "build: QEMU firmware" cargo build --release --bin qemu
+check "build: QEMU CNN firmware (mnist-cnn-tiny)" cargo build --release --bin qemu_cnn
 check "build: STM32F411 firmware" cargo build --release --no-default-features --features stm32f411 --bin stm32f411
 check "clippy thumbv7em (QEMU binary, library, on-target tests)" \
   cargo clippy --release --all-targets -- -D warnings
@@ -101,6 +103,26 @@ budgets() {
 FLASH="?"; RAM="?"
 check "budgets: flash < 128 KiB with the dataset, RAM < 64 KiB with the stack" budgets
 
+cnn_firmware() {
+  local start end
+  start=$(date +%s%N)
+  ./qemu-run.sh "$ELF_CNN" 2>&1 | tee "$LOG/cnn.txt"
+  local st=${PIPESTATUS[0]}
+  end=$(date +%s%N)
+  local ms=$(((end - start) / 1000000))
+  CNN_WALL="$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
+  [ "$st" -eq 0 ] && grep -q "^TT-DONE" "$LOG/cnn.txt" || return 1
+  [ -n "$SIZE" ] || { echo "no size tool"; return 1; }
+  "$SIZE" "$ELF_CNN" || return 1
+  read -r text data _ < <("$SIZE" "$ELF_CNN" | awk 'NR==2 {print $1, $2, $3}')
+  CNN_FLASH=$((text + data))
+  CNN_RAM=$(grep "^TT-MEMORY " "$LOG/cnn.txt" | tr ' ' '\n' | sed -n 's/^ram_total=//p')
+  echo "CNN firmware: flash (text + data, MNIST slice included) $CNN_FLASH bytes (budget 524288), RAM (statics + stack) $CNN_RAM bytes (budget 131072)"
+  [ "$CNN_FLASH" -lt 524288 ] && [ -n "$CNN_RAM" ] && [ "$CNN_RAM" -lt 131072 ]
+}
+CNN_WALL="?"; CNN_FLASH="?"; CNN_RAM="?"
+check "mnist-cnn-tiny training firmware in QEMU: runs, flash < 512 KiB with the MNIST slice, RAM < 128 KiB with the stack" cnn_firmware
+
 SINE="$FIRMWARE/target/thumbv7em-none-eabihf/release/sine"
 SINE_BARE="$FIRMWARE/target/thumbv7em-none-eabihf/release/sine_bare"
 sine_footprint() {
@@ -123,7 +145,7 @@ check "sine model, inference only: runs, outputs within 0.25 of sin(x), flash < 
 identical() {
   (cd "$ROOT" && TINYTRAIN_REQUIRE_QEMU=1 cargo test -p tinytrain-sim --test firmware -- --nocapture)
 }
-check "firmware and simulator bit-identical (losses, weights CRC)" identical
+check "firmware and simulator bit-identical, digits MLP and mnist-cnn-tiny (losses, weights CRC)" identical
 
 # ---- figures
 step "figures (instruction counts from SysTick under QEMU -icount shift=7; not Cortex-M4 cycles)"
@@ -136,11 +158,23 @@ if [ -f "$LOG/run.txt" ]; then
     "instructions to unpack one image from flash" "$(field TT-INSTRUCTIONS per_unpack)" \
     "test accuracy after $(field TT-DONE epochs) epochs" "$(field TT-TEST accuracy)" \
     "weights CRC-32" "$(field TT-DONE weights_crc)" \
+    "weights CRC-32 without the trailer (params)" "$(field TT-DONE params_crc)" \
     "QEMU wall time" "${WALL} s" \
     "sine firmware: flash (text + data)" "$SINE_FLASH bytes (target < 12288)" \
     "sine firmware: RAM (statics + stack)" "$SINE_RAM bytes (target < 2048)" \
     "sine model's share of flash (vs sine_bare)" "$SINE_SHARE bytes (target <= 1700)" \
     "sine: instructions per inference" "$SINE_INSTR (target <= 1500)"
+fi
+if [ -f "$LOG/cnn.txt" ]; then
+  cfield() { grep "^$1 " "$LOG/cnn.txt" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
+  printf '%-46s %s\n' "mnist-cnn-tiny: flash (text + data)" "$CNN_FLASH bytes (MNIST slice $(cfield TT-START dataset_bytes) B; budget 524288)" \
+    "mnist-cnn-tiny: RAM (data + bss + stack)" "$CNN_RAM bytes (stack $(cfield TT-MEMORY stack_used) B; budget 131072)" \
+    "mnist-cnn-tiny: instructions/sample, batch 32" "$(cfield TT-INSTRUCTIONS per_sample_batch)" \
+    "mnist-cnn-tiny: instructions/sample, batch 1" "$(cfield TT-INSTRUCTIONS per_sample_batch1)" \
+    "mnist-cnn-tiny: instructions per inference" "$(cfield TT-INSTRUCTIONS per_inference)" \
+    "mnist-cnn-tiny: test accuracy, $(cfield TT-DONE epochs) epochs" "$(cfield TT-TEST accuracy) ($(cfield TT-TEST samples) test images)" \
+    "mnist-cnn-tiny: params CRC-32" "$(cfield TT-DONE params_crc)" \
+    "mnist-cnn-tiny: QEMU wall time" "${CNN_WALL} s"
 fi
 
 if [ "$failed" -gt 0 ]; then

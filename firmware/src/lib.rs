@@ -1,6 +1,7 @@
 //! Board support shared by the tinytrain firmware binaries.
 //!
 //! - [`TRAIN`] and [`TEST`]: the digits set, packed by `build.rs` and baked into flash;
+//!   [`MNIST_TRAIN`] and [`MNIST_TEST`]: the MNIST slice of the `qemu_cnn` binary;
 //! - [`DefmtReport`]: the app's [`Report`] over defmt, one machine-readable line per fact
 //!   (`TT-...`), read back by `tinytrain-sim qemu`;
 //! - [`SysTickCounter`]: instructions counted with SysTick under QEMU `-icount shift=7`;
@@ -25,6 +26,11 @@ use tinytrain_firmware_app::{Counter, EpochRecord, Outcome, Report, StartInfo};
 pub static TRAIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/digits-train.ttdp"));
 /// The packed digits test set (360 images).
 pub static TEST: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/digits-test.ttdp"));
+
+/// The packed MNIST training slice (the first 1,000 images of the shipped subset).
+pub static MNIST_TRAIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/mnist-train.ttmp"));
+/// The packed MNIST test slice (the first 200 images of the shipped test subset).
+pub static MNIST_TEST: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/mnist-test.ttmp"));
 
 /// Reports over defmt. Lines starting with `TT-` are parsed by the host: keep their shape.
 #[derive(Debug, Default)]
@@ -78,8 +84,9 @@ impl Report for DefmtReport {
             o.instructions_per_eval
         );
         defmt::println!(
-            "TT-DONE weights_crc={=u32:#010x} weights_len={=u32} led_toggles={=u32} epochs={=u32}",
+            "TT-DONE weights_crc={=u32:#010x} params_crc={=u32:#010x} weights_len={=u32} led_toggles={=u32} epochs={=u32}",
             o.weights_crc,
+            o.params_crc,
             o.weights_len,
             o.led_toggles,
             o.epochs_run

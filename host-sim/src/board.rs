@@ -4,7 +4,9 @@
 //!
 //! [`run_app`] runs `tinytrain_firmware_app::run` — the very code the Cortex-M firmware runs —
 //! on this board with the shipped digits set packed as `build.rs` packs it for flash, so its
-//! outcome can be compared bit for bit with a QEMU run ([`crate::qemu`]).
+//! outcome can be compared bit for bit with a QEMU run ([`crate::qemu`]). [`run_cnn_app`]
+//! does the same for `tinytrain_firmware_app::run_cnn` (`mnist-cnn-tiny` on the MNIST slice
+//! the `qemu_cnn` firmware bakes into flash).
 //!
 //! ```
 //! use embedded_hal::delay::DelayNs;
@@ -26,14 +28,17 @@ use std::convert::Infallible;
 use std::path::Path;
 use std::rc::Rc;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, ensure};
 use embedded_hal::delay::DelayNs;
 use embedded_hal::digital::{ErrorType as PinErrorType, OutputPin};
 use tinytrain::Layer;
 use tinytrain::checkpoint;
 use tinytrain::storage::CheckpointStore;
 use tinytrain_firmware_app::digits::{pack, packed_len};
-use tinytrain_firmware_app::{AppTrainer, Board, Digits, Net, Outcome, Report, RunConfig, WEIGHTS_LEN, run};
+use tinytrain_firmware_app::{
+    AppTrainer, Board, CNN_TEST_IMAGES, CNN_TRAIN_IMAGES, CNN_WEIGHTS_LEN, CnnNet, CnnTrainer, Digits, MnistSlice, Net,
+    Outcome, Report, RunConfig, WEIGHTS_LEN, mnist, run, run_cnn,
+};
 
 use crate::datasets::{self, DatasetKind, ImageSet};
 pub use crate::flash::SimFlash;
@@ -209,6 +214,52 @@ pub fn run_app(data_dir: &Path, cfg: &RunConfig, report: &mut impl Report) -> Re
     let mut saved = Box::new(Net::ZERO);
     store.load(&mut board.flash, &mut *saved)?.context("no valid checkpoint in the simulated flash")?;
     let mut weights = vec![0u8; WEIGHTS_LEN];
+    checkpoint::save(&*saved, &mut weights)?;
+    Ok(SimRun { outcome, board, weights })
+}
+
+/// The MNIST slice packed for flash, as the firmware's `build.rs` packs it: the first
+/// [`CNN_TRAIN_IMAGES`] images of `mnist8k-train` and the first [`CNN_TEST_IMAGES`] of
+/// `mnist2k-test`.
+///
+/// # Errors
+/// When the files are missing, invalid or not the shipped subset, or hold too few images.
+pub fn pack_mnist_slice(data_dir: &Path) -> Result<PackedSets> {
+    let data = datasets::load(DatasetKind::Mnist, data_dir)?;
+    let slice = |set: &ImageSet, prefix: &str, count: usize| -> Result<Vec<u8>> {
+        let name = set.images_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        ensure!(
+            name.starts_with(prefix),
+            "{}: the firmware trains on the shipped {prefix} subset, not on this file",
+            set.images_path.display()
+        );
+        ensure!(set.len() >= count, "{}: {} images, the slice needs {count}", set.images_path.display(), set.len());
+        let pixels = &set.pixels[..count * mnist::PIXELS];
+        let mut out = vec![0u8; mnist::packed_len(pixels, count)?];
+        mnist::pack(pixels, &set.labels[..count], &mut out).with_context(|| set.images_path.display().to_string())?;
+        Ok(out)
+    };
+    Ok(PackedSets {
+        train: slice(&data.train, "mnist8k-train", CNN_TRAIN_IMAGES)?,
+        test: slice(&data.test, "mnist2k-test", CNN_TEST_IMAGES)?,
+    })
+}
+
+/// Runs the CNN firmware app ([`run_cnn`]) on a simulated board with the MNIST slice from
+/// `data_dir` and `cfg`.
+///
+/// # Errors
+/// When the data cannot be loaded or the app fails.
+pub fn run_cnn_app(data_dir: &Path, cfg: &RunConfig, report: &mut impl Report) -> Result<SimRun> {
+    let sets = pack_mnist_slice(data_dir)?;
+    let slice = MnistSlice::new(&sets.train, &sets.test).context("packed MNIST slice")?;
+    let mut board = sim_board();
+    let mut trainer = Box::new(CnnTrainer::ZERO);
+    let outcome = run_cnn(&mut board, &mut trainer, &slice, cfg, report).map_err(|e| anyhow!("firmware app: {e}"))?;
+    let store = CheckpointStore::new::<_, CnnNet>(&board.flash, cfg.storage_offset)?;
+    let mut saved = Box::new(CnnNet::ZERO);
+    store.load(&mut board.flash, &mut *saved)?.context("no valid checkpoint in the simulated flash")?;
+    let mut weights = vec![0u8; CNN_WEIGHTS_LEN];
     checkpoint::save(&*saved, &mut weights)?;
     Ok(SimRun { outcome, board, weights })
 }

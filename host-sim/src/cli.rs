@@ -252,6 +252,10 @@ pub struct QemuArgs {
     /// Longest QEMU run, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub timeout: u64,
+    /// Which training firmware: the digits MLP (binary `qemu`) or mnist-cnn-tiny on a slice
+    /// of MNIST (binary `qemu_cnn`).
+    #[arg(long, value_enum, default_value_t = crate::qemu::FirmwareModel::DigitsMlp)]
+    pub model: crate::qemu::FirmwareModel,
 }
 
 /// Arguments of `predict`.
@@ -350,6 +354,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
                 elf: args.elf.clone(),
                 data: args.data.clone().unwrap_or_else(crate::datasets::default_data_dir),
                 timeout: std::time::Duration::from_secs(args.timeout),
+                model: args.model,
             };
             crate::qemu::run_and_compare(&opts, out)?;
         }

@@ -4,16 +4,19 @@
 //! `thumbv7em-none-eabihf`); [`run_qemu`] starts `qemu-system-arm -machine mps2-an386` with
 //! `-icount shift=7` and decodes its defmt log with `defmt-print`; [`parse_log`] reads the
 //! `TT-...` lines the firmware prints; [`compare`] checks them against the simulated run of
-//! the same app ([`crate::board::run_app`]): every epoch's loss and the CRC-32 of the weights
-//! file must be bit-identical.
+//! the same app ([`crate::board::run_app`]): every epoch's loss, the test loss and the CRC-32
+//! of the weights must be bit-identical. [`FirmwareModel`] picks the firmware: the digits MLP
+//! (`qemu`) or `mnist-cnn-tiny` on a slice of MNIST (`qemu_cnn`,
+//! [`crate::board::run_cnn_app`]).
 //!
 //! ```
 //! use tinytrain_sim::qemu::parse_log;
 //! let log = "TT-EPOCH epoch=1 loss_bits=0x400da2ae loss=2.21 accuracy=0.17 instructions=35060532\n\
-//!            TT-DONE weights_crc=0x2144df1c weights_len=9668 led_toggles=1 epochs=1\n";
+//!            TT-DONE weights_crc=0x2144df1c params_crc=0x0badcafe weights_len=9668 led_toggles=1 epochs=1\n";
 //! let report = parse_log(log).unwrap();
 //! assert_eq!(report.epochs[0].loss_bits, 0x400d_a2ae);
 //! assert_eq!(report.weights_crc, 0x2144_df1c);
+//! assert_eq!(report.params_crc, Some(0x0bad_cafe));
 //! ```
 
 use std::collections::HashMap;
@@ -25,7 +28,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use tinytrain_firmware_app::Outcome;
+use tinytrain_firmware_app::{Outcome, RunConfig};
 
 /// The firmware's target triple.
 pub const TARGET: &str = "thumbv7em-none-eabihf";
@@ -52,15 +55,66 @@ pub fn find_program(program: &str) -> Option<PathBuf> {
     dirs.into_iter().map(|d| d.join(program)).find(|p| p.is_file())
 }
 
-/// Builds the QEMU firmware in release mode and returns the ELF's path.
+/// Which training firmware `tinytrain-sim qemu` builds, runs and compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum FirmwareModel {
+    /// The digits MLP on the 1,437 digits training images (binary `qemu`).
+    #[default]
+    #[value(name = "digits-mlp")]
+    DigitsMlp,
+    /// `mnist-cnn-tiny` on 1,000 MNIST training images (binary `qemu_cnn`).
+    #[value(name = "mnist-cnn-tiny")]
+    MnistCnnTiny,
+}
+
+impl FirmwareModel {
+    /// The firmware binary.
+    #[must_use]
+    pub fn bin(self) -> &'static str {
+        match self {
+            FirmwareModel::DigitsMlp => "qemu",
+            FirmwareModel::MnistCnnTiny => "qemu_cnn",
+        }
+    }
+
+    /// The run the firmware does (and the simulator repeats).
+    #[must_use]
+    pub fn config(self) -> RunConfig {
+        match self {
+            FirmwareModel::DigitsMlp => RunConfig::STANDARD,
+            FirmwareModel::MnistCnnTiny => RunConfig::CNN,
+        }
+    }
+
+    /// Runs the same app on the simulated board.
+    ///
+    /// # Errors
+    /// As [`crate::board::run_app`] and [`crate::board::run_cnn_app`].
+    pub fn simulate(self, data: &Path) -> Result<crate::board::SimRun> {
+        match self {
+            FirmwareModel::DigitsMlp => crate::board::run_app(data, &self.config(), &mut ()),
+            FirmwareModel::MnistCnnTiny => crate::board::run_cnn_app(data, &self.config(), &mut ()),
+        }
+    }
+}
+
+/// Builds the digits QEMU firmware in release mode and returns the ELF's path.
 ///
 /// # Errors
 /// When cargo cannot be started or the build fails (its output is passed through).
 pub fn build_firmware(firmware: &Path) -> Result<PathBuf> {
+    build_firmware_bin(firmware, "qemu")
+}
+
+/// Builds the QEMU firmware binary `bin` in release mode and returns the ELF's path.
+///
+/// # Errors
+/// When cargo cannot be started or the build fails (its output is passed through).
+pub fn build_firmware_bin(firmware: &Path, bin: &str) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
     let target_dir = firmware.join("target");
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(firmware).args(["build", "--release", "--bin", "qemu"]).env("CARGO_TARGET_DIR", &target_dir);
+    cmd.current_dir(firmware).args(["build", "--release", "--bin", bin]).env("CARGO_TARGET_DIR", &target_dir);
     // Settings of an enclosing cargo (a host build or test) must not leak into the firmware's.
     for var in [
         "RUSTFLAGS",
@@ -73,7 +127,7 @@ pub fn build_firmware(firmware: &Path) -> Result<PathBuf> {
     }
     let status = cmd.status().with_context(|| format!("cannot run cargo in {}", firmware.display()))?;
     ensure!(status.success(), "building the firmware in {} failed ({status})", firmware.display());
-    let elf = target_dir.join(TARGET).join("release").join("qemu");
+    let elf = target_dir.join(TARGET).join("release").join(bin);
     ensure!(elf.is_file(), "the firmware build did not produce {}", elf.display());
     Ok(elf)
 }
@@ -166,8 +220,11 @@ pub struct FirmwareEpoch {
 pub struct FirmwareReport {
     /// Per-epoch losses.
     pub epochs: Vec<FirmwareEpoch>,
-    /// CRC-32 of the weights file read back from flash.
+    /// CRC-32 of the weights file read back from flash (the CRC-32 residue for any intact
+    /// file).
     pub weights_crc: u32,
+    /// CRC-32 of the weights file without its CRC trailer, if reported.
+    pub params_crc: Option<u32>,
     /// Bytes of the weights file.
     pub weights_len: u32,
     /// LED toggles.
@@ -233,6 +290,9 @@ pub fn parse_log(log: &str) -> Result<FirmwareReport> {
             }
             "TT-DONE" => {
                 report.weights_crc = number_u32(&map, "weights_crc", line)?;
+                if map.contains_key("params_crc") {
+                    report.params_crc = Some(number_u32(&map, "params_crc", line)?);
+                }
                 report.weights_len = number_u32(&map, "weights_len", line)?;
                 report.led_toggles = number_u32(&map, "led_toggles", line)?;
                 done = true;
@@ -281,6 +341,11 @@ pub fn compare(firmware: &FirmwareReport, sim: &Outcome) -> Comparison {
     );
     row("LED toggles", firmware.led_toggles.to_string(), sim.led_toggles.to_string());
     row("weights CRC-32", format!("{:#010x}", firmware.weights_crc), format!("{:#010x}", sim.weights_crc));
+    row(
+        "params CRC-32",
+        firmware.params_crc.map_or_else(|| "-".to_owned(), |c| format!("{c:#010x}")),
+        format!("{:#010x}", sim.params_crc),
+    );
     Comparison { text, identical }
 }
 
@@ -295,6 +360,8 @@ pub struct QemuOptions {
     pub data: PathBuf,
     /// Longest QEMU run.
     pub timeout: Duration,
+    /// Which firmware.
+    pub model: FirmwareModel,
 }
 
 /// Builds and runs the firmware in QEMU, runs the same app on the simulated board, and
@@ -309,7 +376,7 @@ pub fn run_and_compare(opts: &QemuOptions, out: &mut dyn std::io::Write) -> Resu
     } else {
         writeln!(out, "building the firmware in {} ({TARGET}, release)", opts.firmware.display())?;
         out.flush()?;
-        build_firmware(&opts.firmware)?
+        build_firmware_bin(&opts.firmware, opts.model.bin())?
     };
     writeln!(out, "running {} on {QEMU} -machine mps2-an386 (Cortex-M4F), -icount shift=7", elf.display())?;
     out.flush()?;
@@ -321,11 +388,11 @@ pub fn run_and_compare(opts: &QemuOptions, out: &mut dyn std::io::Write) -> Resu
     ensure!(run.exit_code == 0, "the firmware failed in QEMU (exit code {})", run.exit_code);
     let firmware = parse_log(&run.log)?;
     writeln!(out, "running the same app on the simulated board")?;
-    let sim = crate::board::run_app(&opts.data, &tinytrain_firmware_app::RunConfig::STANDARD, &mut ())?;
+    let sim = opts.model.simulate(&opts.data)?;
     let comparison = compare(&firmware, &sim.outcome);
     write!(out, "{}", comparison.text)?;
     for (key, label) in [
-        ("per_sample_batch", "instructions per training sample, batch 32"),
+        ("per_sample_batch", "instructions per training sample, configured batch"),
         ("per_sample_batch1", "instructions per training sample, batch 1"),
         ("per_inference", "instructions per inference"),
         ("per_unpack", "instructions to unpack an image from flash"),
@@ -350,7 +417,7 @@ mod tests {
     const LOG: &str = "INFO  hello\n\
         TT-EPOCH epoch=1 loss_bits=0x40000000 loss=2 accuracy=0.5 instructions=10\n\
         TT-TEST loss_bits=0x3f800000 loss=1 accuracy=0.5 correct=1 samples=2\n\
-        TT-DONE weights_crc=0x12345678 weights_len=9668 led_toggles=1 epochs=1\n";
+        TT-DONE weights_crc=0x12345678 params_crc=0x9abcdef0 weights_len=9668 led_toggles=1 epochs=1\n";
 
     fn outcome() -> Outcome {
         let mut epochs = [EpochRecord { epoch: 0, loss: 0.0, accuracy: 0.0, instructions: 0 }; MAX_EPOCHS];
@@ -361,6 +428,7 @@ mod tests {
             test: Eval { loss: 1.0, accuracy: 0.5, correct: 1, samples: 2 },
             weights_len: 9668,
             weights_crc: 0x1234_5678,
+            params_crc: 0x9abc_def0,
             led_toggles: 1,
             train_samples: 2,
             instructions_per_sample: 0,
@@ -383,6 +451,9 @@ mod tests {
         let mut crc = outcome();
         crc.weights_crc ^= 1;
         assert!(!compare(&fw, &crc).identical);
+        let mut params = outcome();
+        params.params_crc ^= 1;
+        assert!(!compare(&fw, &params).identical);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The firmware app on the simulated board, and the same app on a Cortex-M4F in QEMU: the two
-//! must agree bit for bit.
+//! must agree bit for bit, for the digits MLP (`qemu`) and for `mnist-cnn-tiny` on a slice of
+//! MNIST (`qemu_cnn`).
 //!
 //! The QEMU test needs `qemu-system-arm` and `defmt-print` (`firmware/ci.sh` installs both);
 //! without them it says so and passes, unless `TINYTRAIN_REQUIRE_QEMU=1` is set, as
@@ -10,10 +11,12 @@ use std::time::Duration;
 
 use tinytrain::Layer;
 use tinytrain::checkpoint::{CRC32, load};
-use tinytrain_firmware_app::{Net, Report, RunConfig};
-use tinytrain_sim::board::run_app;
+use tinytrain_firmware_app::{CNN_WEIGHTS_LEN, CnnNet, Net, Report, RunConfig};
+use tinytrain_sim::board::{run_app, run_cnn_app};
 use tinytrain_sim::datasets::workspace_data_dir;
-use tinytrain_sim::qemu::{QEMU, build_firmware, compare, find_program, firmware_dir, parse_log, run_qemu};
+use tinytrain_sim::qemu::{
+    FirmwareModel, QEMU, build_firmware, build_firmware_bin, compare, find_program, firmware_dir, parse_log, run_qemu,
+};
 
 /// A short run: one epoch is enough for the LED and flash checks.
 const SHORT: RunConfig = RunConfig { epochs: 2, bench_samples: 4, ..RunConfig::STANDARD };
@@ -63,13 +66,55 @@ fn simulated_runs_repeat_bit_for_bit() {
     assert_eq!(a.weights, b.weights);
 }
 
+/// Whether QEMU and defmt-print are installed; without them a test says so and passes, unless
+/// `TINYTRAIN_REQUIRE_QEMU=1`.
+fn qemu_available(test: &str) -> bool {
+    let missing: Vec<&str> = [QEMU, "defmt-print"].into_iter().filter(|p| find_program(p).is_none()).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let msg = format!("{} not installed: cannot run the firmware in QEMU", missing.join(" and "));
+    assert!(std::env::var_os("TINYTRAIN_REQUIRE_QEMU").is_none_or(|v| v != "1"), "{msg}");
+    eprintln!("SKIPPED {test}: {msg} (firmware/ci.sh installs them)");
+    false
+}
+
+#[test]
+fn simulated_cnn_run_trains_and_saves_its_weights() {
+    let short = RunConfig { epochs: 1, bench_samples: 2, ..RunConfig::CNN };
+    let run = run_cnn_app(&workspace_data_dir(), &short, &mut ()).unwrap();
+    assert_eq!((run.outcome.epochs_run, run.outcome.train_samples, run.outcome.test.samples), (1, 1000, 200));
+    assert_eq!(run.weights.len(), CNN_WEIGHTS_LEN);
+    assert_eq!(run.outcome.weights_len as usize, CNN_WEIGHTS_LEN);
+    assert_eq!(CRC32.checksum(&run.weights), run.outcome.weights_crc);
+    assert_eq!(CRC32.checksum(&run.weights[..CNN_WEIGHTS_LEN - 4]), run.outcome.params_crc);
+    let mut net = CnnNet::ZERO;
+    load(&mut net, &run.weights).unwrap();
+    assert!(run.outcome.epochs()[0].loss.is_finite());
+}
+
+#[test]
+fn qemu_cnn_firmware_matches_the_simulator_bit_for_bit() {
+    if !qemu_available("qemu_cnn_firmware_matches_the_simulator_bit_for_bit") {
+        return;
+    }
+    let model = FirmwareModel::MnistCnnTiny;
+    let elf = build_firmware_bin(&firmware_dir(), model.bin()).unwrap();
+    let qemu = run_qemu(&elf, Duration::from_mins(5)).unwrap();
+    assert_eq!(qemu.exit_code, 0, "firmware failed:\n{}", qemu.log);
+    let firmware = parse_log(&qemu.log).unwrap();
+    let sim = model.simulate(&workspace_data_dir()).unwrap();
+    let comparison = compare(&firmware, &sim.outcome);
+    println!("{}", comparison.text);
+    assert!(comparison.identical, "firmware and simulator differ:\n{}\nlog:\n{}", comparison.text, qemu.log);
+    assert_eq!(firmware.epochs.len(), RunConfig::CNN.epochs as usize);
+    assert_eq!(firmware.params_crc, Some(CRC32.checksum(&sim.weights[..CNN_WEIGHTS_LEN - 4])));
+    assert!(firmware.epochs.iter().all(|e| e.instructions > 0), "SysTick counted instructions");
+}
+
 #[test]
 fn qemu_firmware_matches_the_simulator_bit_for_bit() {
-    let missing: Vec<&str> = [QEMU, "defmt-print"].into_iter().filter(|p| find_program(p).is_none()).collect();
-    if !missing.is_empty() {
-        let msg = format!("{} not installed: cannot run the firmware in QEMU", missing.join(" and "));
-        assert!(std::env::var_os("TINYTRAIN_REQUIRE_QEMU").is_none_or(|v| v != "1"), "{msg}");
-        eprintln!("SKIPPED qemu_firmware_matches_the_simulator_bit_for_bit: {msg} (firmware/ci.sh installs them)");
+    if !qemu_available("qemu_firmware_matches_the_simulator_bit_for_bit") {
         return;
     }
     let elf = build_firmware(&firmware_dir()).unwrap();
