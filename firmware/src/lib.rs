@@ -20,7 +20,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m::peripheral::{SCB, SYST};
-use tinytrain_firmware_app::{Counter, EpochRecord, Outcome, Report, StartInfo};
+use tinytrain_firmware_app::{AppError, Board, Counter, EpochRecord, Outcome, Report, StartInfo};
 
 /// The packed digits training set (1,437 images).
 pub static TRAIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/digits-train.ttdp"));
@@ -149,6 +149,85 @@ impl Counter for SysTickCounter {
         self.last = self.last.max(self.ticks() * 5 / 16);
         self.last
     }
+}
+
+/// The QEMU board the training binaries run on.
+pub type QemuBoard = Board<qemu::Led, qemu::Delay, qemu::Flash, SysTickCounter>;
+
+/// The body of a QEMU training binary: paints the stack, starts the instruction counter and
+/// the board, runs `train` on it, reports memory and the outcome, and ends the run with exit
+/// code 0, or 1 on any error.
+pub fn qemu_training(what: &str, train: impl FnOnce(&mut QemuBoard) -> Result<Outcome, AppError>) -> ! {
+    stack::paint();
+    let Some(cp) = cortex_m::Peripherals::take() else { exit_failure() };
+    let counter = SysTickCounter::start(cp.SYST);
+    let mut board = Board { led: qemu::Led::default(), delay: qemu::Delay, flash: qemu::Flash::new(), counter };
+    defmt::info!("tinytrain firmware: {=str} on QEMU mps2-an386 (Cortex-M4F)", what);
+    match train(&mut board) {
+        Ok(outcome) => {
+            let (statics, stack) = (stack::static_ram(), stack::used());
+            defmt::println!(
+                "TT-MEMORY static_ram={=usize} stack_used={=usize} ram_total={=usize}",
+                statics,
+                stack,
+                statics + stack
+            );
+            defmt::info!(
+                "trained {=u32} epochs; test accuracy {=f32}; LED toggled {=u32} times",
+                outcome.epochs_run,
+                outcome.test.accuracy,
+                board.led.toggles()
+            );
+            exit_success()
+        }
+        Err(e) => {
+            defmt::error!("run failed: {}", e);
+            exit_failure()
+        }
+    }
+}
+
+/// The exception and panic handlers every QEMU binary needs: SysTick wraps for the
+/// instruction counter, a HardFault that logs the PC and exits 1 (the default one spins until
+/// the timeout), and panics that log and exit 1. `qemu_handlers!(quiet_panics)` does not
+/// format the panic message, which keeps `core::fmt` out of the smallest binaries.
+#[macro_export]
+macro_rules! qemu_handlers {
+    () => {
+        $crate::qemu_handlers!(@common);
+
+        #[panic_handler]
+        fn panic(info: &core::panic::PanicInfo) -> ! {
+            defmt::error!("panic: {}", defmt::Display2Format(info));
+            $crate::exit_failure()
+        }
+    };
+    (quiet_panics) => {
+        $crate::qemu_handlers!(@common);
+
+        #[panic_handler]
+        fn panic(_info: &core::panic::PanicInfo) -> ! {
+            defmt::error!("panic");
+            $crate::exit_failure()
+        }
+    };
+    (@common) => {
+        #[cortex_m_rt::exception]
+        fn SysTick() {
+            $crate::systick_wrapped();
+        }
+
+        #[cortex_m_rt::exception]
+        unsafe fn HardFault(frame: &cortex_m_rt::ExceptionFrame) -> ! {
+            defmt::error!("HardFault at pc={=u32:#010x} lr={=u32:#010x}", frame.pc(), frame.lr());
+            $crate::exit_failure()
+        }
+
+        #[defmt::panic_handler]
+        fn defmt_panic() -> ! {
+            $crate::exit_failure()
+        }
+    };
 }
 
 /// Logs a failure and ends the QEMU run with exit code 1 (semihosting).

@@ -8,73 +8,22 @@
 
 use core::ptr::addr_of_mut;
 
-use cortex_m_rt::{ExceptionFrame, entry, exception};
+use cortex_m_rt::entry;
 use defmt_semihosting as _;
-use tinytrain_firmware::qemu::{Delay, Flash, Led};
-use tinytrain_firmware::{DefmtReport, SysTickCounter, TEST, TRAIN, exit_failure, exit_success};
-use tinytrain_firmware_app::{AppTrainer, Board, Digits, RunConfig, run};
+use tinytrain_firmware::{DefmtReport, TEST, TRAIN};
+use tinytrain_firmware_app::{AppTrainer, Digits, RunConfig, run};
 
 /// The whole training state, zero-initialised in `.bss`.
 static mut TRAINER: AppTrainer = AppTrainer::ZERO;
 
 #[entry]
 fn main() -> ! {
-    tinytrain_firmware::stack::paint();
-    let Some(cp) = cortex_m::Peripherals::take() else { exit_failure() };
-    // SAFETY: `main` runs once and is the only user of these statics.
+    // SAFETY: `main` runs once and is the only user of this static.
     let trainer = unsafe { &mut *addr_of_mut!(TRAINER) };
-    let counter = SysTickCounter::start(cp.SYST);
-    let mut board = Board { led: Led::default(), delay: Delay, flash: Flash::new(), counter };
-    defmt::info!("tinytrain firmware: digits MLP on QEMU mps2-an386 (Cortex-M4F)");
-    let data = match Digits::new(TRAIN, TEST) {
-        Ok(d) => d,
-        Err(e) => {
-            defmt::error!("packed data set: {}", e);
-            exit_failure()
-        }
-    };
-    match run(&mut board, trainer, &data, &RunConfig::STANDARD, &mut DefmtReport) {
-        Ok(outcome) => {
-            let (statics, stack) = (tinytrain_firmware::stack::static_ram(), tinytrain_firmware::stack::used());
-            defmt::println!(
-                "TT-MEMORY static_ram={=usize} stack_used={=usize} ram_total={=usize}",
-                statics,
-                stack,
-                statics + stack
-            );
-            defmt::info!(
-                "trained {=u32} epochs; test accuracy {=f32}; LED toggled {=u32} times",
-                outcome.epochs_run,
-                outcome.test.accuracy,
-                board.led.toggles()
-            );
-            exit_success()
-        }
-        Err(e) => {
-            defmt::error!("run failed: {}", e);
-            exit_failure()
-        }
-    }
+    tinytrain_firmware::qemu_training("digits MLP", |board| {
+        let data = Digits::new(TRAIN, TEST)?;
+        run(board, trainer, &data, &RunConfig::STANDARD, &mut DefmtReport)
+    })
 }
 
-#[exception]
-fn SysTick() {
-    tinytrain_firmware::systick_wrapped();
-}
-
-#[exception]
-unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-    defmt::error!("HardFault at pc={=u32:#010x} lr={=u32:#010x}", frame.pc(), frame.lr());
-    exit_failure()
-}
-
-#[defmt::panic_handler]
-fn defmt_panic() -> ! {
-    exit_failure()
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    defmt::error!("panic: {}", defmt::Display2Format(info));
-    exit_failure()
-}
+tinytrain_firmware::qemu_handlers!();

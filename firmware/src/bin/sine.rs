@@ -7,7 +7,7 @@
 #![no_std]
 #![no_main]
 
-use cortex_m_rt::{ExceptionFrame, entry, exception};
+use cortex_m_rt::entry;
 use defmt_semihosting as _;
 use tinytrain::prelude::*;
 use tinytrain_firmware::exit_failure;
@@ -27,23 +27,4 @@ fn main() -> ! {
     tinytrain_firmware::sine::run(cp.SYST, "sine 1-16-16-1", 0.25, |x, y| NET.predict(x, &mut acts, y))
 }
 
-#[exception]
-fn SysTick() {
-    tinytrain_firmware::systick_wrapped();
-}
-
-#[exception]
-unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-    defmt::error!("HardFault at pc={=u32:#010x}", frame.pc());
-    exit_failure()
-}
-
-#[defmt::panic_handler]
-fn defmt_panic() -> ! {
-    exit_failure()
-}
-
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    exit_failure()
-}
+tinytrain_firmware::qemu_handlers!(quiet_panics);

@@ -4,7 +4,7 @@
 #![no_std]
 #![no_main]
 
-use cortex_m_rt::{ExceptionFrame, entry, exception};
+use cortex_m_rt::entry;
 use defmt_semihosting as _;
 use tinytrain_firmware::exit_failure;
 
@@ -15,23 +15,4 @@ fn main() -> ! {
     tinytrain_firmware::sine::run(cp.SYST, "identity", f32::INFINITY, |x, y| y[0] = core::hint::black_box(x[0]))
 }
 
-#[exception]
-fn SysTick() {
-    tinytrain_firmware::systick_wrapped();
-}
-
-#[exception]
-unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-    defmt::error!("HardFault at pc={=u32:#010x}", frame.pc());
-    exit_failure()
-}
-
-#[defmt::panic_handler]
-fn defmt_panic() -> ! {
-    exit_failure()
-}
-
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    exit_failure()
-}
+tinytrain_firmware::qemu_handlers!(quiet_panics);
