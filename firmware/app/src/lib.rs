@@ -34,7 +34,7 @@ use core::fmt;
 
 use embedded_hal::delay::DelayNs;
 use embedded_hal::digital::OutputPin;
-use embedded_storage::nor_flash::{NorFlash, NorFlashErrorKind};
+use embedded_storage::nor_flash::NorFlash;
 use tinytrain::checkpoint::{self, CRC32, file_len};
 use tinytrain::data::Dataset;
 use tinytrain::prelude::*;
@@ -272,10 +272,9 @@ impl Report for () {}
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AppError {
-    /// Training, evaluation or the weights file failed.
+    /// Training, evaluation, the checkpoint or the flash under it failed
+    /// ([`tinytrain::Error::Flash`] carries the flash's error kind).
     Train(tinytrain::Error),
-    /// The flash refused an erase, write or read.
-    Flash(NorFlashErrorKind),
     /// The status LED could not be driven.
     Led,
     /// The configuration asks for something the app cannot do.
@@ -288,17 +287,10 @@ impl From<tinytrain::Error> for AppError {
     }
 }
 
-impl From<NorFlashErrorKind> for AppError {
-    fn from(e: NorFlashErrorKind) -> Self {
-        AppError::Flash(e)
-    }
-}
-
 impl fmt::Display for AppError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AppError::Train(e) => write!(f, "training: {e}"),
-            AppError::Flash(e) => write!(f, "flash: {e}"),
             AppError::Led => f.write_str("status LED: pin error"),
             AppError::Config(what) => write!(f, "configuration: {what}"),
         }
@@ -312,7 +304,6 @@ impl defmt::Format for AppError {
     fn format(&self, f: defmt::Formatter<'_>) {
         match self {
             AppError::Train(e) => defmt::write!(f, "training: {}", e),
-            AppError::Flash(e) => defmt::write!(f, "flash: {}", defmt::Debug2Format(e)),
             AppError::Led => defmt::write!(f, "status LED: pin error"),
             AppError::Config(what) => defmt::write!(f, "configuration: {=str}", what),
         }
@@ -383,8 +374,8 @@ fn weights_crc<M: Layer>(model: &M) -> Result<(u32, u32), tinytrain::Error> {
 ///
 /// # Errors
 /// [`AppError::Config`] for more than [`MAX_EPOCHS`] epochs; [`AppError::Train`] for a
-/// training error or a weights file that does not read back intact; [`AppError::Flash`] and
-/// [`AppError::Led`] for board errors.
+/// training, checkpoint or flash error, or a checkpoint that does not read back; [`AppError::Led`]
+/// for a pin error.
 pub fn run<L, D, F, C, R>(
     board: &mut Board<L, D, F, C>,
     trainer: &mut AppTrainer,
