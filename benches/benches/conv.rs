@@ -113,11 +113,11 @@ fn layers(c: &mut Criterion) {
     g.bench_function("forward", |b| b.iter(|| conv.forward(&x, &mut (), &mut y, &mut Mode::Infer)));
     g.throughput(Throughput::Elements(4 * 64 * 24 * 24 * 32 * 9));
     g.bench_function("backward (weights and input)", |b| {
-        b.iter(|| conv.backward(&x, &(), &y, &dy, &mut (), &mut grads, Some(&mut dx)));
+        b.iter(|| conv.backward(&x, &(), &y, &dy, &mut (), Some(&mut grads), Some(&mut dx)));
     });
     g.throughput(Throughput::Elements(2 * 64 * 24 * 24 * 32 * 9));
     g.bench_function("backward (weights only)", |b| {
-        b.iter(|| conv.backward(&x, &(), &y, &dy, &mut (), &mut grads, None));
+        b.iter(|| conv.backward(&x, &(), &y, &dy, &mut (), Some(&mut grads), None));
     });
     g.finish();
 }

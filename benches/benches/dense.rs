@@ -30,7 +30,7 @@ fn dense(c: &mut Criterion) {
     let mut g = c.benchmark_group("dense_64x32");
     g.bench_function("forward", |b| b.iter(|| layer.predict(black_box(&x), &mut (), &mut y)));
     g.bench_function("backward", |b| {
-        b.iter(|| layer.backward(black_box(&x), &(), &y, black_box(&dy), &mut (), &mut grads, Some(&mut dx)));
+        b.iter(|| layer.backward(black_box(&x), &(), &y, black_box(&dy), &mut (), Some(&mut grads), Some(&mut dx)));
     });
     g.finish();
 }

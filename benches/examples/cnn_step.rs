@@ -18,11 +18,11 @@ fn main() {
         let a = Instant::now();
         t.accumulate(&CrossEntropy, &(step % 10), 1.0, &mut mode).unwrap();
         let b = Instant::now();
-        let finite = t.grads.params_finite();
+        let finite = MnistCnn::grads_finite(&t.grads);
         let c = Instant::now();
         t.opt.step(&cfg, &mut t.model, &t.grads);
         let d = Instant::now();
-        t.grads.zero_params();
+        MnistCnn::zero_grads(&mut t.grads);
         let e = Instant::now();
         if step % 8 == 7 {
             println!(

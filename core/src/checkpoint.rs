@@ -3,18 +3,24 @@
 //! | offset | bytes | field |
 //! |---|---|---|
 //! | 0 | 4 | magic `TTWF` |
-//! | 4 | 2 | format version, little-endian (currently 1) |
+//! | 4 | 2 | format version, little-endian (currently 2; version 1 files still load) |
 //! | 6 | 2 | header length (24) |
 //! | 8 | 4 | network fingerprint ([`fingerprint`]) |
-//! | 12 | 4 | parameter count |
-//! | 16 | 4 | payload length in bytes (4 × parameter count) |
+//! | 12 | 4 | value count P: every element of every tensor ([`Params::STORED_LEN`]: trainable, frozen and buffers) |
+//! | 16 | 4 | payload length in bytes (4 × P) |
 //! | 20 | 4 | reserved, 0 |
-//! | 24 | 4·P | parameters, `f32` little-endian, in [`Layer::for_each_param`] order |
+//! | 24 | 4·P | the tensors, `f32` little-endian, in [`Params::visit`] order |
 //! | 24+4·P | 4 | CRC-32 (ISO-HDLC, as zlib) of everything before it |
 //!
 //! Loading checks everything (length, magic, version, checksum, fingerprint, count, every
 //! value finite) before it writes a single parameter: a bad file is refused and the network
 //! keeps its weights.
+//!
+//! Version 2 fingerprints the tensors' descriptions (names, shapes, element types) as well as
+//! the layers; version 1 fingerprinted the layer rows only. The payload is the same for the
+//! networks version 1 could describe, so a version 1 file still loads when its fingerprint is
+//! the version 1 fingerprint of the network ([`fingerprint_v1`]). Frozen layers save and load
+//! like trainable ones: a file of the unfrozen network loads into the frozen one.
 //!
 //! ```
 //! use tinytrain::prelude::*;
@@ -34,12 +40,15 @@
 
 use crate::error::Error;
 use crate::layer::Layer;
-pub use crate::summary::fingerprint;
+use crate::params::{Params, Slot};
+pub use crate::summary::{fingerprint, fingerprint_v1};
 
 /// The magic number at the start of a weights file.
 pub const MAGIC: [u8; 4] = *b"TTWF";
 /// The format version this build writes and reads.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
+/// The older version this build still reads.
+pub const VERSION_1: u16 = 1;
 /// Bytes before the parameters.
 pub const HEADER_LEN: usize = 24;
 /// Bytes of the trailing checksum.
@@ -51,7 +60,7 @@ pub const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 /// Bytes of the weights file of network `M`.
 #[must_use]
 pub const fn file_len<M: Layer>() -> usize {
-    HEADER_LEN + 4 * M::NUM_PARAMS + CRC_LEN
+    HEADER_LEN + 4 * M::STORED_LEN + CRC_LEN
 }
 
 fn u16_at(b: &[u8], at: usize) -> u16 {
@@ -65,13 +74,23 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 /// The 24-byte header of network `M`'s weights file.
 #[must_use]
 pub fn header<M: Layer>() -> [u8; HEADER_LEN] {
+    header_with::<M>(VERSION, fingerprint::<M>())
+}
+
+/// The header a version 1 file of network `M` has (same payload, older fingerprint).
+#[must_use]
+pub fn header_v1<M: Layer>() -> [u8; HEADER_LEN] {
+    header_with::<M>(VERSION_1, fingerprint_v1::<M>())
+}
+
+fn header_with<M: Layer>(version: u16, fingerprint: u32) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[0..4].copy_from_slice(&MAGIC);
-    h[4..6].copy_from_slice(&VERSION.to_le_bytes());
+    h[4..6].copy_from_slice(&version.to_le_bytes());
     h[6..8].copy_from_slice(&(HEADER_LEN as u16).to_le_bytes());
-    h[8..12].copy_from_slice(&fingerprint::<M>().to_le_bytes());
-    h[12..16].copy_from_slice(&(M::NUM_PARAMS as u32).to_le_bytes());
-    h[16..20].copy_from_slice(&((4 * M::NUM_PARAMS) as u32).to_le_bytes());
+    h[8..12].copy_from_slice(&fingerprint.to_le_bytes());
+    h[12..16].copy_from_slice(&(M::STORED_LEN as u32).to_le_bytes());
+    h[16..20].copy_from_slice(&((4 * M::STORED_LEN) as u32).to_le_bytes());
     h
 }
 
@@ -81,24 +100,14 @@ pub fn header<M: Layer>() -> [u8; HEADER_LEN] {
 /// # Errors
 /// [`Error::NonFinite`] when a parameter is NaN or infinite; then nothing is streamed.
 pub fn stream<M: Layer>(model: &M, sink: &mut impl FnMut(&[u8])) -> Result<(), Error> {
-    let mut index = 0;
-    let mut bad = None;
-    model.for_each_param(&mut |p| {
-        if bad.is_none()
-            && let Some(k) = p.iter().position(|v| !v.is_finite())
-        {
-            bad = Some(index + k);
-        }
-        index += p.len();
-    });
-    if let Some(index) = bad {
+    if let Some(index) = first_non_finite(model) {
         return Err(Error::NonFinite { index });
     }
     let mut digest = CRC32.digest();
     let h = header::<M>();
     digest.update(&h);
     sink(&h);
-    model.for_each_param(&mut |p| {
+    model.visit(&mut |_, p| {
         for v in p {
             let b = v.to_le_bytes();
             digest.update(&b);
@@ -143,7 +152,7 @@ pub fn verify<M: Layer>(bytes: &[u8]) -> Result<(), Error> {
         return Err(Error::BadMagic);
     }
     let version = u16_at(bytes, 4);
-    if version != VERSION {
+    if version != VERSION && version != VERSION_1 {
         return Err(Error::UnsupportedVersion { found: version, supported: VERSION });
     }
     let count = u32_at(bytes, 12) as usize;
@@ -168,11 +177,12 @@ pub fn verify<M: Layer>(bytes: &[u8]) -> Result<(), Error> {
         return Err(Error::Checksum { computed, stored: u32_at(bytes, len - CRC_LEN) });
     }
     let fp = u32_at(bytes, 8);
-    if fp != fingerprint::<M>() {
-        return Err(Error::WrongNetwork { expected: fingerprint::<M>(), found: fp });
+    let expected = if version == VERSION_1 { fingerprint_v1::<M>() } else { fingerprint::<M>() };
+    if fp != expected {
+        return Err(Error::WrongNetwork { expected, found: fp });
     }
-    if count != M::NUM_PARAMS || len != file_len::<M>() || !consistent {
-        return Err(Error::ParamCount { expected: M::NUM_PARAMS, found: count });
+    if count != M::STORED_LEN || len != file_len::<M>() || !consistent {
+        return Err(Error::ParamCount { expected: M::STORED_LEN, found: count });
     }
     let payload = &bytes[HEADER_LEN..len - CRC_LEN];
     if let Some(index) = payload.chunks_exact(4).position(|c| !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite())
@@ -185,15 +195,58 @@ pub fn verify<M: Layer>(bytes: &[u8]) -> Result<(), Error> {
 /// Loads a weights file into `model`. On any error the model is left untouched.
 ///
 /// # Errors
-/// As [`verify`].
+/// As [`verify`]; [`Error::FixedTensorDiffers`] when the file's values for tensors kept in
+/// flash differ from the flash's.
 pub fn load<M: Layer>(model: &mut M, bytes: &[u8]) -> Result<(), Error> {
     verify::<M>(bytes)?;
-    let mut at = HEADER_LEN;
-    model.for_each_param_mut(&mut |p| {
-        for (v, c) in p.iter_mut().zip(bytes[at..].chunks_exact(4)) {
-            *v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        }
-        at += 4 * p.len();
-    });
+    let payload = &bytes[HEADER_LEN..bytes.len() - CRC_LEN];
+    let values = || payload.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+    if let Some(index) = fixed_differs(model, values()) {
+        return Err(Error::FixedTensorDiffers { index });
+    }
+    write_values(model, values());
     Ok(())
+}
+
+/// Index of the first NaN or infinite value among the tensors of `model`, in visiting order.
+pub(crate) fn first_non_finite<M: Params>(model: &M) -> Option<usize> {
+    let mut index = 0;
+    let mut bad = None;
+    model.visit(&mut |_, p| {
+        if bad.is_none()
+            && let Some(k) = p.iter().position(|v| !v.is_finite())
+        {
+            bad = Some(index + k);
+        }
+        index += p.len();
+    });
+    bad
+}
+
+/// Index of the first of `values` (every stored value in visiting order) that differs from a
+/// tensor of `model` kept in flash, which cannot be written.
+pub(crate) fn fixed_differs<M: Params>(model: &mut M, mut values: impl Iterator<Item = f32>) -> Option<usize> {
+    let (mut index, mut differs) = (0, None);
+    model.visit_mut(&mut |_, slot| {
+        let n = slot.values().len();
+        for (k, v) in values.by_ref().take(n).enumerate() {
+            if let Slot::Fixed(p) = &slot
+                && differs.is_none()
+                && p[k].to_bits() != v.to_bits()
+            {
+                differs = Some(index + k);
+            }
+        }
+        index += n;
+    });
+    differs
+}
+
+/// Writes `values` (every stored value in visiting order, already checked) into the writable
+/// tensors of `model`, skipping those kept in flash.
+pub(crate) fn write_values<M: Params>(model: &mut M, mut values: impl Iterator<Item = f32>) {
+    model.visit_mut(&mut |_, slot| match slot {
+        Slot::Mut(p) => p.iter_mut().zip(values.by_ref()).for_each(|(d, v)| *d = v),
+        Slot::Fixed(p) => values.by_ref().take(p.len()).for_each(drop),
+    });
 }

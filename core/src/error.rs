@@ -101,6 +101,12 @@ pub enum Error {
         /// Bytes available after the region's start.
         available: usize,
     },
+    /// A weights file whose values for a tensor kept in flash ([`FrozenRef`](crate::FrozenRef))
+    /// differ from the flash's: flash is not rewritten, so the file cannot be loaded.
+    FixedTensorDiffers {
+        /// Index of the first differing value among all stored values.
+        index: usize,
+    },
 }
 
 /// Why a flash operation failed (the kinds of `embedded-storage`).
@@ -164,6 +170,9 @@ impl fmt::Display for Error {
             Error::Flash(kind) => write!(f, "flash operation failed: {kind:?}"),
             Error::StorageTooSmall { needed, available } => {
                 write!(f, "checkpoint region too small: two slots need {needed} bytes, the flash has {available}")
+            }
+            Error::FixedTensorDiffers { index } => {
+                write!(f, "value {index} of the file differs from the frozen weights in flash, which are not rewritten")
             }
         }
     }

@@ -19,6 +19,7 @@
 //! ```
 
 use crate::init::Init;
+use crate::params::{Params, Role, TensorDesc};
 use crate::rng::Rng;
 use crate::tensor::{Tensor, Zero};
 
@@ -49,27 +50,90 @@ pub enum UnitKind {
     Other,
 }
 
-/// One row of a model summary.
+/// One row of a model summary: a layer as it describes itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LayerInfo {
-    /// Layer kind, as Keras names it (`Dense`, `ReLU`, ...).
+    /// Layer class, as Keras names it (`Dense`, `Conv2D`, `ReLU`, ...).
     pub name: &'static str,
     /// Output shape, outermost first; unused dimensions are 0.
     pub output_shape: [usize; 3],
-    /// Trainable parameters.
-    pub params: usize,
     /// Bytes of activation buffer the layer's output needs (0 for the network's final output,
     /// which the caller holds).
     pub output_bytes: usize,
     /// Extra per-layer bytes kept between forward and backward (masks), per copy.
     pub cache_bytes: usize,
+    /// The layer's tensors, in visiting order.
+    pub tensors: &'static [TensorDesc],
+    /// Default PyTorch module name prefix (`fc` gives `fc1`, `fc2`, ...); empty for a layer
+    /// without tensors.
+    pub module: &'static str,
+    /// Path of the Rust struct whose fields are the tensors, for generated source.
+    pub rust_path: &'static str,
+    /// Inside a frozen wrapper: its trainable tensors are not trained.
+    pub frozen: bool,
+    /// The tensors live in a static (flash), not in the network's RAM.
+    pub in_flash: bool,
+}
+
+impl LayerInfo {
+    /// A layer without tensors.
+    #[must_use]
+    pub const fn new(name: &'static str, output_shape: [usize; 3]) -> Self {
+        LayerInfo {
+            name,
+            output_shape,
+            output_bytes: 0,
+            cache_bytes: 0,
+            tensors: &[],
+            module: "",
+            rust_path: "",
+            frozen: false,
+            in_flash: false,
+        }
+    }
+
+    /// The same row with `tensors`, the PyTorch module prefix `module` and the Rust struct
+    /// `rust_path`.
+    #[must_use]
+    pub const fn with_tensors(
+        mut self,
+        tensors: &'static [TensorDesc],
+        module: &'static str,
+        rust_path: &'static str,
+    ) -> Self {
+        self.tensors = tensors;
+        self.module = module;
+        self.rust_path = rust_path;
+        self
+    }
+
+    /// The role tensor `d` of this layer plays (a trainable tensor of a frozen layer is frozen).
+    #[must_use]
+    pub fn role(&self, d: &TensorDesc) -> Role {
+        match d.role {
+            Role::Trainable if self.frozen => Role::Frozen,
+            r => r,
+        }
+    }
+
+    /// Scalars of the layer's tensors with role `role` (all of them for `None`).
+    #[must_use]
+    pub fn count(&self, role: Option<Role>) -> usize {
+        self.tensors.iter().filter(|d| role.is_none_or(|r| self.role(d) == r)).map(TensorDesc::len).sum()
+    }
+
+    /// All scalars of the layer's tensors (the summary's "Param #").
+    #[must_use]
+    pub fn params(&self) -> usize {
+        self.count(None)
+    }
 }
 
 /// A differentiable layer with compile-time shapes.
 ///
 /// Parameter gradients *accumulate* (`+=`) in `backward`, so a mini-batch is a loop over its
 /// samples with no batch-sized buffer.
-pub trait Layer: Sized {
+pub trait Layer: Params + Sized {
     /// Input tensor.
     type Input: Tensor;
     /// Output tensor.
@@ -77,8 +141,8 @@ pub trait Layer: Sized {
     /// Buffers kept between `forward` and `backward`: the outputs of inner layers and any
     /// masks. Backward uses a second value of this type for the gradients of those buffers.
     type Acts: Zero;
-    /// Number of trainable parameters.
-    const NUM_PARAMS: usize;
+    /// Number of trainable parameters: what the gradients and the optimizer state hold.
+    const NUM_PARAMS: usize = <Self as Params>::TRAINABLE_LEN;
     /// The layer with every parameter zero.
     const ZERO: Self;
     /// Number of ReLU units in the layer's outputs, for sizing a dead-unit monitor.
@@ -88,7 +152,7 @@ pub trait Layer: Sized {
     fn forward(&self, x: &Self::Input, acts: &mut Self::Acts, y: &mut Self::Output, mode: &mut Mode);
 
     /// Backpropagates `dy` (the loss gradient with respect to `y`): adds the parameter
-    /// gradients to `grads`, and writes the input gradient to `dx` when asked for.
+    /// gradients to `grads` when given, and writes the input gradient to `dx` when asked for.
     /// `acts` and `y` must be the values of the matching `forward`; `deltas` is scratch of the
     /// same shape.
     fn backward(
@@ -98,27 +162,21 @@ pub trait Layer: Sized {
         y: &Self::Output,
         dy: &Self::Output,
         deltas: &mut Self::Acts,
-        grads: &mut Self,
+        grads: Option<&mut Self::Grads>,
         dx: Option<&mut Self::Input>,
     );
 
     /// Initialises the parameters with `init` for weights (biases start at zero, or as
-    /// [`Init::TorchDefault`] says).
-    fn init_with(&mut self, init: Init, rng: &mut Rng);
+    /// [`Init::TorchDefault`] says). Layers without parameters keep the default, which does
+    /// nothing.
+    fn init_with(&mut self, init: Init, rng: &mut Rng) {
+        let _ = (init, rng);
+    }
 
     /// Initialises the parameters with the Keras default, Glorot uniform and zero biases.
     fn init(&mut self, rng: &mut Rng) {
         self.init_with(Init::GlorotUniform, rng);
     }
-
-    /// Visits parameter slices in a fixed order.
-    fn for_each_param(&self, f: &mut impl FnMut(&[f32]));
-
-    /// Visits parameter slices mutably, in the same order.
-    fn for_each_param_mut(&mut self, f: &mut impl FnMut(&mut [f32]));
-
-    /// Visits parameter slices with the matching slices of `other` (gradients, say).
-    fn zip_params(&mut self, other: &Self, f: &mut impl FnMut(&mut [f32], &[f32]));
 
     /// Visits the summary rows of the layer and its inner layers.
     fn describe(f: &mut impl FnMut(&LayerInfo));
@@ -132,33 +190,9 @@ pub trait Layer: Sized {
         self.forward(x, acts, y, &mut Mode::Infer);
     }
 
-    /// Sets every parameter to zero (use on gradients before a batch).
-    fn zero_params(&mut self) {
-        self.for_each_param_mut(&mut |p| p.fill(0.0));
-    }
-
     /// Copies every parameter from `other`.
     fn copy_params_from(&mut self, other: &Self) {
-        self.zip_params(other, &mut |p, q| p.copy_from_slice(q));
-    }
-
-    /// Scales every parameter by `s`.
-    fn scale_params(&mut self, s: f32) {
-        self.for_each_param_mut(&mut |p| p.iter_mut().for_each(|v| *v *= s));
-    }
-
-    /// `true` when every parameter is finite.
-    fn params_finite(&self) -> bool {
-        let mut ok = true;
-        self.for_each_param(&mut |p| ok &= crate::kernels::all_finite(p));
-        ok
-    }
-
-    /// Squared L2 norm of all parameters, summed slice by slice in a fixed order.
-    fn params_sum_squares(&self) -> f32 {
-        let mut s = 0.0;
-        self.for_each_param(&mut |p| s += crate::kernels::sum_squares(p));
-        s
+        self.copy_from(other);
     }
 }
 
@@ -198,7 +232,6 @@ where
     type Input = A::Input;
     type Output = B::Output;
     type Acts = ChainActs<A, B>;
-    const NUM_PARAMS: usize = A::NUM_PARAMS + B::NUM_PARAMS;
     const ZERO: Self = Chain { a: A::ZERO, b: B::ZERO };
     const RELU_UNITS: usize = A::RELU_UNITS + B::RELU_UNITS;
 
@@ -216,31 +249,26 @@ where
         y: &Self::Output,
         dy: &Self::Output,
         deltas: &mut Self::Acts,
-        grads: &mut Self,
+        grads: Option<&mut Self::Grads>,
         dx: Option<&mut Self::Input>,
     ) {
-        self.b.backward(&acts.mid, &acts.b, y, dy, &mut deltas.b, &mut grads.b, Some(&mut deltas.mid));
-        self.a.backward(x, &acts.a, &acts.mid, &deltas.mid, &mut deltas.a, &mut grads.a, dx);
+        let (ga, gb) = match grads {
+            Some(g) => (Some(&mut g.a), Some(&mut g.b)),
+            None => (None, None),
+        };
+        // The gradient at the junction is needed only if the first layer trains or the caller
+        // wants the input gradient: a frozen or parameter-free front costs no backward pass.
+        let wants_mid = A::TRAINABLE_LEN > 0 || dx.is_some();
+        let mid = if wants_mid { Some(&mut deltas.mid) } else { None };
+        self.b.backward(&acts.mid, &acts.b, y, dy, &mut deltas.b, gb, mid);
+        if wants_mid {
+            self.a.backward(x, &acts.a, &acts.mid, &deltas.mid, &mut deltas.a, ga, dx);
+        }
     }
 
     fn init_with(&mut self, init: Init, rng: &mut Rng) {
         self.a.init_with(init, rng);
         self.b.init_with(init, rng);
-    }
-
-    fn for_each_param(&self, f: &mut impl FnMut(&[f32])) {
-        self.a.for_each_param(f);
-        self.b.for_each_param(f);
-    }
-
-    fn for_each_param_mut(&mut self, f: &mut impl FnMut(&mut [f32])) {
-        self.a.for_each_param_mut(f);
-        self.b.for_each_param_mut(f);
-    }
-
-    fn zip_params(&mut self, other: &Self, f: &mut impl FnMut(&mut [f32], &[f32])) {
-        self.a.zip_params(&other.a, f);
-        self.b.zip_params(&other.b, f);
     }
 
     fn describe(f: &mut impl FnMut(&LayerInfo)) {
@@ -258,6 +286,53 @@ where
     fn visit_outputs(acts: &Self::Acts, y: &Self::Output, f: &mut impl FnMut(UnitKind, &[f32])) {
         A::visit_outputs(&acts.a, &acts.mid, f);
         B::visit_outputs(&acts.b, y, f);
+    }
+}
+
+impl<A, B> Params for Chain<A, B>
+where
+    A: Layer,
+    B: Layer<Input = A::Output>,
+{
+    type Grads = Chain<A::Grads, B::Grads>;
+    const GRADS_ZERO: Self::Grads = Chain { a: A::GRADS_ZERO, b: B::GRADS_ZERO };
+    const TRAINABLE_LEN: usize = A::TRAINABLE_LEN + B::TRAINABLE_LEN;
+    const STORED_LEN: usize = A::STORED_LEN + B::STORED_LEN;
+
+    #[inline]
+    fn visit(&self, f: &mut impl FnMut(&TensorDesc, &[f32])) {
+        self.a.visit(f);
+        self.b.visit(f);
+    }
+
+    #[inline]
+    fn visit_mut(&mut self, f: &mut impl FnMut(&TensorDesc, crate::params::Slot<'_>)) {
+        self.a.visit_mut(f);
+        self.b.visit_mut(f);
+    }
+
+    #[inline]
+    fn copy_from(&mut self, other: &Self) {
+        self.a.copy_from(&other.a);
+        self.b.copy_from(&other.b);
+    }
+
+    #[inline]
+    fn visit_grads(grads: &Self::Grads, f: &mut impl FnMut(&[f32])) {
+        A::visit_grads(&grads.a, f);
+        B::visit_grads(&grads.b, f);
+    }
+
+    #[inline]
+    fn visit_grads_mut(grads: &mut Self::Grads, f: &mut impl FnMut(&mut [f32])) {
+        A::visit_grads_mut(&mut grads.a, f);
+        B::visit_grads_mut(&mut grads.b, f);
+    }
+
+    #[inline]
+    fn zip_grads(&mut self, grads: &Self::Grads, f: &mut impl FnMut(&mut [f32], &[f32])) {
+        self.a.zip_grads(&grads.a, f);
+        self.b.zip_grads(&grads.b, f);
     }
 }
 

@@ -14,16 +14,14 @@
 //! let mut t = Trainer::<Net, Adam<{ <Net as Layer>::NUM_PARAMS }>>::ZERO;
 //! t.model.init(&mut Rng::new(7));
 //! let adam = AdamConfig { lr: Schedule::Constant(0.05), ..AdamConfig::default() };
-//! let fit = FitConfig { epochs: 500, batch_size: 4, ..FitConfig::default() };
-//! let report = t
-//!     .fit(&adam, &Mse::MEAN, &xor[..], None::<&[([f32; 2], [f32; 1])]>, &fit, None, &mut (), &mut ())
-//!     .unwrap();
+//! let report = t.fit(&adam, &Mse::MEAN, &xor[..]).epochs(500).batch_size(4).run().unwrap();
 //! assert_eq!(report.last.train_accuracy, 1.0);
 //! println!("{}", Summary::<Net, Adam<{ <Net as Layer>::NUM_PARAMS }>>::new("xor"));
 //! ```
 //!
-//! Modules: [`layer`] (the `Layer` trait and `sequential!`), [`layers`], [`loss`], [`optim`],
-//! [`shape`], [`train`], [`summary`], [`checkpoint`], [`data`], [`zoo`].
+//! Modules: [`layer`] (the `Layer` trait and `sequential!`), [`params`] (tensors that describe
+//! themselves, frozen layers), [`layers`], [`loss`], [`optim`],
+//! [`shape`], [`train`], [`fit`], [`summary`], [`checkpoint`], [`data`], [`zoo`].
 #![no_std]
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
@@ -34,6 +32,7 @@ extern crate std;
 pub mod checkpoint;
 pub mod data;
 mod error;
+pub mod fit;
 pub mod init;
 pub mod kernels;
 pub mod layer;
@@ -41,6 +40,7 @@ pub mod layers;
 pub mod loss;
 pub mod math;
 pub mod optim;
+pub mod params;
 pub mod rng;
 pub mod shape;
 pub mod storage;
@@ -52,6 +52,7 @@ pub mod zoo;
 pub use error::{Error, FlashError};
 pub use init::Init;
 pub use layer::{Chain, Layer, Mode};
+pub use params::{Frozen, FrozenRef, Leaf, Params};
 pub use rng::Rng;
 pub use tensor::{Tensor, Zero};
 
@@ -70,6 +71,7 @@ pub mod prelude {
         Adadelta, AdadeltaConfig, Adam, AdamConfig, AdamForm, Momentum, MomentumConfig, MomentumForm, Optimizer,
         RmsProp, RmsPropConfig, RmsPropForm, Schedule, Sgd, SgdConfig,
     };
+    pub use crate::params::{Frozen, FrozenRef, Leaf, Params};
     pub use crate::rng::Rng;
     pub use crate::summary::Summary;
     pub use crate::tensor::{Tensor, Zero};

@@ -24,6 +24,8 @@
 
 use embedded_storage::nor_flash::{NorFlash, NorFlashError, ReadNorFlash};
 
+use core::marker::PhantomData;
+
 use crate::checkpoint::{self, CRC32, HEADER_LEN, file_len};
 use crate::error::{Error, FlashError};
 use crate::layer::Layer;
@@ -69,19 +71,35 @@ impl Scan {
 }
 
 /// Two checkpoint slots for network `M` in a region of a NOR flash starting at `base`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CheckpointStore {
+///
+/// The store is typed by its network: saving or loading another network does not compile.
+pub struct CheckpointStore<M> {
     base: u32,
     slot_size: u32,
+    _net: PhantomData<fn() -> M>,
 }
 
-impl CheckpointStore {
+impl<M> Clone for CheckpointStore<M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<M> Copy for CheckpointStore<M> {}
+
+impl<M> core::fmt::Debug for CheckpointStore<M> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("CheckpointStore").field("base", &self.base).field("slot_size", &self.slot_size).finish()
+    }
+}
+
+impl<M: Layer> CheckpointStore<M> {
     /// Lays out two slots for network `M` from `base` (which must be erase-aligned).
     ///
     /// # Errors
     /// [`Error::Flash`] with `NotAligned` for an unaligned base or a write/read size that does
     /// not divide 64; [`Error::StorageTooSmall`] when two slots do not fit.
-    pub fn new<F: NorFlash, M: Layer>(flash: &F, base: u32) -> Result<Self, Error> {
+    pub fn new<F: NorFlash>(flash: &F, base: u32) -> Result<Self, Error> {
         let aligned = |n: usize| n > 0 && CHUNK.is_multiple_of(n);
         if !aligned(F::WRITE_SIZE) || !aligned(F::READ_SIZE) || !(base as usize).is_multiple_of(F::ERASE_SIZE.max(1)) {
             return Err(Error::Flash(FlashError::NotAligned));
@@ -91,7 +109,7 @@ impl CheckpointStore {
         if 2 * slot > available || u32::try_from(base as usize + 2 * slot).is_err() {
             return Err(Error::StorageTooSmall { needed: 2 * slot, available });
         }
-        Ok(CheckpointStore { base, slot_size: slot as u32 })
+        Ok(CheckpointStore { base, slot_size: slot as u32, _net: PhantomData })
     }
 
     /// Bytes of one slot (a whole number of erase blocks).
@@ -110,7 +128,7 @@ impl CheckpointStore {
     ///
     /// # Errors
     /// Only flash read errors; an invalid slot is `Ok(None)`.
-    pub fn check_slot<F: ReadNorFlash, M: Layer>(&self, flash: &mut F, i: usize) -> Result<Option<u32>, Error> {
+    pub fn check_slot<F: ReadNorFlash>(&self, flash: &mut F, i: usize) -> Result<Option<u32>, Error> {
         let mut head = [0u8; CHUNK];
         flash.read(self.slot_offset(i), &mut head).map_err(|e| flash_err(&e))?;
         let word = |at: usize| u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
@@ -119,22 +137,27 @@ impl CheckpointStore {
             return Ok(None);
         }
         // One pass: slot CRC, the weights file's own header and CRC. Values are checked on load.
+        // The header of this build's format, or of version 1 (whose payload is the same).
         let expected_header = checkpoint::header::<M>();
+        let header_v1 = checkpoint::header_v1::<M>();
         let mut slot_crc = CRC32.digest();
         slot_crc.update(&head[4..12]);
         let mut file_crc = CRC32.digest();
-        let mut header_ok = true;
+        let (mut header_ok, mut header_v1_ok) = (true, true);
         let mut reader = Reader::new(flash, self.slot_offset(i) + DATA_OFFSET as u32, 0);
         for at in 0..len - 4 {
             let b = reader.byte();
             header_ok &= expected_header.get(at).is_none_or(|&e| e == b);
+            header_v1_ok &= header_v1.get(at).is_none_or(|&e| e == b);
             slot_crc.update(&[b]);
             file_crc.update(&[b]);
         }
         let tail = [reader.byte(), reader.byte(), reader.byte(), reader.byte()];
         slot_crc.update(&tail);
         reader.error()?;
-        let valid = header_ok && u32::from_le_bytes(tail) == file_crc.finalize() && slot_crc.finalize() == stored;
+        let valid = (header_ok || header_v1_ok)
+            && u32::from_le_bytes(tail) == file_crc.finalize()
+            && slot_crc.finalize() == stored;
         Ok(valid.then_some(seq))
     }
 
@@ -142,8 +165,8 @@ impl CheckpointStore {
     ///
     /// # Errors
     /// Flash read errors.
-    pub fn scan<F: ReadNorFlash, M: Layer>(&self, flash: &mut F) -> Result<Scan, Error> {
-        Ok(Scan { slots: [self.check_slot::<F, M>(flash, 0)?, self.check_slot::<F, M>(flash, 1)?] })
+    pub fn scan<F: ReadNorFlash>(&self, flash: &mut F) -> Result<Scan, Error> {
+        Ok(Scan { slots: [self.check_slot(flash, 0)?, self.check_slot(flash, 1)?] })
     }
 
     /// Loads the newest valid checkpoint into `model` and returns its sequence number, or
@@ -151,14 +174,14 @@ impl CheckpointStore {
     ///
     /// # Errors
     /// Flash read errors; [`Error::NonFinite`] for a checkpoint holding NaN (model untouched).
-    pub fn load<F: ReadNorFlash, M: Layer>(&self, flash: &mut F, model: &mut M) -> Result<Option<u32>, Error> {
-        let Some((slot, seq)) = self.scan::<F, M>(flash)?.newest() else {
+    pub fn load<F: ReadNorFlash>(&self, flash: &mut F, model: &mut M) -> Result<Option<u32>, Error> {
+        let Some((slot, seq)) = self.scan(flash)?.newest() else {
             return Ok(None);
         };
         let data = self.slot_offset(slot) + DATA_OFFSET as u32;
         // First pass: every value finite. Second pass: copy. Nothing is half-loaded.
         let mut reader = Reader::new(flash, data, HEADER_LEN);
-        for index in 0..M::NUM_PARAMS {
+        for index in 0..M::STORED_LEN {
             if !reader.f32().is_finite() {
                 reader.error()?;
                 return Err(Error::NonFinite { index });
@@ -166,7 +189,13 @@ impl CheckpointStore {
         }
         reader.error()?;
         let mut reader = Reader::new(flash, data, HEADER_LEN);
-        model.for_each_param_mut(&mut |p| p.iter_mut().for_each(|v| *v = reader.f32()));
+        let differs = checkpoint::fixed_differs(model, core::iter::from_fn(|| Some(reader.f32())));
+        reader.error()?;
+        if let Some(index) = differs {
+            return Err(Error::FixedTensorDiffers { index });
+        }
+        let mut reader = Reader::new(flash, data, HEADER_LEN);
+        checkpoint::write_values(model, core::iter::from_fn(|| Some(reader.f32())));
         reader.error()?;
         Ok(Some(seq))
     }
@@ -176,19 +205,11 @@ impl CheckpointStore {
     /// # Errors
     /// [`Error::NonFinite`] for a model holding NaN (nothing is written); flash errors (the
     /// previous checkpoint stays the newest valid one).
-    pub fn save<F: NorFlash, M: Layer>(&self, flash: &mut F, model: &M) -> Result<(usize, u32), Error> {
-        if !model.params_finite() {
-            let mut index = 0;
-            let mut bad = None;
-            model.for_each_param(&mut |p| {
-                if bad.is_none() {
-                    bad = p.iter().position(|v| !v.is_finite()).map(|k| index + k);
-                }
-                index += p.len();
-            });
-            return Err(Error::NonFinite { index: bad.unwrap_or(0) });
+    pub fn save<F: NorFlash>(&self, flash: &mut F, model: &M) -> Result<(usize, u32), Error> {
+        if let Some(index) = checkpoint::first_non_finite(model) {
+            return Err(Error::NonFinite { index });
         }
-        let (target, seq) = match self.scan::<F, M>(flash)?.newest() {
+        let (target, seq) = match self.scan(flash)?.newest() {
             Some((slot, seq)) => (1 - slot, seq.wrapping_add(1)),
             None => (0, 1),
         };

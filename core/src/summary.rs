@@ -1,8 +1,11 @@
 //! A Keras-like model summary with the memory budget, known before anything runs.
 //!
-//! Figures come from the layers' own descriptions (parameter counts, output shapes) and the
+//! Figures come from the layers' own descriptions (their tensors, output shapes) and the
 //! optimizer's slots per parameter; the tests check them against `size_of` of the real
-//! structs, so the table is the RAM the device will use.
+//! structs, so the table is the RAM the device will use. Frozen layers ([`Frozen`](crate::Frozen))
+//! need no gradient and no optimizer state, and those kept in flash
+//! ([`FrozenRef`](crate::FrozenRef)) no RAM for their weights: the summary counts them as
+//! non-trainable and says how much training RAM freezing saves.
 //!
 //! ```
 //! use tinytrain::prelude::*;
@@ -18,6 +21,7 @@ use core::marker::PhantomData;
 
 use crate::layer::{Layer, LayerInfo};
 use crate::optim::Optimizer;
+use crate::params::Role;
 use crate::tensor::Tensor;
 
 /// Bytes of one `f32`.
@@ -29,16 +33,25 @@ const COUNTER: usize = core::mem::size_of::<u32>();
 pub struct Summary<M, O> {
     /// Model name shown in the header.
     pub name: &'static str,
-    /// Trainable parameters.
+    /// Every parameter (Keras' "Total params"): trainable, frozen and buffers.
     pub params: usize,
-    /// Bytes of parameters.
+    /// Trainable parameters: what the gradients and the optimizer state cover.
+    pub trainable: usize,
+    /// Bytes of the tensors kept in RAM (the network's own `size_of`).
     pub param_bytes: usize,
+    /// Bytes of the tensors kept in flash ([`FrozenRef`](crate::FrozenRef)).
+    pub flash_param_bytes: usize,
+    /// Bytes of gradient buffers (the trainable layers' tensors).
+    pub grad_bytes: usize,
     /// Bytes of activation buffers between layers (one copy).
     pub activation_bytes: usize,
     /// Bytes of the input and output tensors.
     pub io_bytes: (usize, usize),
     /// Bytes of optimizer state.
     pub optimizer_bytes: usize,
+    /// Training RAM the frozen layers save against training them: their gradients and
+    /// optimizer state, and their weights when they are in flash.
+    pub frozen_savings: usize,
     _types: PhantomData<fn() -> (M, O)>,
 }
 
@@ -46,18 +59,39 @@ impl<M: Layer, O: Optimizer> Summary<M, O> {
     /// Computes the summary from the layer descriptions.
     #[must_use]
     pub fn new(name: &'static str) -> Self {
-        let (mut params, mut acts) = (0, 0);
+        let (mut params, mut trainable, mut ram, mut flash, mut grads, mut acts, mut frozen) = (0, 0, 0, 0, 0, 0, 0);
         M::describe(&mut |info: &LayerInfo| {
-            params += info.params;
+            let all = info.params();
+            params += all;
+            trainable += info.count(Some(Role::Trainable));
+            if info.in_flash {
+                flash += all * F32;
+            } else {
+                ram += all * F32;
+            }
+            if info.frozen {
+                // Unfrozen, the layer would hold a gradient copy of all its tensors, optimizer
+                // state for its parameters, and its weights in RAM.
+                frozen += all * F32 + O::SLOTS * info.count(Some(Role::Frozen)) * F32;
+                if info.in_flash {
+                    frozen += all * F32;
+                }
+            } else {
+                grads += all * F32;
+            }
             acts += info.output_bytes + info.cache_bytes;
         });
         Summary {
             name,
             params,
-            param_bytes: params * F32,
+            trainable,
+            param_bytes: ram,
+            flash_param_bytes: flash,
+            grad_bytes: grads,
             activation_bytes: acts,
             io_bytes: (M::Input::LEN * F32, M::Output::LEN * F32),
-            optimizer_bytes: O::SLOTS * params * F32 + COUNTER,
+            optimizer_bytes: O::SLOTS * trainable * F32 + COUNTER,
+            frozen_savings: frozen,
             _types: PhantomData,
         }
     }
@@ -74,11 +108,16 @@ impl<M: Layer, O: Optimizer> Summary<M, O> {
         self.activation_bytes + self.io_bytes.0 + self.io_bytes.1
     }
 
-    /// RAM of the whole [`Trainer`](crate::train::Trainer): parameters, gradients, optimizer
-    /// state, activations and their gradients, input, output and output gradient.
+    /// RAM of the whole [`Trainer`](crate::train::Trainer): parameters in RAM, gradients,
+    /// optimizer state, activations and their gradients, input, output and output gradient.
     #[must_use]
     pub fn training_bytes(&self) -> usize {
-        2 * self.param_bytes + self.optimizer_bytes + 2 * self.activation_bytes + self.io_bytes.0 + 2 * self.io_bytes.1
+        self.param_bytes
+            + self.grad_bytes
+            + self.optimizer_bytes
+            + 2 * self.activation_bytes
+            + self.io_bytes.0
+            + 2 * self.io_bytes.1
     }
 }
 
@@ -145,7 +184,7 @@ impl<M: Layer, O: Optimizer> fmt::Display for Summary<M, O> {
             let shape = ShapeText(info.output_shape);
             let shape_text = ShapeWidth(&shape);
             let row =
-                writeln!(f, "{:<28}{:<26}{:>11}", LayerName(info.name, index), shape_text, ThousandsPad(info.params));
+                writeln!(f, "{:<28}{:<26}{:>11}", LayerName(info.name, index), shape_text, ThousandsPad(info.params()));
             if result.is_ok() {
                 result = row;
             }
@@ -153,9 +192,13 @@ impl<M: Layer, O: Optimizer> fmt::Display for Summary<M, O> {
         });
         result?;
         writeln!(f, "=================================================================")?;
-        writeln!(f, "Total params: {} ({} bytes)", Thousands(self.params), Thousands(self.param_bytes))?;
-        writeln!(f, "Trainable params: {}", Thousands(self.params))?;
-        writeln!(f, "Non-trainable params: 0")?;
+        let all_bytes = self.param_bytes + self.flash_param_bytes;
+        writeln!(f, "Total params: {} ({} bytes)", Thousands(self.params), Thousands(all_bytes))?;
+        writeln!(f, "Trainable params: {}", Thousands(self.trainable))?;
+        writeln!(f, "Non-trainable params: {}", Thousands(self.params - self.trainable))?;
+        if self.flash_param_bytes > 0 {
+            writeln!(f, "Frozen in flash: {} bytes of weights", Thousands(self.flash_param_bytes))?;
+        }
         writeln!(f, "{rule}")?;
         let mut head = Buf::<32>::new();
         let _ = fmt::write(&mut head, format_args!("training ({})", O::NAME));
@@ -169,7 +212,7 @@ impl<M: Layer, O: Optimizer> fmt::Display for Summary<M, O> {
             ThousandsPad(self.param_bytes),
             ThousandsPad(self.param_bytes)
         )?;
-        writeln!(f, "{:<28}{:>16}{:>21}", "gradients", dash, ThousandsPad(self.param_bytes))?;
+        writeln!(f, "{:<28}{:>16}{:>21}", "gradients", dash, ThousandsPad(self.grad_bytes))?;
         writeln!(f, "{:<28}{:>16}{:>21}", "optimizer state", dash, ThousandsPad(self.optimizer_bytes))?;
         writeln!(
             f,
@@ -192,6 +235,9 @@ impl<M: Layer, O: Optimizer> fmt::Display for Summary<M, O> {
             ThousandsPad(self.inference_bytes()),
             ThousandsPad(self.training_bytes())
         )?;
+        if self.frozen_savings > 0 {
+            writeln!(f, "(frozen layers save {} bytes of training RAM)", Thousands(self.frozen_savings))?;
+        }
         writeln!(
             f,
             "(inference with the weights in flash: {} bytes of RAM)",
@@ -270,27 +316,65 @@ impl<const N: usize> fmt::Write for Buf<N> {
     }
 }
 
-/// A 32-bit fingerprint of the architecture (layer kinds, output shapes, parameter counts,
-/// input shape): FNV-1a over the summary rows. Two networks with the same fingerprint take the
-/// same weights file.
+/// FNV-1a, 32 bits.
+struct Fnv(u32);
+
+impl Fnv {
+    fn eat(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u32::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0193);
+        }
+    }
+
+    fn eat_usize(&mut self, n: usize) {
+        self.eat(&(n as u32).to_le_bytes());
+    }
+}
+
+/// A 32-bit fingerprint of the architecture: the input shape, and for every layer its kind,
+/// output shape and tensors (names, shapes, element types), FNV-1a over the layers'
+/// descriptions. Two networks with the same fingerprint take the same weights file. Whether a
+/// layer is frozen, or kept in flash, does not change it.
 #[must_use]
 pub fn fingerprint<M: Layer>() -> u32 {
-    let mut h: u32 = 0x811C_9DC5;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
-            h ^= u32::from(b);
-            h = h.wrapping_mul(0x0100_0193);
-        }
-    };
+    let mut h = Fnv(0x811C_9DC5);
     for d in M::Input::SHAPE {
-        eat(&(d as u32).to_le_bytes());
+        h.eat_usize(d);
     }
     M::describe(&mut |info: &LayerInfo| {
-        eat(info.name.as_bytes());
+        h.eat(info.name.as_bytes());
         for d in info.output_shape {
-            eat(&(d as u32).to_le_bytes());
+            h.eat_usize(d);
         }
-        eat(&(info.params as u32).to_le_bytes());
+        h.eat_usize(info.tensors.len());
+        for t in info.tensors {
+            h.eat(t.name.as_bytes());
+            h.eat_usize(t.shape.len());
+            for &d in t.shape {
+                h.eat_usize(d);
+            }
+            h.eat_usize(t.element_bytes());
+            h.eat(&[u8::from(t.role == Role::Buffer)]);
+        }
     });
-    h
+    h.0
+}
+
+/// The fingerprint weights files of format version 1 carry: the input shape, and every layer's
+/// kind, output shape and parameter count.
+#[must_use]
+pub fn fingerprint_v1<M: Layer>() -> u32 {
+    let mut h = Fnv(0x811C_9DC5);
+    for d in M::Input::SHAPE {
+        h.eat_usize(d);
+    }
+    M::describe(&mut |info: &LayerInfo| {
+        h.eat(info.name.as_bytes());
+        for d in info.output_shape {
+            h.eat_usize(d);
+        }
+        h.eat_usize(info.params());
+    });
+    h.0
 }

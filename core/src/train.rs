@@ -11,9 +11,8 @@
 //! let data = [([0.0, 0.0], [0.0]), ([0.0, 1.0], [1.0]), ([1.0, 0.0], [1.0]), ([1.0, 1.0], [0.0])];
 //! let mut t = Trainer::<Net, Adam<{ <Net as Layer>::NUM_PARAMS }>>::ZERO;
 //! t.model.init(&mut Rng::new(0));
-//! let cfg = AdamConfig { lr: Schedule::Constant(0.05), ..AdamConfig::default() };
-//! let fit = FitConfig { epochs: 300, batch_size: 4, ..FitConfig::default() };
-//! let report = t.fit(&cfg, &Mse::MEAN, &data[..], None::<&[([f32; 2], [f32; 1])]>, &fit, None, &mut (), &mut ()).unwrap();
+//! let adam = AdamConfig { lr: Schedule::Constant(0.05), ..AdamConfig::default() };
+//! let report = t.fit(&adam, &Mse::MEAN, &data[..]).epochs(300).batch_size(4).run().unwrap();
 //! assert!(report.last.train_loss < 0.01);
 //! ```
 
@@ -33,8 +32,8 @@ use crate::tensor::{Tensor, Zero};
 pub struct Trainer<M: Layer, O: Optimizer> {
     /// The network's parameters.
     pub model: M,
-    /// Gradients, accumulated over a batch.
-    pub grads: M,
+    /// Gradients of the trainable tensors, accumulated over a batch.
+    pub grads: M::Grads,
     /// Optimizer state.
     pub opt: O,
     /// Activation buffers of the last forward pass.
@@ -90,6 +89,16 @@ pub trait UnitMonitor {
     fn observe<M: Layer>(&mut self, acts: &M::Acts, y: &M::Output);
     /// Reports on the epoch that ended and starts a new one.
     fn end_epoch(&mut self) -> DeadUnits;
+}
+
+/// A monitor lent to [`Trainer::fit`].
+impl<T: UnitMonitor + ?Sized> UnitMonitor for &mut T {
+    fn observe<M: Layer>(&mut self, acts: &M::Acts, y: &M::Output) {
+        (**self).observe::<M>(acts, y);
+    }
+    fn end_epoch(&mut self) -> DeadUnits {
+        (**self).end_epoch()
+    }
 }
 
 /// No monitoring.
@@ -234,6 +243,19 @@ impl Default for DivergenceGuard {
 /// No callback.
 impl Callback for () {}
 
+/// A callback lent to [`Trainer::fit`].
+impl<T: Callback + ?Sized> Callback for &mut T {
+    fn on_batch_end(&mut self, epoch: u32, batch: usize, batches: usize) {
+        (**self).on_batch_end(epoch, batch, batches);
+    }
+    fn on_epoch_end(&mut self, stats: &EpochStats) -> Control {
+        (**self).on_epoch_end(stats)
+    }
+    fn on_divergence(&mut self, event: &Divergence) {
+        (**self).on_divergence(event);
+    }
+}
+
 /// How [`Trainer::fit`] runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -255,6 +277,11 @@ pub struct FitConfig {
     pub min_delta: f32,
     /// What to do when training diverges.
     pub guard: DivergenceGuard,
+    /// Do not train the first `freeze` layers that have trainable tensors: their gradients are
+    /// dropped before each step, so their weights keep their bits. This is the run-time form
+    /// of wrapping those layers in [`Frozen`](crate::Frozen), with the same results; the type
+    /// also saves their gradient and optimizer RAM.
+    pub freeze: u32,
 }
 
 impl Default for FitConfig {
@@ -270,6 +297,7 @@ impl Default for FitConfig {
             patience: None,
             min_delta: 0.0,
             guard: DivergenceGuard::default(),
+            freeze: 0,
         }
     }
 }
@@ -296,6 +324,19 @@ pub struct FitReport {
     pub last: EpochStats,
 }
 
+/// Trainable values of the first `layers` layers that have trainable tensors.
+fn frozen_prefix<M: Layer>(layers: u32) -> usize {
+    let (mut left, mut values) = (layers, 0);
+    M::describe(&mut |info| {
+        let n = info.count(Some(crate::params::Role::Trainable));
+        if left > 0 && n > 0 {
+            values += n;
+            left -= 1;
+        }
+    });
+    values
+}
+
 /// Figures of one mini-batch.
 struct Batch {
     loss_sum: f32,
@@ -317,7 +358,7 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
     /// Zero parameters, zero state. Initialise `model` before training.
     pub const ZERO: Self = Trainer {
         model: M::ZERO,
-        grads: M::ZERO,
+        grads: M::GRADS_ZERO,
         opt: O::ZERO,
         acts: <M::Acts as Zero>::ZERO,
         deltas: <M::Acts as Zero>::ZERO,
@@ -341,7 +382,7 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
         self.model.forward(&self.x, &mut self.acts, &mut self.y, mode);
         let l = loss.loss_and_grad(&self.y, target, scale, &mut self.dy)?;
         let correct = loss.correct(&self.y, target);
-        self.model.backward(&self.x, &self.acts, &self.y, &self.dy, &mut self.deltas, &mut self.grads, None);
+        self.model.backward(&self.x, &self.acts, &self.y, &self.dy, &mut self.deltas, Some(&mut self.grads), None);
         Ok((l, correct))
     }
 
@@ -349,22 +390,36 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
     /// A non-finite gradient skips the update: the weights never see it. (An update of finite
     /// gradients can still overflow; [`Trainer::fit`] checks for that and rolls back.)
     pub fn apply(&mut self, cfg: &O::Config, clip_norm: Option<f32>) -> Step {
-        if !self.grads.params_finite() {
-            self.grads.zero_params();
+        self.apply_frozen(cfg, clip_norm, 0)
+    }
+
+    /// [`Trainer::apply`] with the first `frozen` trainable values not trained (their
+    /// gradients dropped first).
+    fn apply_frozen(&mut self, cfg: &O::Config, clip_norm: Option<f32>, frozen: usize) -> Step {
+        if frozen > 0 {
+            let mut left = frozen;
+            M::visit_grads_mut(&mut self.grads, &mut |g| {
+                let n = left.min(g.len());
+                g[..n].fill(0.0);
+                left -= n;
+            });
+        }
+        if !M::grads_finite(&self.grads) {
+            M::zero_grads(&mut self.grads);
             return Step::Skipped;
         }
         if let Some(max) = clip_norm {
-            clip_grad_norm(&mut self.grads, max);
+            clip_grad_norm::<M>(&mut self.grads, max);
         }
         self.opt.step(cfg, &mut self.model, &self.grads);
-        self.grads.zero_params();
+        M::zero_grads(&mut self.grads);
         Step::Applied
     }
 
     /// Rolls back after divergence: weights from `snapshot` (if any), fresh optimizer state.
     fn roll_back(&mut self, snapshot: Option<&M>) -> bool {
         self.opt.reset();
-        self.grads.zero_params();
+        M::zero_grads(&mut self.grads);
         match snapshot {
             Some(s) if s.params_finite() => {
                 self.model.copy_params_from(s);
@@ -423,6 +478,7 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
         range: core::ops::Range<usize>,
         mode: &mut Mode,
         clip_norm: Option<f32>,
+        frozen: usize,
         monitor: &mut U,
     ) -> Result<Batch, Error>
     where
@@ -448,14 +504,15 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
             out.correct += usize::from(ok);
         }
         if finite {
-            out.applied = self.apply(opt_cfg, clip_norm) == Step::Applied;
+            out.applied = self.apply_frozen(opt_cfg, clip_norm, frozen) == Step::Applied;
         } else {
-            self.grads.zero_params();
+            M::zero_grads(&mut self.grads);
         }
         Ok(out)
     }
 
-    /// Trains on `train` for `cfg.epochs` epochs.
+    /// Trains on `train` for `cfg.epochs` epochs, every argument given: the form behind
+    /// [`Trainer::fit`]'s builder, for code that has all of them at hand (firmware).
     ///
     /// Each epoch visits the samples in a seeded order ([`Permutation`], no index buffer), in
     /// batches of `cfg.batch_size`, evaluates `val` if given, reports to `callback`, and
@@ -473,7 +530,7 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
     /// [`Error::InvalidConfig`] for batch size 0; [`Error::Empty`] for an empty training set;
     /// errors of the datasets or the loss.
     #[allow(clippy::too_many_lines)] // the epoch loop reads best top to bottom
-    pub fn fit<L, D, V, U, C>(
+    pub fn fit_with<L, D, V, U, C>(
         &mut self,
         opt_cfg: &O::Config,
         loss: &L,
@@ -503,6 +560,7 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
         }
         let n = train.len();
         let batches = n.div_ceil(cfg.batch_size);
+        let frozen = frozen_prefix::<M>(cfg.freeze);
         let mut mode = Mode::Train(Rng::new(cfg.seed).fork(0x0D0F));
         let mut opt_cfg = *opt_cfg;
         let mut best_loss = f32::INFINITY;
@@ -510,7 +568,7 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
         let (mut skipped_total, mut rollbacks) = (0, 0);
         let mut stopped_early = false;
         let mut last = None;
-        self.grads.zero_params();
+        M::zero_grads(&mut self.grads);
         if let Some(s) = snapshot.as_deref_mut() {
             s.copy_params_from(&self.model);
         }
@@ -522,8 +580,17 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
             for b in 0..batches {
                 let start = b * cfg.batch_size;
                 let end = (start + cfg.batch_size).min(n);
-                let batch =
-                    self.run_batch(&opt_cfg, loss, train, &order, start..end, &mut mode, cfg.clip_norm, monitor)?;
+                let batch = self.run_batch(
+                    &opt_cfg,
+                    loss,
+                    train,
+                    &order,
+                    start..end,
+                    &mut mode,
+                    cfg.clip_norm,
+                    frozen,
+                    monitor,
+                )?;
                 loss_sum += f64::from(batch.loss_sum);
                 counted += batch.counted;
                 correct += batch.correct;
@@ -619,6 +686,7 @@ mod tests {
     use crate::layers::{Dense, Tanh};
     use crate::loss::Mse;
     use crate::optim::{Sgd, SgdConfig};
+    use crate::params::Params;
     use crate::prelude::Schedule;
 
     type Net = crate::sequential![Dense<2, 4>, Tanh<4>, Dense<4, 1>];
@@ -646,8 +714,9 @@ mod tests {
         let cfg = FitConfig { epochs: 5, batch_size: 1, ..FitConfig::default() };
         let mut events = Events::default();
         let sgd = SgdConfig { lr: Schedule::Constant(0.1) };
-        let r =
-            t.fit(&sgd, &Mse::MEAN, &data[..], None::<&Data>, &cfg, Some(&mut snapshot), &mut (), &mut events).unwrap();
+        let r = t
+            .fit_with(&sgd, &Mse::MEAN, &data[..], None::<&Data>, &cfg, Some(&mut snapshot), &mut (), &mut events)
+            .unwrap();
         assert!(t.model.params_finite());
         assert_eq!(r.skipped_steps, 5, "one NaN sample per epoch");
         assert!(r.last.train_loss.is_finite());
@@ -661,8 +730,9 @@ mod tests {
         let cfg = FitConfig { epochs: 3, batch_size: 1, ..FitConfig::default() };
         let mut events = Events::default();
         let sgd = SgdConfig { lr: Schedule::Constant(1e10) };
-        let r =
-            t.fit(&sgd, &Mse::MEAN, &data[..], None::<&Data>, &cfg, Some(&mut snapshot), &mut (), &mut events).unwrap();
+        let r = t
+            .fit_with(&sgd, &Mse::MEAN, &data[..], None::<&Data>, &cfg, Some(&mut snapshot), &mut (), &mut events)
+            .unwrap();
         assert!(t.model.params_finite());
         assert!(r.rollbacks > 0 && events.0 == r.rollbacks, "rollbacks {} events {}", r.rollbacks, events.0);
         assert!(r.last.lr < 1e10);
@@ -674,7 +744,7 @@ mod tests {
         let mut t = trainer();
         let cfg = FitConfig { epochs: 3, batch_size: 1, ..FitConfig::default() };
         let sgd = SgdConfig { lr: Schedule::Constant(1e30) };
-        let r = t.fit(&sgd, &Mse::MEAN, &data[..], None::<&Data>, &cfg, None, &mut (), &mut ());
+        let r = t.fit_with(&sgd, &Mse::MEAN, &data[..], None::<&Data>, &cfg, None, &mut (), &mut ());
         // Without a snapshot an overflowing update cannot be undone: the error says so.
         assert!(matches!(r, Err(Error::Diverged)), "{r:?}");
     }

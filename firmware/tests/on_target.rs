@@ -333,7 +333,7 @@ const P: usize = <Mlp as Layer>::NUM_PARAMS;
 
 fn flat<M: Layer>(m: &M, out: &mut [f32]) {
     let mut at = 0;
-    m.for_each_param(&mut |p| {
+    m.visit(&mut |_, p| {
         out[at..at + p.len()].copy_from_slice(p);
         at += p.len();
     });
@@ -341,10 +341,12 @@ fn flat<M: Layer>(m: &M, out: &mut [f32]) {
 
 fn set_flat<M: Layer>(m: &mut M, values: &[f32]) {
     let mut at = 0;
-    m.for_each_param_mut(&mut |p| {
-        let n = p.len();
-        p.copy_from_slice(&values[at..at + n]);
-        at += n;
+    m.visit_mut(&mut |_, slot| {
+        if let tinytrain::params::Slot::Mut(p) = slot {
+            let n = p.len();
+            p.copy_from_slice(&values[at..at + n]);
+            at += n;
+        }
     });
 }
 
@@ -391,7 +393,7 @@ mod tests {
 
         let loss = Mse::HALF_SUM.loss_and_grad(&y, &slide::TARGET, 1.0, &mut dy).unwrap_or(f32::NAN);
         assert!(close("0.5*(t-y)^2", &[loss], &[slide::LOSS_HALF], ABS, REL));
-        net.backward(&slide::X, &acts, &y, &dy, &mut deltas, &mut grads, None);
+        net.backward(&slide::X, &acts, &y, &dy, &mut deltas, Some(&mut grads), None);
         assert!(close("delta_output", &deltas.b.b.mid, &slide::DELTA_OUTPUT, ABS, REL));
         assert!(close("delta_hidden", &deltas.mid, &slide::DELTA_HIDDEN, ABS, REL));
         assert!(close("grad_W1", grads.a.weight.as_flattened(), &slide::GRAD_W1_HALF_SE, ABS, REL));
@@ -444,7 +446,11 @@ mod tests {
         let mut t = Trainer::<Net, Adam<N>>::ZERO;
         let mut rng = Rng::new(11);
         t.model.init(&mut rng);
-        t.model.for_each_param_mut(&mut |p| p.iter_mut().for_each(|v| *v += rng.uniform(-0.1, 0.1)));
+        t.model.visit_mut(&mut |_, slot| {
+            if let tinytrain::params::Slot::Mut(p) = slot {
+                p.iter_mut().for_each(|v| *v += rng.uniform(-0.1, 0.1));
+            }
+        });
         let x: [f32; 5] = [0.5, -1.0, 0.25, 2.0, -0.75];
         let label = 2usize;
         t.x = x;

@@ -210,7 +210,7 @@ pub fn run_app(data_dir: &Path, cfg: &RunConfig, report: &mut impl Report) -> Re
     let mut trainer = Box::new(AppTrainer::ZERO);
     let outcome = run(&mut board, &mut trainer, &digits, cfg, report).map_err(|e| anyhow!("firmware app: {e}"))?;
     // The app leaves the device with the checkpoint it read back from flash.
-    let store = CheckpointStore::new::<_, Net>(&board.flash, cfg.storage_offset)?;
+    let store = CheckpointStore::<Net>::new(&board.flash, cfg.storage_offset)?;
     let mut saved = Box::new(Net::ZERO);
     store.load(&mut board.flash, &mut *saved)?.context("no valid checkpoint in the simulated flash")?;
     let mut weights = vec![0u8; WEIGHTS_LEN];
@@ -256,7 +256,7 @@ pub fn run_cnn_app(data_dir: &Path, cfg: &RunConfig, report: &mut impl Report) -
     let mut board = sim_board();
     let mut trainer = Box::new(CnnTrainer::ZERO);
     let outcome = run_cnn(&mut board, &mut trainer, &slice, cfg, report).map_err(|e| anyhow!("firmware app: {e}"))?;
-    let store = CheckpointStore::new::<_, CnnNet>(&board.flash, cfg.storage_offset)?;
+    let store = CheckpointStore::<CnnNet>::new(&board.flash, cfg.storage_offset)?;
     let mut saved = Box::new(CnnNet::ZERO);
     store.load(&mut board.flash, &mut *saved)?.context("no valid checkpoint in the simulated flash")?;
     let mut weights = vec![0u8; CNN_WEIGHTS_LEN];

@@ -166,6 +166,13 @@ pub struct TrainArgs {
     /// Save the trained weights to this file.
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
+    /// Start from these weights (a weights file of this model, from `train --save` or
+    /// `import`) instead of initialising: fine-tuning.
+    #[arg(long, value_name = "FILE")]
+    pub weights: Option<PathBuf>,
+    /// Do not train the first N layers with parameters: they keep the weights they start with.
+    #[arg(long, value_name = "N")]
+    pub freeze: Option<u32>,
     /// Use the Keras forms and defaults of Adam, RMSprop and momentum instead of PyTorch's
     /// (Adadelta always uses the Keras defaults).
     #[arg(long)]
@@ -204,6 +211,8 @@ impl TrainArgs {
             opts.data_dir.clone_from(dir);
         }
         opts.save.clone_from(&self.save);
+        opts.weights.clone_from(&self.weights);
+        opts.fit.freeze = self.freeze.unwrap_or(0);
         if let Some(n) = self.log_every {
             opts.log_every = n;
         }
@@ -383,7 +392,7 @@ fn export(args: &ExportArgs, out: &mut dyn Write) -> Result<()> {
         out,
         "wrote {} ({} bytes, {} layout): {}",
         args.to.display(),
-        crate::run::thousands(file.len()),
+        crate::text::thousands(file.len()),
         args.layout,
         interop::describe_tensors(&specs)
     )?;
@@ -396,9 +405,15 @@ fn import(args: &ImportArgs, out: &mut dyn Write) -> Result<()> {
     let imported = model
         .import(&bytes, args.layout, args.rust.is_some())
         .with_context(|| format!("{} does not fit model {} ({} layout)", path.display(), model.name, args.layout))?;
+    writeln!(out, "tensors matched by {}", imported.mapping)?;
     if let Some(to) = &args.to {
         std::fs::write(to, &imported.weights).with_context(|| format!("cannot write {}", to.display()))?;
-        writeln!(out, "wrote weights file {} ({} bytes)", to.display(), crate::run::thousands(imported.weights.len()))?;
+        writeln!(
+            out,
+            "wrote weights file {} ({} bytes)",
+            to.display(),
+            crate::text::thousands(imported.weights.len())
+        )?;
     }
     if let (Some(rs), Some(source)) = (&args.rust, &imported.rust) {
         std::fs::write(rs, source).with_context(|| format!("cannot write {}", rs.display()))?;

@@ -1,29 +1,34 @@
 //! Weights in and out: safetensors files under PyTorch or Keras names and layouts, and Rust
 //! source that puts a network with its weights into flash.
 //!
-//! The tensors of a model follow from its type: [`param_layers`] walks the layer rows of
-//! [`Layer::describe`] from the input shape, so the shapes are never written twice, and the
-//! registry ([`crate::models`]) only names the layers ([`LayerNames`]).
+//! Everything here follows from the layers' own descriptions ([`Layer::describe`] rows with
+//! their [`TensorDesc`]s, and [`Params::visit`] for the values): the local names (`weight`,
+//! `bias`, `running_mean`; Keras `kernel`, `gamma`), the shapes in PyTorch order, and how Keras
+//! lays each tensor out. No layer kind is special-cased, so a new layer needs no change here.
 //!
-//! | layer | PyTorch name and shape | Keras name and shape |
+//! | tensor kind ([`KerasLayout`]) | PyTorch name and shape | Keras name and shape |
 //! |---|---|---|
-//! | `Dense<I, O>` | `fc1.weight` `[O, I]`, `fc1.bias` `[O]` | `dense/kernel` `[I, O]`, `dense/bias` `[O]` |
-//! | `Conv2d<CI, CO, K, ..>` | `conv1.weight` `[CO, CI, K, K]`, `conv1.bias` `[CO]` | `conv2d/kernel` `[K, K, CI, CO]`, `conv2d/bias` `[CO]` |
-//! | `DepthwiseConv2d<C, K, ..>` | `dwconv1.weight` `[C, 1, K, K]`, `dwconv1.bias` `[C]` | `depthwise_conv2d/depthwise_kernel` `[K, K, C, 1]`, `depthwise_conv2d/bias` `[C]` |
+//! | `Same` (biases, vectors) | `fc1.bias` `[O]` | `dense/bias` `[O]` |
+//! | `Kernel` (dense, convolutions) | `fc1.weight` `[O, I]`, `conv1.weight` `[CO, CI, K, K]` | `dense/kernel` `[I, O]`, `conv2d/kernel` `[K, K, CI, CO]` |
+//! | `Depthwise` | `dwconv1.weight` `[C, 1, K, K]` | `depthwise_conv2d/depthwise_kernel` `[K, K, C, 1]` |
 //!
-//! Layers the registry does not name get these defaults: PyTorch `fc1`, `fc2`, ... for dense
-//! layers, `conv1`, ... for convolutions, `dwconv1`, ... for depthwise ones (counted per
-//! kind, as the modules of a hand-written `nn.Module` usually are); Keras's own automatic
-//! names `dense`, `dense_1`, `conv2d`, `conv2d_1`, `depthwise_conv2d`, ... with the variable
-//! after a `/`.
+//! Module names: the registry may name each layer with tensors ([`LayerNames`]); otherwise
+//! PyTorch names are the layer's module prefix counted per prefix (`fc1`, `fc2`, `conv1`,
+//! ...), and Keras names are Keras' own automatic ones: the class name in snake case, counted
+//! per class (`dense`, `dense_1`, `conv2d`, ...).
 //!
 //! Keras flattens channels-last images (`H, W, C` order) where tinytrain and PyTorch flatten
-//! `C, H, W`; with the Keras layout the rows of a dense kernel that follows a `Flatten` of an
+//! `C, H, W`; with the Keras layout the rows of a dense kernel that follows a flattening of an
 //! image with more than one channel are reordered accordingly, so a Keras CNN computes the
-//! same logits here as in Keras.
+//! same logits here as in Keras. A flattening is recognised by shape: a layer without tensors
+//! whose rank-1 output has as many elements as its rank-3 input.
 //!
-//! Every tensor is `F32`. Import refuses, naming each tensor in one line: a missing tensor, an
-//! extra one, a wrong shape, another dtype, or a NaN or infinite value.
+//! [`import`] accepts what people actually save, trying in turn: the expected names; the same
+//! under a `module.` prefix (DataParallel); `nn.Sequential` indices (`0.weight`, `2.weight`);
+//! Keras automatic names with any numeric suffix or a model prefix (`dense_2/kernel`,
+//! `sequential_1/dense_2/kernel`); and a match by position when the shapes leave no doubt. It
+//! says which mapping it used. When nothing fits, the error lists the expected and the found
+//! tensors side by side.
 //!
 //! ```
 //! use tinytrain::zoo::DigitsMlp;
@@ -35,15 +40,17 @@
 //! assert_eq!((keras[2].name.as_str(), &keras[2].shape[..]), ("dense_1/kernel", &[32, 10][..]));
 //! ```
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::{self, Write as _};
 
-use anyhow::{Result, anyhow, bail, ensure};
+use anyhow::{Result, anyhow, bail};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
+use tinytrain::layer::LayerInfo;
+use tinytrain::params::{KerasLayout, Role, Slot, TensorDesc};
 use tinytrain::{Layer, Tensor, checkpoint};
 
-use crate::models::Model;
+use crate::text::thousands;
 
 /// Whose names and tensor layouts a safetensors file uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -64,7 +71,16 @@ impl fmt::Display for Layout {
     }
 }
 
-/// The names of one layer with parameters: the PyTorch module name and the Keras layer name.
+impl Layout {
+    fn other(self) -> Layout {
+        match self {
+            Layout::Pytorch => Layout::Keras,
+            Layout::Keras => Layout::Pytorch,
+        }
+    }
+}
+
+/// The names of one layer with tensors: the PyTorch module name and the Keras layer name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LayerNames {
     /// PyTorch module (attribute) name, as in `fc1.weight`.
@@ -73,150 +89,79 @@ pub struct LayerNames {
     pub keras: &'static str,
 }
 
-/// A layer with parameters, with the dimensions its tensors need.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParamLayer {
-    /// `Dense<I, O>`; `flattened_from` is the CHW shape a `Flatten` before it flattened.
-    Dense {
-        /// Inputs.
-        inputs: usize,
-        /// Outputs.
-        outputs: usize,
-        /// The image shape flattened into the inputs, if a `Flatten` came before.
-        flattened_from: Option<[usize; 3]>,
-    },
-    /// `Conv2d` with `CO` filters of `CI`x`K`x`K`.
-    Conv2d {
-        /// Input channels.
-        in_channels: usize,
-        /// Filters.
-        out_channels: usize,
-        /// Kernel side.
-        kernel: usize,
-    },
-    /// `DepthwiseConv2d`: one `K`x`K` filter per channel.
-    Depthwise {
-        /// Channels.
-        channels: usize,
-        /// Kernel side.
-        kernel: usize,
-    },
-}
-
-fn volume(shape: [usize; 3]) -> usize {
-    shape.iter().filter(|&&d| d > 0).product()
-}
-
-fn square_root(n: usize) -> Option<usize> {
-    (1..=n).take_while(|k| k * k <= n).find(|k| k * k == n)
-}
-
-/// The layers with parameters of network `M`, in [`Layer::for_each_param`] order, with their
-/// dimensions derived from the summary rows and the input shape.
-///
-/// # Errors
-/// A layer with parameters of a kind that has no tensor mapping, or rows that do not add up to
-/// [`Layer::NUM_PARAMS`].
-pub fn param_layers<M: Layer>() -> Result<Vec<ParamLayer>> {
-    let mut layers = Vec::new();
-    let mut shape = <M::Input as Tensor>::SHAPE;
-    let mut flattened_from: Option<[usize; 3]> = None;
-    let mut problem = None;
-    M::describe(&mut |row| {
-        let out = row.output_shape;
-        let layer = match row.name {
-            _ if row.params == 0 => None,
-            "Dense" if out[0] > 0 && row.params.is_multiple_of(out[0]) => {
-                Some(ParamLayer::Dense { inputs: row.params / out[0] - 1, outputs: out[0], flattened_from })
-            }
-            "Conv2D" if out[0] > 0 && shape[0] > 0 => {
-                let per_filter = (row.params / out[0]).saturating_sub(1);
-                square_root(per_filter / shape[0])
-                    .filter(|k| k * k * shape[0] * out[0] + out[0] == row.params)
-                    .map(|kernel| ParamLayer::Conv2d { in_channels: shape[0], out_channels: out[0], kernel })
-            }
-            "DepthwiseConv2D" if out[0] > 0 => square_root((row.params / out[0]).saturating_sub(1))
-                .filter(|k| (k * k + 1) * out[0] == row.params)
-                .map(|kernel| ParamLayer::Depthwise { channels: out[0], kernel }),
-            _ => {
-                problem.get_or_insert_with(|| format!("layer {} has parameters but no tensor names", row.name));
-                None
-            }
-        };
-        if row.params > 0 && layer.is_none() {
-            problem.get_or_insert_with(|| format!("cannot derive the tensor shapes of layer {}", row.name));
-        }
-        if let Some(ParamLayer::Dense { inputs, .. }) = layer
-            && inputs != volume(shape)
-        {
-            problem.get_or_insert_with(|| format!("dense layer of {inputs} inputs after {}", volume(shape)));
-        }
-        flattened_from = match row.name {
-            "Flatten" if shape[2] > 0 => Some(shape),
-            _ if layer.is_none() && out == shape => flattened_from,
-            _ => None,
-        };
-        layers.extend(layer);
-        shape = out;
-    });
-    if let Some(p) = problem {
-        bail!(p);
-    }
-    let total: usize = layers.iter().map(|l| param_lens(l).iter().sum::<usize>()).sum();
-    ensure!(total == M::NUM_PARAMS, "the layers add up to {total} parameters, the network has {}", M::NUM_PARAMS);
-    Ok(layers)
-}
-
-/// Lengths of a layer's parameter slices (weight, bias), in tinytrain's order.
-fn param_lens(layer: &ParamLayer) -> [usize; 2] {
-    match *layer {
-        ParamLayer::Dense { inputs, outputs, .. } => [inputs * outputs, outputs],
-        ParamLayer::Conv2d { in_channels, out_channels, kernel } => {
-            [out_channels * in_channels * kernel * kernel, out_channels]
-        }
-        ParamLayer::Depthwise { channels, kernel } => [channels * kernel * kernel, channels],
-    }
-}
-
-/// How the elements of a tensor in the file map onto tinytrain's parameter slice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How the elements of a tensor in the file map onto tinytrain's storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Order {
-    /// Same order (biases, PyTorch weights).
+    /// Same order (PyTorch layout, vectors).
     Same,
-    /// Keras dense kernel `[in, out]`, the inputs in HWC order if `flattened_from` is set.
-    KerasDense { inputs: usize, outputs: usize, flattened_from: Option<[usize; 3]> },
-    /// Keras conv kernel `[kh, kw, CI, CO]`.
-    KerasConv { in_channels: usize, out_channels: usize, kernel: usize },
-    /// Keras depthwise kernel `[kh, kw, C, 1]`.
-    KerasDepthwise { channels: usize, kernel: usize },
+    /// Keras kernel `[k.., in, out]` of a PyTorch `[out, in, k..]` kernel; the inputs in HWC
+    /// order if `flattened_from` (the CHW shape a flattening made them from) is set.
+    KerasKernel { torch: Vec<usize>, flattened_from: Option<[usize; 3]> },
+    /// Keras depthwise kernel `[k.., C, M]` of a PyTorch `[C, M, k..]` one.
+    KerasDepthwise { torch: Vec<usize> },
+}
+
+/// Row-major index of `idx` in `dims`.
+fn flat_index(idx: &[usize], dims: &[usize]) -> usize {
+    idx.iter().zip(dims).fold(0, |acc, (&i, &d)| acc * d + i)
+}
+
+/// Multi-index of row-major index `e` in `dims`.
+fn multi_index(mut e: usize, dims: &[usize]) -> Vec<usize> {
+    let mut idx = vec![0; dims.len()];
+    for (i, &d) in idx.iter_mut().zip(dims).rev() {
+        *i = e % d.max(1);
+        e /= d.max(1);
+    }
+    idx
 }
 
 impl Order {
-    /// The index in tinytrain's slice of element `e` of the file's tensor.
-    fn native(self, e: usize) -> usize {
+    /// The index in tinytrain's storage of element `e` of the file's tensor.
+    fn native(&self, e: usize) -> usize {
         match self {
             Order::Same => e,
-            Order::KerasDense { inputs, outputs, flattened_from } => {
-                let (i, o) = (e / outputs, e % outputs);
-                let i = match flattened_from {
-                    // Keras index (h·W + w)·C + c, tinytrain index c·H·W + h·W + w.
-                    Some([c_n, h_n, w_n]) => {
-                        let (hw, c) = (i / c_n, i % c_n);
-                        c * h_n * w_n + hw
-                    }
-                    None => i,
-                };
-                o * inputs + i
+            Order::KerasKernel { torch, flattened_from } => {
+                // Keras dims: [k.., in, out].
+                let rank = torch.len();
+                let mut keras_dims: Vec<usize> = torch[2..].to_vec();
+                keras_dims.extend([torch[1], torch[0]]);
+                let k = multi_index(e, &keras_dims);
+                let (o, mut i) = (k[rank - 1], k[rank - 2]);
+                if let Some([c_n, h_n, w_n]) = *flattened_from {
+                    // Keras input (h·W + w)·C + c is tinytrain's c·H·W + h·W + w.
+                    let (hw, c) = (i / c_n.max(1), i % c_n.max(1));
+                    i = c * h_n * w_n + hw;
+                }
+                let mut t = vec![o, i];
+                t.extend_from_slice(&k[..rank - 2]);
+                flat_index(&t, torch)
             }
-            Order::KerasConv { in_channels, out_channels, kernel } => {
-                let co = e % out_channels;
-                let ci = (e / out_channels) % in_channels;
-                let kk = e / (out_channels * in_channels);
-                (co * in_channels + ci) * kernel * kernel + kk
+            Order::KerasDepthwise { torch } => {
+                let rank = torch.len();
+                let mut keras_dims: Vec<usize> = torch[2..].to_vec();
+                keras_dims.extend([torch[0], torch[1]]);
+                let k = multi_index(e, &keras_dims);
+                let mut t = vec![k[rank - 2], k[rank - 1]];
+                t.extend_from_slice(&k[..rank - 2]);
+                flat_index(&t, torch)
             }
-            Order::KerasDepthwise { channels, kernel } => {
-                let (kk, c) = (e / channels, e % channels);
-                c * kernel * kernel + kk
+        }
+    }
+
+    /// The file's shape of a tensor of PyTorch shape `torch`.
+    fn file_shape(&self, torch: &[usize]) -> Vec<usize> {
+        match self {
+            Order::Same => torch.to_vec(),
+            Order::KerasKernel { .. } => {
+                let mut s = torch[2..].to_vec();
+                s.extend([torch[1], torch[0]]);
+                s
+            }
+            Order::KerasDepthwise { .. } => {
+                let mut s = torch[2..].to_vec();
+                s.extend([torch[0], torch[1]]);
+                s
             }
         }
     }
@@ -227,10 +172,16 @@ impl Order {
 pub struct TensorSpec {
     /// Name in the file.
     pub name: String,
+    /// Local name within its layer, in the file's convention (`weight`, `kernel`).
+    pub local: &'static str,
+    /// Index of its layer among the layers with tensors.
+    pub layer: usize,
     /// Shape in the file's layout.
     pub shape: Vec<usize>,
-    /// Offset of its parameter slice among all parameters, in [`Layer::for_each_param`] order.
+    /// Offset of its values among all stored values, in [`Params::visit`] order.
     pub offset: usize,
+    /// Trainable, frozen or buffer.
+    pub role: Role,
     order: Order,
 }
 
@@ -248,96 +199,145 @@ impl TensorSpec {
     }
 }
 
-fn default_names(layers: &[ParamLayer]) -> Vec<(String, String)> {
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    layers
-        .iter()
-        .map(|l| {
-            let (torch, keras) = match l {
-                ParamLayer::Dense { .. } => ("fc", "dense"),
-                ParamLayer::Conv2d { .. } => ("conv", "conv2d"),
-                ParamLayer::Depthwise { .. } => ("dwconv", "depthwise_conv2d"),
-            };
-            let n = counts.entry(torch).or_insert(0);
-            *n += 1;
-            let keras = if *n == 1 { keras.to_owned() } else { format!("{keras}_{}", *n - 1) };
-            (format!("{torch}{n}"), keras)
-        })
-        .collect()
+/// Keras' `to_snake_case` of a class name: `Conv2D` -> `conv2d`, `DepthwiseConv2D` ->
+/// `depthwise_conv2d`, `BatchNormalization` -> `batch_normalization`.
+#[must_use]
+pub fn snake_case(class: &str) -> String {
+    let chars: Vec<char> = class.chars().filter(char::is_ascii_alphanumeric).collect();
+    let mut out = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            let prev = chars[i - 1];
+            let next_lower = chars.get(i + 1).is_some_and(char::is_ascii_lowercase);
+            // "(.)([A-Z][a-z]+)" then "([a-z])([A-Z])", as Keras does it.
+            if next_lower || prev.is_ascii_lowercase() {
+                out.push('_');
+            }
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
 }
 
-/// The tensors of network `M` in `layout`, in parameter order. `names` names the layers with
-/// parameters in order; empty means the defaults of the module docs.
+/// A layer with tensors, as the rows of [`Layer::describe`] give it, with the image shape a
+/// flattening before it made its input from.
+struct TensorLayer {
+    info: LayerInfo,
+    flattened_from: Option<[usize; 3]>,
+}
+
+fn rank(shape: [usize; 3]) -> usize {
+    shape.iter().take_while(|&&d| d > 0).count()
+}
+
+fn volume(shape: [usize; 3]) -> usize {
+    shape.iter().filter(|&&d| d > 0).product()
+}
+
+/// The layers of `M` that have tensors, in visiting order.
+fn tensor_layers<M: Layer>() -> Vec<TensorLayer> {
+    let mut layers = Vec::new();
+    let mut shape = <M::Input as Tensor>::SHAPE;
+    let mut flattened_from: Option<[usize; 3]> = None;
+    M::describe(&mut |row| {
+        let out = row.output_shape;
+        if row.tensors.is_empty() {
+            flattened_from = if rank(shape) == 3 && rank(out) == 1 && volume(shape) == volume(out) {
+                Some(shape)
+            } else if out == shape {
+                flattened_from
+            } else {
+                None
+            };
+        } else {
+            layers.push(TensorLayer { info: *row, flattened_from });
+            flattened_from = None;
+        }
+        shape = out;
+    });
+    layers
+}
+
+/// The (PyTorch, Keras) names of `layers`: `names` when given, else the defaults.
+fn layer_names(layers: &[TensorLayer], names: &[LayerNames]) -> Result<Vec<(String, String)>> {
+    if !names.is_empty() {
+        if names.len() != layers.len() {
+            bail!("{} layer names for {} layers with tensors", names.len(), layers.len());
+        }
+        return Ok(names.iter().map(|n| (n.torch.to_owned(), n.keras.to_owned())).collect());
+    }
+    let mut torch_counts: HashMap<&str, usize> = HashMap::new();
+    let mut keras_counts: HashMap<String, usize> = HashMap::new();
+    Ok(layers
+        .iter()
+        .map(|l| {
+            let n = torch_counts.entry(l.info.module).or_insert(0);
+            *n += 1;
+            let torch = format!("{}{n}", l.info.module);
+            let base = snake_case(l.info.name);
+            let k = keras_counts.entry(base.clone()).or_insert(0);
+            let keras = if *k == 0 { base } else { format!("{base}_{k}") };
+            *k += 1;
+            (torch, keras)
+        })
+        .collect())
+}
+
+fn order_of(d: &TensorDesc, layout: Layout, flattened_from: Option<[usize; 3]>) -> Order {
+    match (layout, d.keras_layout) {
+        (Layout::Pytorch, _) | (Layout::Keras, KerasLayout::Same) => Order::Same,
+        (Layout::Keras, KerasLayout::Kernel) => Order::KerasKernel {
+            torch: d.shape.to_vec(),
+            flattened_from: flattened_from.filter(|s| s[0] > 1 && d.shape.len() == 2),
+        },
+        (Layout::Keras, KerasLayout::Depthwise) => Order::KerasDepthwise { torch: d.shape.to_vec() },
+    }
+}
+
+/// The tensors of network `M` in `layout`, in visiting order. `names` names the layers with
+/// tensors in order; empty means the defaults of the module docs.
 ///
 /// # Errors
-/// As [`param_layers`]; a `names` list of another length than the layers with parameters.
+/// A `names` list of another length than the layers with tensors, or two tensors of one name.
 pub fn tensor_specs<M: Layer>(names: &[LayerNames], layout: Layout) -> Result<Vec<TensorSpec>> {
-    let layers = param_layers::<M>()?;
-    let names: Vec<(String, String)> = if names.is_empty() {
-        default_names(&layers)
-    } else {
-        ensure!(names.len() == layers.len(), "{} layer names for {} layers with parameters", names.len(), layers.len());
-        names.iter().map(|n| (n.torch.to_owned(), n.keras.to_owned())).collect()
-    };
-    let mut specs = Vec::with_capacity(2 * layers.len());
+    let layers = tensor_layers::<M>();
+    let names = layer_names(&layers, names)?;
+    let mut specs = Vec::new();
     let mut offset = 0;
-    for (layer, (torch, keras)) in layers.iter().zip(names) {
-        let [weight_len, bias_len] = param_lens(layer);
-        let (weight_name, bias_name, shape, order) = match (*layer, layout) {
-            (ParamLayer::Dense { inputs, outputs, .. }, Layout::Pytorch) => {
-                (format!("{torch}.weight"), format!("{torch}.bias"), vec![outputs, inputs], Order::Same)
-            }
-            (ParamLayer::Dense { inputs, outputs, flattened_from }, Layout::Keras) => (
-                format!("{keras}/kernel"),
-                format!("{keras}/bias"),
-                vec![inputs, outputs],
-                Order::KerasDense { inputs, outputs, flattened_from },
-            ),
-            (ParamLayer::Conv2d { in_channels, out_channels, kernel }, Layout::Pytorch) => (
-                format!("{torch}.weight"),
-                format!("{torch}.bias"),
-                vec![out_channels, in_channels, kernel, kernel],
-                Order::Same,
-            ),
-            (ParamLayer::Conv2d { in_channels, out_channels, kernel }, Layout::Keras) => (
-                format!("{keras}/kernel"),
-                format!("{keras}/bias"),
-                vec![kernel, kernel, in_channels, out_channels],
-                Order::KerasConv { in_channels, out_channels, kernel },
-            ),
-            (ParamLayer::Depthwise { channels, kernel }, Layout::Pytorch) => {
-                (format!("{torch}.weight"), format!("{torch}.bias"), vec![channels, 1, kernel, kernel], Order::Same)
-            }
-            (ParamLayer::Depthwise { channels, kernel }, Layout::Keras) => (
-                format!("{keras}/depthwise_kernel"),
-                format!("{keras}/bias"),
-                vec![kernel, kernel, channels, 1],
-                Order::KerasDepthwise { channels, kernel },
-            ),
-        };
-        let bias_shape = vec![bias_len];
-        specs.push(TensorSpec { name: weight_name, shape, offset, order });
-        specs.push(TensorSpec { name: bias_name, shape: bias_shape, offset: offset + weight_len, order: Order::Same });
-        offset += weight_len + bias_len;
+    for (index, (layer, (torch, keras))) in layers.iter().zip(names).enumerate() {
+        for d in layer.info.tensors {
+            let order = order_of(d, layout, layer.flattened_from);
+            let (name, local) = match layout {
+                Layout::Pytorch => (format!("{torch}.{}", d.name), d.name),
+                Layout::Keras => (format!("{keras}/{}", d.keras_name), d.keras_name),
+            };
+            specs.push(TensorSpec {
+                name,
+                local,
+                layer: index,
+                shape: order.file_shape(d.shape),
+                offset,
+                role: layer.info.role(d),
+                order,
+            });
+            offset += d.len();
+        }
     }
     let mut seen = BTreeSet::new();
     if let Some(dup) = specs.iter().find(|s| !seen.insert(s.name.as_str())) {
         bail!("two tensors are named {}", dup.name);
     }
+    if offset != M::STORED_LEN {
+        bail!("the layers' tensors add up to {offset} values, the network stores {}", M::STORED_LEN);
+    }
     Ok(specs)
 }
 
-/// All parameters of `net` in [`Layer::for_each_param`] order, checked against `specs`.
-fn flat_params<M: Layer>(net: &M, specs: &[TensorSpec]) -> Result<Vec<f32>> {
-    let mut flat = Vec::with_capacity(M::NUM_PARAMS);
-    let mut lens = Vec::new();
-    net.for_each_param(&mut |p| {
-        lens.push(p.len());
-        flat.extend_from_slice(p);
-    });
-    let expected: Vec<usize> = specs.iter().map(TensorSpec::len).collect();
-    ensure!(lens == expected, "parameter slices {lens:?} do not match the tensors {expected:?}");
-    Ok(flat)
+/// Every stored value of `net`, in visiting order.
+fn flat_values<M: Layer>(net: &M) -> Vec<f32> {
+    let mut flat = Vec::with_capacity(M::STORED_LEN);
+    net.visit(&mut |_, p| flat.extend_from_slice(p));
+    flat
 }
 
 fn shape_text(shape: &[usize]) -> String {
@@ -353,7 +353,7 @@ pub fn export<M: Layer>(model: &str, names: &[LayerNames], weights: &[u8], layou
     let specs = tensor_specs::<M>(names, layout)?;
     let mut net: Box<M> = Box::new(M::ZERO);
     checkpoint::load(&mut *net, weights).map_err(|e| anyhow!("not a valid weights file for model {model}: {e}"))?;
-    let flat = flat_params(&*net, &specs)?;
+    let flat = flat_values(&*net);
     let buffers: Vec<Vec<u8>> = specs
         .iter()
         .map(|s| (0..s.len()).flat_map(|e| flat[s.offset + s.order.native(e)].to_le_bytes()).collect())
@@ -371,63 +371,285 @@ pub fn export<M: Layer>(model: &str, names: &[LayerNames], weights: &[u8], layou
     Ok(safetensors::serialize(views, Some(metadata.into_iter().collect()))?)
 }
 
-/// Reads the safetensors file `bytes` in `layout` into a network `M`.
-///
-/// # Errors
-/// A file that is not safetensors, or one whose tensors do not fit: every missing, extra,
-/// mis-shaped, non-`F32` or non-finite tensor is named, all in one line.
-pub fn import<M: Layer>(names: &[LayerNames], bytes: &[u8], layout: Layout) -> Result<Box<M>> {
-    let specs = tensor_specs::<M>(names, layout)?;
-    let file = SafeTensors::deserialize(bytes).map_err(|e| anyhow!("not a safetensors file: {e}"))?;
-    let mut flat = vec![0.0f32; M::NUM_PARAMS];
-    let mut problems = Vec::new();
-    for spec in &specs {
-        let Ok(view) = file.tensor(&spec.name) else {
-            problems.push(format!("missing tensor {} (f32 {})", spec.name, shape_text(&spec.shape)));
-            continue;
-        };
-        if view.dtype() != Dtype::F32 {
-            problems.push(format!("tensor {} is {:?}, expected F32", spec.name, view.dtype()));
-            continue;
+/// A file tensor's name split into its layer part and its local name (`0.weight` ->
+/// (`0`, `weight`); `sequential_1/dense_2/kernel` -> (`sequential_1/dense_2`, `kernel`)).
+fn split_name(name: &str) -> (&str, &str) {
+    match name.rfind(['.', '/']) {
+        Some(i) => (&name[..i], &name[i + 1..]),
+        None => ("", name),
+    }
+}
+
+/// A name as a person orders it: digit runs as numbers.
+type NaturalKey = Vec<(u8, u64, String)>;
+
+/// Compares names as a person would: digit runs as numbers (`2` before `10`).
+fn natural_key(s: &str) -> NaturalKey {
+    let mut key = Vec::new();
+    let mut chars = s.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        let mut run = String::new();
+        let digits = c.is_ascii_digit();
+        while let Some(&d) = chars.peek() {
+            if d.is_ascii_digit() != digits {
+                break;
+            }
+            run.push(d);
+            chars.next();
         }
-        if view.shape() != spec.shape.as_slice() {
-            problems.push(format!(
+        if digits {
+            key.push((0, run.parse().unwrap_or(u64::MAX), String::new()));
+        } else {
+            key.push((1, 0, run));
+        }
+    }
+    key
+}
+
+/// A layer name of Keras' automatic form: `base` or `base_N`, after any model prefix
+/// (`sequential_1/`). Returns the base and N (0 without a suffix).
+fn keras_auto_name(layer: &str) -> (&str, u64) {
+    let last = layer.rsplit('/').next().unwrap_or(layer);
+    if let Some((base, n)) = last.rsplit_once('_')
+        && let Ok(n) = n.parse::<u64>()
+    {
+        return (base, n);
+    }
+    (last, 0)
+}
+
+/// How the tensors of a file were matched to the network's.
+struct Matched {
+    /// File name of each of the network's tensors (in spec order).
+    names: Vec<String>,
+    /// The layout the file's tensors are in.
+    layout: Layout,
+    /// One line saying which mapping was used.
+    how: String,
+}
+
+/// The file's tensors grouped by layer part, in natural order of the layer parts.
+fn file_layers<'a>(file_names: &[&'a str]) -> Vec<(&'a str, Vec<&'a str>)> {
+    let mut groups: BTreeMap<NaturalKey, (&'a str, Vec<&'a str>)> = BTreeMap::new();
+    for &n in file_names {
+        let (layer, _) = split_name(n);
+        groups.entry(natural_key(layer)).or_insert((layer, Vec::new())).1.push(n);
+    }
+    groups.into_values().collect()
+}
+
+/// Maps the file's layers onto the network's layers with tensors one to one, in the order
+/// `file_layers` gives, and checks every local name exists.
+fn match_layers(specs: &[TensorSpec], layers: &[(&str, Vec<&str>)], available: &BTreeSet<&str>) -> Option<Vec<String>> {
+    let count = specs.iter().map(|s| s.layer + 1).max().unwrap_or(0);
+    if layers.len() != count {
+        return None;
+    }
+    let mut names = Vec::with_capacity(specs.len());
+    for s in specs {
+        let (layer, _) = &layers[s.layer];
+        let sep = if s.name.contains('/') { '/' } else { '.' };
+        let name = if layer.is_empty() { s.local.to_owned() } else { format!("{layer}{sep}{}", s.local) };
+        if !available.contains(name.as_str()) {
+            return None;
+        }
+        names.push(name);
+    }
+    Some(names)
+}
+
+/// The file's layers in the network's order when they carry Keras automatic names: the k-th
+/// layer of a class in the network is the k-th of that class in the file, by suffix.
+fn keras_auto_order<'a, M: Layer>(layers: &[(&'a str, Vec<&'a str>)]) -> Option<Vec<(&'a str, Vec<&'a str>)>> {
+    let tl = tensor_layers::<M>();
+    let mut by_base: BTreeMap<&str, Vec<(u64, &str)>> = BTreeMap::new();
+    for (layer, _) in layers {
+        let (base, n) = keras_auto_name(layer);
+        by_base.entry(base).or_default().push((n, layer));
+    }
+    by_base.values_mut().for_each(|v| v.sort_unstable());
+    let mut used: HashMap<String, usize> = HashMap::new();
+    let mut order = Vec::new();
+    for l in &tl {
+        let base = snake_case(l.info.name);
+        let k = used.entry(base.clone()).or_insert(0);
+        let &(_, layer) = by_base.get(base.as_str()).and_then(|v| v.get(*k))?;
+        order.push((layer, Vec::new()));
+        *k += 1;
+    }
+    (by_base.values().map(Vec::len).sum::<usize>() == tl.len()).then_some(order)
+}
+
+/// Finds how the file's tensors map onto `M`'s: see the module docs for the order of tries.
+fn match_names<M: Layer>(names: &[LayerNames], layout: Layout, file: &SafeTensors<'_>) -> Result<Matched> {
+    let file_names: Vec<&str> = {
+        let mut v = file.names();
+        v.sort_unstable();
+        v
+    };
+    let available: BTreeSet<&str> = file_names.iter().copied().collect();
+    let shape_of = |n: &str| file.tensor(n).ok().map(|t| t.shape().to_vec());
+    let fits = |specs: &[TensorSpec], chosen: &[String]| {
+        chosen.len() == file_names.len()
+            && specs.iter().zip(chosen).all(|(s, n)| shape_of(n).is_some_and(|shape| shape == s.shape))
+    };
+    let mut candidates: Vec<(Layout, Vec<TensorSpec>)> = Vec::new();
+    for l in [layout, layout.other()] {
+        candidates.push((l, tensor_specs::<M>(names, l)?));
+    }
+    // 1. The expected names, in the asked-for layout and then the other one.
+    for (l, specs) in &candidates {
+        let chosen: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+        if fits(specs, &chosen) {
+            let how = if *l == layout {
+                format!("{l} names as expected")
+            } else {
+                format!("{l} names and layout (asked for {layout})")
+            };
+            return Ok(Matched { names: chosen, layout: *l, how });
+        }
+    }
+    // 2. A `module.` prefix (DataParallel) over the expected names.
+    if file_names.iter().all(|n| n.starts_with("module.")) {
+        let (_, specs) = &candidates.iter().find(|(l, _)| *l == Layout::Pytorch).ok_or_else(|| anyhow!("no layout"))?;
+        let chosen: Vec<String> = specs.iter().map(|s| format!("module.{}", s.name)).collect();
+        if fits(specs, &chosen) {
+            return Ok(Matched {
+                names: chosen,
+                layout: Layout::Pytorch,
+                how: "PyTorch names under a DataParallel `module.` prefix".to_owned(),
+            });
+        }
+    }
+    let layers = file_layers(&file_names);
+    let stripped: Vec<&str> = layers.iter().map(|(l, _)| l.strip_prefix("module.").unwrap_or(l)).collect();
+    // 3. nn.Sequential indices: every layer part a number (after a `module.` prefix).
+    if !layers.is_empty() && stripped.iter().all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_digit())) {
+        let (_, specs) = &candidates.iter().find(|(l, _)| *l == Layout::Pytorch).ok_or_else(|| anyhow!("no layout"))?;
+        if let Some(chosen) = match_layers(specs, &layers, &available)
+            && fits(specs, &chosen)
+        {
+            let prefix = if layers[0].0.starts_with("module.") { " under a `module.` prefix" } else { "" };
+            let indices: Vec<&str> = stripped.clone();
+            return Ok(Matched {
+                names: chosen,
+                layout: Layout::Pytorch,
+                how: format!("nn.Sequential indices {}{prefix}", indices.join(", ")),
+            });
+        }
+    }
+    // 4. Keras automatic names with any suffix (and any model prefix).
+    if let Some((_, specs)) = candidates.iter().find(|(l, _)| *l == Layout::Keras)
+        && let Some(order) = keras_auto_order::<M>(&layers)
+        && let Some(chosen) = match_layers(specs, &order, &available)
+        && fits(specs, &chosen)
+    {
+        let layer_list: Vec<&str> = order.iter().map(|(l, _)| *l).collect();
+        return Ok(Matched {
+            names: chosen,
+            layout: Layout::Keras,
+            how: format!("Keras layer names {}", layer_list.join(", ")),
+        });
+    }
+    // 5. By position: the file's layers in natural order, when their local names and shapes
+    //    fit the network's layers one to one, in the layout their local names say.
+    for (l, specs) in &candidates {
+        let renamed: Vec<(&str, Vec<&str>)> = layers.clone();
+        if let Some(chosen) = match_layers(specs, &renamed, &available)
+            && fits(specs, &chosen)
+        {
+            let layer_list: Vec<&str> = renamed.iter().map(|(n, _)| *n).collect();
+            return Ok(Matched {
+                names: chosen,
+                layout: *l,
+                how: format!("{l} layout by position: {}", layer_list.join(", ")),
+            });
+        }
+    }
+    Err(no_fit(&candidates[0].1, layout, &file_names, &shape_of))
+}
+
+/// The error when nothing fits: what is wrong against the expected names `specs`, then
+/// expected and found side by side, all in one line.
+fn no_fit(
+    specs: &[TensorSpec],
+    layout: Layout,
+    file_names: &[&str],
+    shape_of: &dyn Fn(&str) -> Option<Vec<usize>>,
+) -> anyhow::Error {
+    let mut problems = Vec::new();
+    for spec in specs {
+        match shape_of(&spec.name) {
+            None => problems.push(format!("missing tensor {} (f32 {})", spec.name, shape_text(&spec.shape))),
+            Some(shape) if shape != spec.shape => problems.push(format!(
                 "tensor {} has shape {}, expected {}",
                 spec.name,
-                shape_text(view.shape()),
+                shape_text(&shape),
                 shape_text(&spec.shape)
-            ));
+            )),
+            Some(_) => {}
+        }
+    }
+    let expected: BTreeSet<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    problems.extend(file_names.iter().filter(|n| !expected.contains(*n)).map(|n| format!("unexpected tensor {n}")));
+    let found = |n: &str| shape_of(n).map_or_else(|| "-".to_owned(), |s| format!("{n} {}", shape_text(&s)));
+    let pairs: Vec<String> = specs
+        .iter()
+        .map(|s| format!("{} {} | {}", s.name, shape_text(&s.shape), found(&s.name)))
+        .chain(file_names.iter().filter(|n| !expected.contains(*n)).map(|n| format!("- | {}", found(n))))
+        .collect();
+    anyhow!("{}; no mapping of names fits ({layout} expected | found: {})", problems.join("; "), pairs.join(", "))
+}
+
+/// Reads the safetensors file `bytes` into a network `M`, preferring `layout`'s names, and
+/// returns it with one line saying which mapping was used.
+///
+/// # Errors
+/// A file that is not safetensors, one whose tensors match no mapping (expected and found
+/// listed side by side), a tensor of another dtype, or a NaN or infinite value.
+pub fn import<M: Layer>(names: &[LayerNames], bytes: &[u8], layout: Layout) -> Result<(Box<M>, String)> {
+    let file = SafeTensors::deserialize(bytes).map_err(|e| anyhow!("not a safetensors file: {e}"))?;
+    let matched = match_names::<M>(names, layout, &file)?;
+    let specs = tensor_specs::<M>(names, matched.layout)?;
+    let mut flat = vec![0.0f32; M::STORED_LEN];
+    let mut problems = Vec::new();
+    for (spec, name) in specs.iter().zip(&matched.names) {
+        let view = file.tensor(name).map_err(|e| anyhow!("tensor {name}: {e}"))?;
+        if view.dtype() != Dtype::F32 {
+            problems.push(format!("tensor {name} is {:?}, expected F32", view.dtype()));
             continue;
         }
         for (e, c) in view.data().chunks_exact(4).enumerate() {
             let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
             if !v.is_finite() {
-                problems.push(format!("tensor {} holds {v} at element {e}", spec.name));
+                problems.push(format!("tensor {name} holds {v} at element {e}"));
                 break;
             }
             flat[spec.offset + spec.order.native(e)] = v;
         }
     }
-    let expected: BTreeSet<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-    let mut extra: Vec<&str> = file.names().into_iter().filter(|n| !expected.contains(n)).collect();
-    extra.sort_unstable();
-    problems.extend(extra.iter().map(|n| format!("unexpected tensor {n}")));
     if !problems.is_empty() {
-        let other = match layout {
-            Layout::Pytorch => Layout::Keras,
-            Layout::Keras => Layout::Pytorch,
-        };
-        let hint = tensor_specs::<M>(names, other).ok().filter(|o| o.iter().all(|s| file.tensor(&s.name).is_ok()));
-        let hint = if hint.is_some() { format!(" (the names are those of the {other} layout)") } else { String::new() };
-        bail!("{}{hint}", problems.join("; "));
+        bail!("{}", problems.join("; "));
     }
     let mut net: Box<M> = Box::new(M::ZERO);
     let mut at = 0;
-    net.for_each_param_mut(&mut |p| {
-        p.copy_from_slice(&flat[at..at + p.len()]);
-        at += p.len();
+    let mut differs = None;
+    net.visit_mut(&mut |_, slot| {
+        let n = slot.values().len();
+        match slot {
+            Slot::Mut(p) => p.copy_from_slice(&flat[at..at + n]),
+            Slot::Fixed(p) => {
+                if differs.is_none() && p.iter().zip(&flat[at..at + n]).any(|(a, b)| a.to_bits() != b.to_bits()) {
+                    differs = Some(at);
+                }
+            }
+        }
+        at += n;
     });
-    Ok(net)
+    if let Some(at) = differs {
+        bail!("the file's values from {at} on differ from the frozen weights in flash");
+    }
+    Ok((net, matched.how))
 }
 
 /// The weights file of `net` ([`checkpoint::save`]).
@@ -448,18 +670,28 @@ pub struct Imported {
     pub weights: Vec<u8>,
     /// The Rust source with a `pub static NET`, when asked for.
     pub rust: Option<String>,
+    /// Which mapping of names the import used, in one line.
+    pub mapping: String,
 }
 
-/// Imports a safetensors file for registry model `model`, whose network is `M`: the weights
-/// file and, with `rust`, the Rust source of [`rust_source`].
+/// Imports a safetensors file for network `M` (called `model`, `type_path` in Rust source,
+/// its layers named `names`): the weights file and, with `rust`, the Rust source of
+/// [`rust_source`].
 ///
 /// # Errors
 /// As [`import`].
-pub fn import_model<M: Layer>(model: &Model, bytes: &[u8], layout: Layout, rust: bool) -> Result<Imported> {
-    let net = import::<M>(model.tensors, bytes, layout)?;
+pub fn import_model<M: Layer>(
+    model: &str,
+    type_path: &str,
+    names: &[LayerNames],
+    bytes: &[u8],
+    layout: Layout,
+    rust: bool,
+) -> Result<Imported> {
+    let (net, mapping) = import::<M>(names, bytes, layout)?;
     let weights = weights_file(&*net)?;
-    let rust = if rust { Some(rust_source::<M>(model.name, model.type_path, &net)?) } else { None };
-    Ok(Imported { weights, rust })
+    let rust = if rust { Some(rust_source::<M>(model, type_path, &net)?) } else { None };
+    Ok(Imported { weights, rust, mapping })
 }
 
 /// Values per line of the generated source.
@@ -497,66 +729,67 @@ fn write_array(src: &mut String, values: &[f32], dims: &[usize], indent: usize) 
 }
 
 /// Rust source of a `pub static NET` of network `M` (named `type_path` in the source) holding
-/// the parameters of `net` as literal arrays, so that it lives in flash. `model` names the
-/// model in the header comment. The file is meant for `include!` (it has no inner
-/// attributes) or as a module of its own; it needs the `tinytrain` crate.
+/// the tensors of `net` as literal arrays, so that it lives in flash. `model` names the model
+/// in the header comment. Each layer is written from its description: its Rust struct with one
+/// field per tensor, wrapped in `tinytrain::Frozen` when frozen. The file is meant for
+/// `include!` (it has no inner attributes) or as a module of its own; it needs the `tinytrain`
+/// crate.
 ///
 /// # Errors
-/// A network whose layers are not a `sequential!` chain with one summary row per layer, or a
-/// non-finite parameter.
+/// A non-finite value, or a network that is not a `sequential!` chain of single layers.
 pub fn rust_source<M: Layer>(model: &str, type_path: &str, net: &M) -> Result<String> {
-    let layers = param_layers::<M>()?;
-    let specs = tensor_specs::<M>(&[], Layout::Pytorch)?;
-    let flat = flat_params(net, &specs)?;
+    let flat = flat_values(net);
     if let Some(i) = flat.iter().position(|v| !v.is_finite()) {
-        bail!("parameter {i} is {}", flat[i]);
+        bail!("value {i} is {}", flat[i]);
     }
     let mut rows = Vec::new();
-    M::describe(&mut |row| rows.push(row.params));
-    ensure!(!rows.is_empty(), "the network has no layers");
-
+    M::describe(&mut |row| rows.push(*row));
+    if rows.is_empty() {
+        bail!("the network has no layers");
+    }
     let mut src = String::new();
-    let thousands = crate::run::thousands;
     let _ = writeln!(src, "// Network `{model}` ({type_path}) with its trained weights:");
     let _ = writeln!(
         src,
         "// {} parameters, {} bytes in flash. Generated by `tinytrain-sim import`; do not edit.",
-        thousands(M::NUM_PARAMS),
-        thousands(4 * M::NUM_PARAMS)
+        thousands(M::STORED_LEN),
+        thousands(4 * M::STORED_LEN)
     );
     let _ =
         writeln!(src, "// Run it with `NET.predict(&x, &mut acts, &mut y)`; `acts` (`<Net as Layer>::Acts`) is RAM.");
     src.push_str("#[rustfmt::skip]\n#[allow(clippy::all, clippy::pedantic)]\n");
     let _ = write!(src, "pub static NET: {type_path} = ");
-    let mut layer_iter = layers.iter();
-    let mut specs_iter = specs.chunks_exact(2);
     let last = rows.len() - 1;
-    for (i, &params) in rows.iter().enumerate() {
+    let mut at = 0;
+    for (i, row) in rows.iter().enumerate() {
         let indent = 4 * i;
         let pad = " ".repeat(indent);
         if i < last {
             let _ = write!(src, "tinytrain::Chain {{\n{pad}    a: ");
         }
         let inner = if i < last { indent + 4 } else { indent };
-        if params == 0 {
+        if row.tensors.is_empty() || row.in_flash {
             src.push_str("<_ as tinytrain::Layer>::ZERO");
+            at += row.params();
         } else {
-            let (Some(layer), Some([w, b])) = (layer_iter.next(), specs_iter.next()) else {
-                bail!("more layers with parameters than tensors");
-            };
-            let (type_name, dims) = match *layer {
-                ParamLayer::Dense { inputs, outputs, .. } => ("Dense", vec![outputs, inputs]),
-                ParamLayer::Conv2d { in_channels, out_channels, kernel } => {
-                    ("Conv2d", vec![out_channels, in_channels, kernel, kernel])
-                }
-                ParamLayer::Depthwise { channels, kernel } => ("DepthwiseConv2d", vec![channels, kernel, kernel]),
-            };
+            if row.rust_path.is_empty() {
+                bail!("layer {i} ({}) has tensors but no Rust struct to write them into", row.name);
+            }
             let ipad = " ".repeat(inner);
-            let _ = write!(src, "tinytrain::layers::{type_name} {{\n{ipad}    weight: ");
-            write_array(&mut src, &flat[w.offset..w.offset + w.len()], &dims, inner + 4);
-            let _ = write!(src, ",\n{ipad}    bias: ");
-            write_values(&mut src, &flat[b.offset..b.offset + b.len()], inner + 4);
-            let _ = write!(src, ",\n{ipad}}}");
+            if row.frozen {
+                src.push_str("tinytrain::Frozen(");
+            }
+            let _ = write!(src, "{} {{", row.rust_path);
+            for d in row.tensors {
+                let _ = write!(src, "\n{ipad}    {}: ", d.name);
+                write_array(&mut src, &flat[at..at + d.len()], d.rust_dims, inner + 4);
+                src.push(',');
+                at += d.len();
+            }
+            let _ = write!(src, "\n{ipad}}}");
+            if row.frozen {
+                src.push(')');
+            }
         }
         if i < last {
             let _ = write!(src, ",\n{pad}    b: ");
@@ -566,7 +799,9 @@ pub fn rust_source<M: Layer>(model: &str, type_path: &str, net: &M) -> Result<St
         let _ = write!(src, "\n{}}}", " ".repeat(4 * i));
     }
     src.push_str(";\n");
-    ensure!(layer_iter.next().is_none(), "a layer with parameters has no summary row of its own");
+    if at != flat.len() {
+        bail!("the layer rows describe {at} values, the network stores {}", flat.len());
+    }
     Ok(src)
 }
 
@@ -585,11 +820,10 @@ mod tests {
 
     #[test]
     fn shapes_follow_from_the_layers() {
-        let cnn = param_layers::<zoo::MnistCnn>().unwrap();
-        assert_eq!(cnn[0], ParamLayer::Conv2d { in_channels: 1, out_channels: 32, kernel: 3 });
-        assert_eq!(cnn[1], ParamLayer::Conv2d { in_channels: 32, out_channels: 64, kernel: 3 });
-        assert_eq!(cnn[2], ParamLayer::Dense { inputs: 9216, outputs: 128, flattened_from: Some([64, 12, 12]) });
-        assert_eq!(cnn[3], ParamLayer::Dense { inputs: 128, outputs: 10, flattened_from: None });
+        let cnn = tensor_layers::<zoo::MnistCnn>();
+        assert_eq!(cnn.len(), 4);
+        assert_eq!(cnn[2].flattened_from, Some([64, 12, 12]));
+        assert_eq!(cnn[3].flattened_from, None);
         let tiny = tensor_specs::<zoo::MnistCnnTiny>(&[], Layout::Pytorch).unwrap();
         let names: Vec<String> = tiny.iter().map(|s| format!("{} {:?}", s.name, s.shape)).collect();
         assert_eq!(
@@ -606,11 +840,28 @@ mod tests {
     }
 
     #[test]
+    fn snake_case_is_keras_to_snake_case() {
+        let cases = [
+            ("Dense", "dense"),
+            ("Conv2D", "conv2d"),
+            ("DepthwiseConv2D", "depthwise_conv2d"),
+            ("BatchNormalization", "batch_normalization"),
+            ("Conv1D", "conv1d"),
+            ("MaxPooling2D", "max_pooling2d"),
+            ("GlobalAveragePooling1D", "global_average_pooling1d"),
+        ];
+        for (class, snake) in cases {
+            assert_eq!(snake_case(class), snake, "{class}");
+        }
+    }
+
+    #[test]
     fn keras_orders_are_permutations() {
         let orders = [
-            (Order::KerasDense { inputs: 12, outputs: 5, flattened_from: Some([3, 2, 2]) }, 60),
-            (Order::KerasConv { in_channels: 3, out_channels: 4, kernel: 3 }, 108),
-            (Order::KerasDepthwise { channels: 5, kernel: 2 }, 20),
+            (Order::KerasKernel { torch: vec![5, 12], flattened_from: Some([3, 2, 2]) }, 60),
+            (Order::KerasKernel { torch: vec![4, 3, 3, 3], flattened_from: None }, 108),
+            (Order::KerasKernel { torch: vec![4, 3, 5], flattened_from: None }, 60),
+            (Order::KerasDepthwise { torch: vec![5, 1, 2, 2] }, 20),
         ];
         for (order, n) in orders {
             let mut seen: Vec<usize> = (0..n).map(|e| order.native(e)).collect();
@@ -618,12 +869,24 @@ mod tests {
             assert_eq!(seen, (0..n).collect::<Vec<_>>(), "{order:?}");
         }
         // Keras conv kernel element [kh=1][kw=2][ci=0][co=3] is tinytrain's [3][0][1][2].
-        let conv = Order::KerasConv { in_channels: 2, out_channels: 4, kernel: 3 };
+        let conv = Order::KerasKernel { torch: vec![4, 2, 3, 3], flattened_from: None };
         assert_eq!(conv.native(((3 + 2) * 2) * 4 + 3), ((3 * 2) * 3 + 1) * 3 + 2);
         // After flattening HWC, Keras input (h=1, w=0, c=2) is tinytrain input c·H·W + h·W + w.
-        let dense = Order::KerasDense { inputs: 12, outputs: 5, flattened_from: Some([3, 2, 2]) };
+        let dense = Order::KerasKernel { torch: vec![5, 12], flattened_from: Some([3, 2, 2]) };
         let keras_input = (2 * 3) + 2;
         assert_eq!(dense.native(keras_input * 5 + 4), 4 * 12 + (2 * 4 + 2));
+        // Depthwise [kh=1][kw=0][c=3][m=0] is tinytrain's [3][0][1][0].
+        let dw = Order::KerasDepthwise { torch: vec![5, 1, 2, 2] };
+        assert_eq!(dw.native(2 * 5 + 3), 3 * 4 + 2);
+    }
+
+    #[test]
+    fn natural_order_puts_two_before_ten() {
+        let mut v = ["10", "2", "module.1", "0"];
+        v.sort_by_key(|s| natural_key(s));
+        assert_eq!(v, ["0", "2", "10", "module.1"]);
+        assert_eq!(keras_auto_name("sequential_1/dense_2"), ("dense", 2));
+        assert_eq!(keras_auto_name("conv2d"), ("conv2d", 0));
     }
 
     #[test]
@@ -639,11 +902,13 @@ mod tests {
         let weights = weights_file(&net).unwrap();
         for layout in [Layout::Pytorch, Layout::Keras] {
             let file = export::<Net>("test", &[], &weights, layout).unwrap();
-            let back = import::<Net>(&[], &file, layout).unwrap();
+            let (back, how) = import::<Net>(&[], &file, layout).unwrap();
             assert_eq!(*back, net, "{layout}");
-            let wrong =
-                import::<Net>(&[], &file, if layout == Layout::Keras { Layout::Pytorch } else { Layout::Keras });
-            assert!(wrong.unwrap_err().to_string().contains("names are those of the"), "{layout}");
+            assert!(how.contains("as expected"), "{how}");
+            let other = layout.other();
+            let (back, how) = import::<Net>(&[], &file, other).unwrap();
+            assert_eq!(*back, net, "{layout} file read as {other}");
+            assert!(how.contains(&format!("asked for {other}")), "{how}");
         }
     }
 }

@@ -13,6 +13,12 @@
 //!   source that puts trained weights into flash.
 //! - [`predict`]: per-sample predictions and outputs, as text or JSON lines.
 //! - [`cli`]: the `tinytrain-sim` command line.
+//! - [`spec`], [`text`]: what the work modules know of a model, and small text helpers.
+//!
+//! Modules form layers with arrows pointing one way: leaves that know nothing of the registry
+//! (`idx`, `datasets`, `flash`, `board`, `interop`, `optimizers`, `spec`, `text`), then the work
+//! (`run`, `predict`, `tasks`, `qemu`, taking a [`spec::ModelSpec`]), then [`models`] (the
+//! registry) and [`cli`] on top.
 //!
 //! ```no_run
 //! use tinytrain_sim::{models, run::TrainOptions};
@@ -33,4 +39,6 @@ pub mod optimizers;
 pub mod predict;
 pub mod qemu;
 pub mod run;
+pub mod spec;
 pub mod tasks;
+pub mod text;

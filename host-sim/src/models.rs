@@ -55,88 +55,25 @@ use tinytrain::zoo;
 
 use crate::datasets::DatasetKind;
 use crate::interop::{self, Imported, LayerNames, Layout, TensorSpec};
-use crate::optimizers::{OptimizerConfig, OptimizerKind, Overrides};
+use crate::optimizers::{OptimizerConfig, OptimizerKind};
 use crate::predict::PredictOptions;
 use crate::run::{EvalOptions, TrainOptions, TrainOutcome};
+pub use crate::spec::{Data, Defaults, ModelSpec};
 
-/// Where a model's data comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Data {
-    /// Built into the task (XOR).
-    Builtin,
-    /// An image dataset found with [`crate::datasets`].
-    Images(DatasetKind),
-}
+type TrainFn = fn(&ModelSpec, &TrainOptions, &mut dyn Write) -> Result<TrainOutcome>;
+type EvalFn = fn(&ModelSpec, &EvalOptions, &mut dyn Write) -> Result<Eval>;
+type SummaryFn = fn(&ModelSpec, OptimizerKind) -> String;
+type PredictFn = fn(&ModelSpec, &PredictOptions, &mut dyn Write) -> Result<Eval>;
+type SpecsFn = fn(&ModelSpec, Layout) -> Result<Vec<TensorSpec>>;
+type ExportFn = fn(&ModelSpec, &[u8], Layout) -> Result<Vec<u8>>;
+type ImportFn = fn(&ModelSpec, &[u8], Layout, bool) -> Result<Imported>;
 
-/// A model's default training settings: those of its baseline.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Defaults {
-    /// Optimizer.
-    pub optimizer: OptimizerKind,
-    /// Learning rate of that optimizer.
-    pub lr: f32,
-    /// Momentum, for the momentum and nesterov optimizers.
-    pub momentum: f32,
-    /// Samples per update.
-    pub batch_size: usize,
-    /// Epochs.
-    pub epochs: u32,
-    /// Weight initialiser.
-    pub init: Init,
-    /// Print an epoch line every this many epochs.
-    pub log_every: u32,
-}
-
-impl Defaults {
-    /// The optimizer config of these defaults, in the PyTorch or the Keras form.
-    #[must_use]
-    pub fn optimizer_config(&self, keras: bool) -> OptimizerConfig {
-        self.optimizer_with(self.optimizer, keras, Overrides::default())
-            .unwrap_or_else(|_| OptimizerConfig::defaults(self.optimizer, keras))
-    }
-
-    /// The config of optimizer `kind` under `overrides`. The model's learning rate and
-    /// momentum are the defaults when `kind` is the model's own optimizer; another optimizer
-    /// starts from its library defaults.
-    ///
-    /// # Errors
-    /// As [`OptimizerConfig::build`].
-    pub fn optimizer_with(&self, kind: OptimizerKind, keras: bool, overrides: Overrides) -> Result<OptimizerConfig> {
-        let own = kind == self.optimizer;
-        let momentum_kind = matches!(kind, OptimizerKind::Momentum | OptimizerKind::Nesterov);
-        let overrides = Overrides {
-            lr: overrides.lr.or(own.then_some(self.lr)),
-            momentum: overrides.momentum.or((own && momentum_kind).then_some(self.momentum)),
-            decay: overrides.decay,
-        };
-        OptimizerConfig::build(kind, keras, overrides)
-    }
-}
-
-type TrainFn = fn(&Model, &TrainOptions, &mut dyn Write) -> Result<TrainOutcome>;
-type EvalFn = fn(&Model, &EvalOptions, &mut dyn Write) -> Result<Eval>;
-type SummaryFn = fn(&Model, OptimizerKind) -> String;
-type PredictFn = fn(&Model, &PredictOptions, &mut dyn Write) -> Result<Eval>;
-type SpecsFn = fn(&Model, Layout) -> Result<Vec<TensorSpec>>;
-type ExportFn = fn(&Model, &[u8], Layout) -> Result<Vec<u8>>;
-type ImportFn = fn(&Model, &[u8], Layout, bool) -> Result<Imported>;
-
-/// A registered model.
+/// A registered model: its [`ModelSpec`] (reachable through `Deref`) and the functions
+/// monomorphised for its network type.
 #[derive(Debug)]
 pub struct Model {
-    /// Name on the command line.
-    pub name: &'static str,
-    /// One line about the network.
-    pub about: &'static str,
-    /// Where its data comes from.
-    pub data: Data,
-    /// Default training settings.
-    pub defaults: Defaults,
-    /// Names of the layers with parameters in safetensors files, in order; empty for the
-    /// defaults of [`crate::interop`] (`fc1`/`dense`, `conv1`/`conv2d`, ...).
-    pub tensors: &'static [LayerNames],
-    /// The network type as generated Rust source names it (`tinytrain::zoo::DigitsMlp`).
-    pub type_path: &'static str,
+    /// Name, data, defaults and tensor names.
+    pub spec: ModelSpec,
     train: TrainFn,
     eval: EvalFn,
     summary: SummaryFn,
@@ -146,13 +83,20 @@ pub struct Model {
     import: ImportFn,
 }
 
+impl std::ops::Deref for Model {
+    type Target = ModelSpec;
+    fn deref(&self) -> &ModelSpec {
+        &self.spec
+    }
+}
+
 impl Model {
     /// Trains the model, printing the log to `out`.
     ///
     /// # Errors
     /// Invalid options or data, or output that cannot be written.
     pub fn train(&self, opts: &TrainOptions, out: &mut dyn Write) -> Result<TrainOutcome> {
-        (self.train)(self, opts, out)
+        (self.train)(&self.spec, opts, out)
     }
 
     /// Evaluates saved weights on the test set.
@@ -160,13 +104,13 @@ impl Model {
     /// # Errors
     /// An invalid weights file or invalid data.
     pub fn eval(&self, opts: &EvalOptions, out: &mut dyn Write) -> Result<Eval> {
-        (self.eval)(self, opts, out)
+        (self.eval)(&self.spec, opts, out)
     }
 
     /// The Keras-like summary with the memory budget of training with `optimizer`.
     #[must_use]
     pub fn summary(&self, optimizer: OptimizerKind) -> String {
-        (self.summary)(self, optimizer)
+        (self.summary)(&self.spec, optimizer)
     }
 
     /// Prints every test sample's prediction, label and outputs ([`crate::predict`]).
@@ -174,7 +118,7 @@ impl Model {
     /// # Errors
     /// An invalid weights file or invalid data.
     pub fn predict(&self, opts: &PredictOptions, out: &mut dyn Write) -> Result<Eval> {
-        (self.predict)(self, opts, out)
+        (self.predict)(&self.spec, opts, out)
     }
 
     /// The model's tensors in a safetensors file of `layout`.
@@ -182,7 +126,7 @@ impl Model {
     /// # Errors
     /// Layer names that do not fit the network (a registry mistake).
     pub fn tensor_specs(&self, layout: Layout) -> Result<Vec<TensorSpec>> {
-        (self.specs)(self, layout)
+        (self.specs)(&self.spec, layout)
     }
 
     /// The safetensors file of a weights file.
@@ -190,7 +134,7 @@ impl Model {
     /// # Errors
     /// An invalid weights file.
     pub fn export(&self, weights: &[u8], layout: Layout) -> Result<Vec<u8>> {
-        (self.export)(self, weights, layout)
+        (self.export)(&self.spec, weights, layout)
     }
 
     /// The weights file (and, with `rust`, the Rust source) of a safetensors file.
@@ -198,7 +142,7 @@ impl Model {
     /// # Errors
     /// A file that is not safetensors or whose tensors do not fit, each named.
     pub fn import(&self, safetensors: &[u8], layout: Layout, rust: bool) -> Result<Imported> {
-        (self.import)(self, safetensors, layout, rust)
+        (self.import)(&self.spec, safetensors, layout, rust)
     }
 }
 
@@ -217,12 +161,14 @@ macro_rules! model {
         $(, tensors: $tensors:expr)? $(,)?
     ) => {
         Model {
-            name: $name,
-            about: $about,
-            data: $data,
-            defaults: $defaults,
-            tensors: model!(@tensors $($tensors)?),
-            type_path: concat!("tinytrain::", stringify!($net)),
+            spec: ModelSpec {
+                name: $name,
+                about: $about,
+                data: $data,
+                defaults: $defaults,
+                tensors: model!(@tensors $($tensors)?),
+                type_path: concat!("tinytrain::", stringify!($net)),
+            },
             train: |model, opts, out| {
                 let mut monitor = Box::new(DeadReluMonitor::<{ <$net as Layer>::RELU_UNITS }>::ZERO);
                 $crate::with_optimizer!($net, opts.optimizer, |Opt, cfg| {
@@ -238,7 +184,9 @@ macro_rules! model {
             predict: |model, opts, out| $crate::tasks::$task::predict::<$net>(model, opts, out),
             specs: |model, layout| interop::tensor_specs::<$net>(model.tensors, layout),
             export: |model, weights, layout| interop::export::<$net>(model.name, model.tensors, weights, layout),
-            import: |model, bytes, layout, rust| interop::import_model::<$net>(model, bytes, layout, rust),
+            import: |model, bytes, layout, rust| {
+                interop::import_model::<$net>(model.name, model.type_path, model.tensors, bytes, layout, rust)
+            },
         }
     };
 }

@@ -25,7 +25,7 @@ use anyhow::{Context, Result};
 use tinytrain::loss::Loss;
 use tinytrain::prelude::*;
 
-use crate::models::Model;
+use crate::spec::ModelSpec;
 
 /// What `predict` needs besides the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +49,7 @@ fn number(v: f32, json: bool) -> String {
 /// # Errors
 /// An unreadable or invalid weights file, invalid data, or output that cannot be written.
 pub fn predict<M, L, V>(
-    model: &Model,
+    model: &ModelSpec,
     opts: &PredictOptions,
     loss: &L,
     test: &V,

@@ -16,8 +16,8 @@ use tinytrain::loss::Loss;
 use tinytrain::prelude::*;
 use tinytrain::train::{Divergence, UnitMonitor};
 
-use crate::models::Model;
 use crate::optimizers::OptimizerConfig;
+use crate::spec::ModelSpec;
 
 /// Everything `train` needs besides the model, resolved from the model's defaults and the
 /// command line.
@@ -33,6 +33,8 @@ pub struct TrainOptions {
     pub data_dir: PathBuf,
     /// Where to save the trained weights.
     pub save: Option<PathBuf>,
+    /// Weights to start from instead of initialising (fine-tuning).
+    pub weights: Option<PathBuf>,
     /// Print one epoch line every this many epochs (and always the last).
     pub log_every: u32,
     /// Draw progress bars on stderr (only when it is a terminal).
@@ -42,7 +44,7 @@ pub struct TrainOptions {
 impl TrainOptions {
     /// The model's defaults: the settings of its baseline.
     #[must_use]
-    pub fn defaults(model: &Model) -> Self {
+    pub fn defaults(model: &ModelSpec) -> Self {
         let d = &model.defaults;
         TrainOptions {
             optimizer: d.optimizer_config(false),
@@ -50,6 +52,7 @@ impl TrainOptions {
             init: d.init,
             data_dir: crate::datasets::default_data_dir(),
             save: None,
+            weights: None,
             log_every: d.log_every,
             progress: true,
         }
@@ -86,19 +89,7 @@ pub fn accuracy_line(e: &Eval) -> String {
     format!("test accuracy {:.4} ({}/{})", e.accuracy, e.correct, e.samples)
 }
 
-/// Writes `n` with thousands separators.
-#[must_use]
-pub fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use crate::text::thousands;
 
 /// Draws the bars, prints the epoch lines and measures the time spent in training steps.
 struct Progress<'a> {
@@ -192,7 +183,7 @@ impl Callback for Progress<'_> {
 /// # Errors
 /// Invalid options, errors of the data or the loss, or writing the output or the weights.
 pub fn train<M, O, L, D, V, U>(
-    model: &Model,
+    model: &ModelSpec,
     data_note: &str,
     opts: &TrainOptions,
     cfg: &O::Config,
@@ -214,6 +205,9 @@ where
     // Boxed: a Trainer holds the parameters four times over (MNIST MLP with Adam: 1.6 MB).
     let mut trainer: Box<Trainer<M, O>> = Box::new(Trainer::ZERO);
     trainer.model.init_with(opts.init, &mut Rng::new(opts.fit.seed));
+    if let Some(path) = &opts.weights {
+        load_weights(&mut trainer.model, path, model.name)?;
+    }
     // The snapshot the divergence guard rolls back to, and with --patience the best weights.
     let mut snapshot: Box<M> = Box::new(M::ZERO);
 
@@ -224,6 +218,12 @@ where
         thousands(M::NUM_PARAMS),
         thousands(core::mem::size_of::<Trainer<M, O>>())
     )?;
+    if let Some(path) = &opts.weights {
+        writeln!(out, "starting from the weights in {}", path.display())?;
+    }
+    if opts.fit.freeze > 0 {
+        writeln!(out, "{}", freeze_note::<M>(model.name, opts.fit.freeze)?)?;
+    }
     write!(out, "{data_note}")?;
     let f = &opts.fit;
     write!(
@@ -253,7 +253,7 @@ where
         events: Vec::new(),
     };
     let start = Instant::now();
-    let report = trainer.fit(cfg, loss, train, Some(test), f, Some(&mut *snapshot), monitor, &mut progress);
+    let report = trainer.fit_with(cfg, loss, train, Some(test), f, Some(&mut *snapshot), monitor, &mut progress);
     let wall = start.elapsed().as_secs_f64();
     if let Some(bar) = progress.bar.take() {
         bar.finish_and_clear();
@@ -300,6 +300,33 @@ where
     Ok(TrainOutcome { report, test: test_eval, train_seconds: train_time, samples_per_second, wall_seconds: wall })
 }
 
+/// The line that says what `--freeze layers` freezes in network `M`.
+///
+/// # Errors
+/// Freezing every layer with parameters (nothing would train).
+fn freeze_note<M: Layer>(name: &str, freeze: u32) -> Result<String> {
+    let (mut layers, mut frozen, mut left) = (0u32, 0usize, freeze);
+    M::describe(&mut |info| {
+        let n = info.count(Some(tinytrain::params::Role::Trainable));
+        if n > 0 {
+            layers += 1;
+            if left > 0 {
+                frozen += n;
+                left -= 1;
+            }
+        }
+    });
+    anyhow::ensure!(
+        freeze < layers,
+        "--freeze {freeze}: model {name} has {layers} layers with parameters, so at most {} can be frozen",
+        layers.saturating_sub(1)
+    );
+    Ok(format!(
+        "frozen: the first {freeze} of {layers} layers with parameters ({} parameters) are not trained",
+        thousands(frozen)
+    ))
+}
+
 /// Loads the weights file of `opts` into network `M` and evaluates it on `test`, printing the
 /// loss and, last, the accuracy line.
 ///
@@ -307,7 +334,7 @@ where
 /// An unreadable or invalid weights file (wrong network, corrupt, truncated), or errors of
 /// the data or the loss.
 pub fn evaluate<M, L, V>(
-    model: &Model,
+    model: &ModelSpec,
     data_note: &str,
     opts: &EvalOptions,
     loss: &L,

@@ -18,14 +18,14 @@ pub mod classify {
     use tinytrain::train::UnitMonitor;
 
     use crate::datasets::{self, ImageSet, Split};
-    use crate::models::{Data, Model};
     use crate::predict::{self, PredictOptions};
     use crate::run::{self, EvalOptions, TrainOptions, TrainOutcome};
+    use crate::spec::{Data, ModelSpec};
 
     /// Classes of every image dataset here.
     pub const CLASSES: usize = 10;
 
-    fn kind(model: &Model) -> Result<datasets::DatasetKind> {
+    fn kind(model: &ModelSpec) -> Result<datasets::DatasetKind> {
         match model.data {
             Data::Images(kind) => Ok(kind),
             Data::Builtin => bail!("model {} has no image dataset", model.name),
@@ -33,7 +33,7 @@ pub mod classify {
     }
 
     /// Checks that the images fit the network's input.
-    fn check_input<M: Layer>(model: &Model, set: &ImageSet) -> Result<()> {
+    fn check_input<M: Layer>(model: &ModelSpec, set: &ImageSet) -> Result<()> {
         let len = <M::Input as Tensor>::LEN;
         if set.sample_len() != len {
             bail!(
@@ -64,7 +64,7 @@ pub mod classify {
     /// # Errors
     /// Missing or invalid data files, and whatever [`run::train`] reports.
     pub fn train<M, O, U>(
-        model: &Model,
+        model: &ModelSpec,
         opts: &TrainOptions,
         cfg: &O::Config,
         monitor: &mut U,
@@ -88,7 +88,7 @@ pub mod classify {
     ///
     /// # Errors
     /// Missing or invalid data or weights files.
-    pub fn eval<M>(model: &Model, opts: &EvalOptions, out: &mut dyn Write) -> Result<Eval>
+    pub fn eval<M>(model: &ModelSpec, opts: &EvalOptions, out: &mut dyn Write) -> Result<Eval>
     where
         M: Layer<Output = [f32; CLASSES]>,
     {
@@ -102,7 +102,7 @@ pub mod classify {
     ///
     /// # Errors
     /// Missing or invalid data or weights files.
-    pub fn predict<M>(model: &Model, opts: &PredictOptions, out: &mut dyn Write) -> Result<Eval>
+    pub fn predict<M>(model: &ModelSpec, opts: &PredictOptions, out: &mut dyn Write) -> Result<Eval>
     where
         M: Layer<Output = [f32; CLASSES]>,
     {
@@ -121,9 +121,9 @@ pub mod xor {
     use tinytrain::prelude::{Eval, Layer, Mse, Optimizer};
     use tinytrain::train::UnitMonitor;
 
-    use crate::models::Model;
     use crate::predict::{self, PredictOptions};
     use crate::run::{self, EvalOptions, TrainOptions, TrainOutcome};
+    use crate::spec::ModelSpec;
 
     /// The four XOR samples, inputs and targets.
     pub const SAMPLES: [([f32; 2], [f32; 1]); 4] =
@@ -134,7 +134,7 @@ pub mod xor {
     /// # Errors
     /// Whatever [`run::train`] reports.
     pub fn train<M, O, U>(
-        model: &Model,
+        model: &ModelSpec,
         opts: &TrainOptions,
         cfg: &O::Config,
         monitor: &mut U,
@@ -153,7 +153,7 @@ pub mod xor {
     ///
     /// # Errors
     /// A missing or invalid weights file.
-    pub fn eval<M>(model: &Model, opts: &EvalOptions, out: &mut dyn Write) -> Result<Eval>
+    pub fn eval<M>(model: &ModelSpec, opts: &EvalOptions, out: &mut dyn Write) -> Result<Eval>
     where
         M: Layer<Input = [f32; 2], Output = [f32; 1]>,
     {
@@ -164,7 +164,7 @@ pub mod xor {
     ///
     /// # Errors
     /// A missing or invalid weights file.
-    pub fn predict<M>(model: &Model, opts: &PredictOptions, out: &mut dyn Write) -> Result<Eval>
+    pub fn predict<M>(model: &ModelSpec, opts: &PredictOptions, out: &mut dyn Write) -> Result<Eval>
     where
         M: Layer<Input = [f32; 2], Output = [f32; 1]>,
     {
@@ -183,9 +183,9 @@ pub mod sine {
     use tinytrain::prelude::{Eval, Layer, Mse, Optimizer, Rng};
     use tinytrain::train::UnitMonitor;
 
-    use crate::models::Model;
     use crate::predict::{self, PredictOptions};
     use crate::run::{self, EvalOptions, TrainOptions, TrainOutcome};
+    use crate::spec::ModelSpec;
 
     /// Training samples.
     pub const TRAIN: usize = 800;
@@ -213,7 +213,7 @@ pub mod sine {
     /// # Errors
     /// Whatever [`run::train`] reports.
     pub fn train<M, O, U>(
-        model: &Model,
+        model: &ModelSpec,
         opts: &TrainOptions,
         cfg: &O::Config,
         monitor: &mut U,
@@ -232,7 +232,7 @@ pub mod sine {
     ///
     /// # Errors
     /// A missing or invalid weights file.
-    pub fn eval<M>(model: &Model, opts: &EvalOptions, out: &mut dyn Write) -> Result<Eval>
+    pub fn eval<M>(model: &ModelSpec, opts: &EvalOptions, out: &mut dyn Write) -> Result<Eval>
     where
         M: Layer<Input = [f32; 1], Output = [f32; 1]>,
     {
@@ -243,7 +243,7 @@ pub mod sine {
     ///
     /// # Errors
     /// A missing or invalid weights file.
-    pub fn predict<M>(model: &Model, opts: &PredictOptions, out: &mut dyn Write) -> Result<Eval>
+    pub fn predict<M>(model: &ModelSpec, opts: &PredictOptions, out: &mut dyn Write) -> Result<Eval>
     where
         M: Layer<Input = [f32; 1], Output = [f32; 1]>,
     {

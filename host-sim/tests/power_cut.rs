@@ -17,7 +17,7 @@ fn model(seed: u64) -> DigitsMlp {
 
 fn bits(m: &DigitsMlp) -> Vec<u32> {
     let mut v = Vec::new();
-    m.for_each_param(&mut |p| v.extend(p.iter().map(|x| x.to_bits())));
+    m.visit(&mut |_, p| v.extend(p.iter().map(|x| x.to_bits())));
     v
 }
 
@@ -25,7 +25,7 @@ fn bits(m: &DigitsMlp) -> Vec<u32> {
 /// checks what a reboot loads. Returns (cuts that kept the previous, cuts that gave the new).
 fn cut_everywhere(
     flash: &Flash,
-    store: CheckpointStore,
+    store: CheckpointStore<DigitsMlp>,
     previous: Option<&DigitsMlp>,
     new: &DigitsMlp,
 ) -> (usize, usize) {
@@ -62,7 +62,7 @@ fn cut_everywhere(
 #[test]
 fn power_cut_at_every_step_keeps_previous_or_new_checkpoint() {
     let mut flash = Flash::new(64 * 1024);
-    let store = CheckpointStore::new::<_, DigitsMlp>(&flash, 0).unwrap();
+    let store = CheckpointStore::<DigitsMlp>::new(&flash, 0).unwrap();
     let (a, b, c) = (model(1), model(2), model(3));
 
     // First save ever, onto blank flash.
@@ -83,7 +83,7 @@ fn power_cut_at_every_step_keeps_previous_or_new_checkpoint() {
 #[test]
 fn slots_alternate_and_wear_evenly() {
     let mut flash = Flash::new(64 * 1024);
-    let store = CheckpointStore::new::<_, DigitsMlp>(&flash, 0).unwrap();
+    let store = CheckpointStore::<DigitsMlp>::new(&flash, 0).unwrap();
     let mut last_seq = 0;
     for i in 0..20 {
         let (slot, seq) = store.save(&mut flash, &model(i)).unwrap();
@@ -103,7 +103,7 @@ fn slots_alternate_and_wear_evenly() {
 #[test]
 fn corrupted_newest_slot_falls_back_to_the_previous_one() {
     let mut flash = Flash::new(64 * 1024);
-    let store = CheckpointStore::new::<_, DigitsMlp>(&flash, 0).unwrap();
+    let store = CheckpointStore::<DigitsMlp>::new(&flash, 0).unwrap();
     let (a, b) = (model(1), model(2));
     store.save(&mut flash, &a).unwrap();
     store.save(&mut flash, &b).unwrap();
@@ -127,13 +127,10 @@ fn corrupted_newest_slot_falls_back_to_the_previous_one() {
 fn checkpoint_of_another_network_is_not_loaded() {
     type Other = tinytrain::sequential![Dense<64, 32>, Tanh<32>, Dense<32, 10>];
     let mut flash = Flash::new(64 * 1024);
-    let store = CheckpointStore::new::<_, DigitsMlp>(&flash, 0).unwrap();
+    let store = CheckpointStore::<DigitsMlp>::new(&flash, 0).unwrap();
     store.save(&mut flash, &model(1)).unwrap();
     let mut other = Other::ZERO;
-    let store_other = CheckpointStore::new::<_, Other>(&flash, 0).unwrap();
+    let store_other = CheckpointStore::<Other>::new(&flash, 0).unwrap();
     assert_eq!(store_other.load(&mut flash, &mut other).unwrap(), None);
-    assert!(matches!(
-        CheckpointStore::new::<_, DigitsMlp>(&Flash::new(16 * 1024), 0),
-        Err(Error::StorageTooSmall { .. })
-    ));
+    assert!(matches!(CheckpointStore::<DigitsMlp>::new(&Flash::new(16 * 1024), 0), Err(Error::StorageTooSmall { .. })));
 }

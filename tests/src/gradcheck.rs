@@ -30,7 +30,7 @@
 use tinytrain::loss::Loss;
 use tinytrain::{Init, Layer, Mode, Rng, Tensor, Zero};
 
-use crate::flat_params;
+use crate::{flat_grads, flat_trainable};
 
 /// Step sizes and tolerances.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -217,15 +217,20 @@ fn value<L: Layer>(layer: &L, x: &L::Input, head: &impl Head<L::Output>) -> f64 
     head.eval(&y, &mut dy)
 }
 
-/// Sets parameter `k` (in `for_each_param` order) to `v` and returns its old value.
+/// Sets trainable parameter `k` (in visiting order) to `v` and returns its old value.
 fn set_param<L: Layer>(layer: &mut L, k: usize, v: f32) -> f32 {
     let (mut at, mut old) = (0, f32::NAN);
-    layer.for_each_param_mut(&mut |p| {
-        if (at..at + p.len()).contains(&k) {
-            old = p[k - at];
-            p[k - at] = v;
+    layer.visit_mut(&mut |d, slot| {
+        if d.role != tinytrain::params::Role::Trainable {
+            return;
         }
-        at += p.len();
+        if let tinytrain::params::Slot::Mut(p) = slot {
+            if (at..at + p.len()).contains(&k) {
+                old = p[k - at];
+                p[k - at] = v;
+            }
+            at += p.len();
+        }
     });
     old
 }
@@ -238,14 +243,14 @@ pub fn try_check_layer<L: Layer>(layer: &mut L, x: &L::Input, head: &impl Head<L
     let mut y = <L::Output as Zero>::ZERO;
     let mut dy = <L::Output as Zero>::ZERO;
     let mut dx = <L::Input as Zero>::ZERO;
-    let mut grads = L::ZERO;
+    let mut grads = L::GRADS_ZERO;
     layer.forward(x, &mut acts, &mut y, &mut Mode::Infer);
     head.eval(&y, &mut dy);
-    layer.backward(x, &acts, &y, &dy, &mut deltas, &mut grads, Some(&mut dx));
+    layer.backward(x, &acts, &y, &dy, &mut deltas, Some(&mut grads), Some(&mut dx));
 
     let mut report = Report::new();
-    let analytic = flat_params(&grads);
-    let params = flat_params(layer);
+    let analytic = flat_grads::<L>(&grads);
+    let params = flat_trainable(layer);
     let numeric_params: Vec<Option<f64>> = params
         .iter()
         .enumerate()

@@ -269,11 +269,32 @@ impl Golden {
     }
 }
 
-/// All parameters of `model`, flattened in [`Layer::for_each_param`] order.
+/// Every stored value of `model` (trainable, frozen, buffers), flattened in
+/// [`Params::visit`](tinytrain::Params::visit) order.
 #[must_use]
 pub fn flat_params<M: Layer>(model: &M) -> Vec<f32> {
+    let mut out = Vec::with_capacity(M::STORED_LEN);
+    model.visit(&mut |_, p| out.extend_from_slice(p));
+    out
+}
+
+/// The trainable values of `model`, in visiting order (the order of its gradients).
+#[must_use]
+pub fn flat_trainable<M: Layer>(model: &M) -> Vec<f32> {
     let mut out = Vec::with_capacity(M::NUM_PARAMS);
-    model.for_each_param(&mut |p| out.extend_from_slice(p));
+    model.visit(&mut |d, p| {
+        if d.role == tinytrain::params::Role::Trainable {
+            out.extend_from_slice(p);
+        }
+    });
+    out
+}
+
+/// The gradients `grads` of network `M`, flattened in visiting order.
+#[must_use]
+pub fn flat_grads<M: Layer>(grads: &M::Grads) -> Vec<f32> {
+    let mut out = Vec::with_capacity(M::NUM_PARAMS);
+    M::visit_grads(grads, &mut |g| out.extend_from_slice(g));
     out
 }
 
@@ -283,14 +304,16 @@ pub fn param_bits<M: Layer>(model: &M) -> Vec<u32> {
     flat_params(model).iter().map(|v| v.to_bits()).collect()
 }
 
-/// Sets every parameter of `model` from `values`, in [`Layer::for_each_param`] order.
+/// Sets every stored value of `model` from `values`, in visiting order.
 #[track_caller]
 pub fn set_flat_params<M: Layer>(model: &mut M, values: &[f32]) {
-    assert_eq!(values.len(), M::NUM_PARAMS, "{} values for a model of {} parameters", values.len(), M::NUM_PARAMS);
+    assert_eq!(values.len(), M::STORED_LEN, "{} values for a model of {} values", values.len(), M::STORED_LEN);
     let mut at = 0;
-    model.for_each_param_mut(&mut |p| {
-        p.copy_from_slice(&values[at..at + p.len()]);
-        at += p.len();
+    model.visit_mut(&mut |_, slot| {
+        if let tinytrain::params::Slot::Mut(p) = slot {
+            p.copy_from_slice(&values[at..at + p.len()]);
+            at += p.len();
+        }
     });
 }
 

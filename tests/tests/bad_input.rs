@@ -11,7 +11,7 @@ type DigitsAdam = Adam<{ <DigitsMlp as Layer>::NUM_PARAMS }>;
 
 fn bits(m: &DigitsMlp) -> Vec<u32> {
     let mut v = Vec::new();
-    m.for_each_param(&mut |p| v.extend(p.iter().map(|x| x.to_bits())));
+    m.visit(&mut |_, p| v.extend(p.iter().map(|x| x.to_bits())));
     v
 }
 
@@ -89,10 +89,10 @@ fn wrong_network_and_wrong_version_are_named() {
     let err = load(&mut other, &file).unwrap_err();
     assert!(matches!(err, Error::WrongNetwork { .. }));
     assert!(err.to_string().contains("different network"), "{err}");
-    let mut v2 = file.clone();
-    v2[4] = 2;
-    let err = load(&mut target(), &v2).unwrap_err();
-    assert_eq!(err.to_string(), "unsupported format version 2 (this build reads version 1)");
+    let mut v3 = file.clone();
+    v3[4] = 3;
+    let err = load(&mut target(), &v3).unwrap_err();
+    assert_eq!(err.to_string(), "unsupported format version 3 (this build reads version 2)");
 }
 
 #[test]

@@ -73,7 +73,8 @@ fn train_tiny(data: &TrainTest) -> (FitReport, Eval) {
     t.model.init_with(Init::HeUniform, &mut Rng::new(0));
     let cfg = AdamConfig { lr: Schedule::Constant(2e-3), ..AdamConfig::default() };
     let fit = FitConfig { epochs: 20, batch_size: 32, seed: 0, ..FitConfig::default() };
-    let report = t.fit(&cfg, &CrossEntropy, &train, None::<&ByteImages<'_>>, &fit, None, &mut (), &mut ()).unwrap();
+    let report =
+        t.fit_with(&cfg, &CrossEntropy, &train, None::<&ByteImages<'_>>, &fit, None, &mut (), &mut ()).unwrap();
     let eval = t.evaluate(&CrossEntropy, &test).unwrap();
     (report, eval)
 }
@@ -103,7 +104,7 @@ fn mnist_cnn_with_adadelta_matches_the_baseline_after_3_epochs() {
             // epoch keeps the shuffles and dropout masks different.
             let fit = FitConfig { seed: u64::from(epoch), ..fit };
             let r = t
-                .fit(
+                .fit_with(
                     &AdadeltaConfig::default(),
                     &CrossEntropy,
                     &train,

@@ -43,12 +43,12 @@ fn same_bits<
         Box::new(Conv2d::<CI, CO, K, S, P, H, W, HO, WO>::ZERO),
     );
     let (mut dx_fast, mut dx_slow) = (Box::new([[[0.0f32; W]; H]; CI]), Box::new([[[0.0f32; W]; H]; CI]));
-    conv.backward(&x, &(), &y_fast, &dy, &mut (), &mut g_fast, Some(&mut dx_fast));
-    conv.backward_portable(&x, &dy, &mut g_slow, Some(&mut dx_slow));
+    conv.backward(&x, &(), &y_fast, &dy, &mut (), Some(&mut g_fast), Some(&mut dx_fast));
+    conv.backward_portable(&x, &dy, Some(&mut g_slow), Some(&mut dx_slow));
     assert_eq!(bits(dx_fast.flat()), bits(dx_slow.flat()), "input gradient");
     let (mut a, mut b) = (Vec::new(), Vec::new());
-    g_fast.for_each_param(&mut |p| a.extend(bits(p)));
-    g_slow.for_each_param(&mut |p| b.extend(bits(p)));
+    g_fast.visit(&mut |_, p| a.extend(bits(p)));
+    g_slow.visit(&mut |_, p| b.extend(bits(p)));
     assert_eq!(a, b, "parameter gradients");
     assert!(a.iter().any(|&v| v != 0), "the test must exercise non-zero gradients");
 }

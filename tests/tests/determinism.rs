@@ -36,8 +36,9 @@ fn train(init_seed: u64, fit_seed: u64) -> Box<Trainer<Net, Adam<{ <Net as Layer
     t.model.init(&mut Rng::new(init_seed));
     let adam = AdamConfig { lr: Schedule::Constant(0.01), ..AdamConfig::default() };
     let fit = FitConfig { epochs: 6, batch_size: 8, seed: fit_seed, clip_norm: Some(5.0), ..FitConfig::default() };
-    let report =
-        t.fit(&adam, &CrossEntropy, &data[..], None::<&[([f32; 8], usize)]>, &fit, None, &mut (), &mut ()).unwrap();
+    let report = t
+        .fit_with(&adam, &CrossEntropy, &data[..], None::<&[([f32; 8], usize)]>, &fit, None, &mut (), &mut ())
+        .unwrap();
     assert_eq!(report.epochs_run, 6);
     assert!(report.last.train_accuracy > 0.8, "training did not learn: {:?}", report.last);
     t

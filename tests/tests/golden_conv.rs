@@ -26,7 +26,7 @@ fn run_case<L: Layer>(file: &'static str, case: &str, make: impl Fn(&tinytrain_t
     assert_eq!(input.data.len(), batch * <L::Input as Tensor>::LEN, "{case}: input size");
     assert_eq!(grad_output.data.len(), batch * <L::Output as Tensor>::LEN, "{case}: output size");
 
-    let mut grads = L::ZERO;
+    let mut grads = L::GRADS_ZERO;
     let (mut out, mut grad_in) = (Vec::new(), Vec::new());
     for n in 0..batch {
         let x: L::Input = tensor(&input.data[n * L::Input::LEN..]);
@@ -37,14 +37,14 @@ fn run_case<L: Layer>(file: &'static str, case: &str, make: impl Fn(&tinytrain_t
         let mut dx = L::Input::ZERO;
         dx.flat_mut().fill(f32::NAN);
         layer.forward(&x, &mut acts, &mut y, &mut Mode::Infer);
-        layer.backward(&x, &acts, &y, &dy, &mut deltas, &mut grads, Some(&mut dx));
+        layer.backward(&x, &acts, &y, &dy, &mut deltas, Some(&mut grads), Some(&mut dx));
         out.extend_from_slice(y.flat());
         grad_in.extend_from_slice(dx.flat());
     }
     assert_close(&format!("{case} output"), &out, &c.at("output").tensor().data, Tol::LAYER);
     assert_close(&format!("{case} grad_input"), &grad_in, &c.at("grad_input").tensor().data, Tol::LAYER);
     let mut params = Vec::new();
-    grads.for_each_param(&mut |p| params.push(p.to_vec()));
+    L::visit_grads(&grads, &mut |p| params.push(p.to_vec()));
     if c.has("grad_weight") {
         assert_close(&format!("{case} grad_weight"), &params[0], &c.at("grad_weight").tensor().data, Tol::LAYER);
         assert_close(&format!("{case} grad_bias"), &params[1], &c.at("grad_bias").tensor().data, Tol::LAYER);

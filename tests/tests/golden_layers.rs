@@ -26,7 +26,7 @@ fn dense_case(case: &str) {
         d.forward(&x, &mut (), &mut y, &mut Mode::Infer);
         let dy: [f32; 3] = grad_output.row_array(i);
         let mut dx = [f32::NAN; 5];
-        d.backward(&x, &(), &y, &dy, &mut (), &mut grads, Some(&mut dx));
+        d.backward(&x, &(), &y, &dy, &mut (), Some(&mut grads), Some(&mut dx));
         out.extend_from_slice(&y);
         grad_in.extend_from_slice(&dx);
     }
@@ -71,8 +71,8 @@ where
         dy.flat_mut().copy_from_slice(grad_output.row(i));
         let mut dx = L::Input::ZERO;
         dx.flat_mut().fill(f32::NAN);
-        let mut grads = L::ZERO;
-        layer.backward(&x, &(), &y, &dy, &mut (), &mut grads, Some(&mut dx));
+        let mut grads = L::GRADS_ZERO;
+        layer.backward(&x, &(), &y, &dy, &mut (), Some(&mut grads), Some(&mut dx));
         out.extend_from_slice(y.flat());
         grad_in.extend_from_slice(dx.flat());
     }
@@ -154,7 +154,7 @@ fn slide_run(loss: Mse) -> SlideRun {
     let (mut y, mut dy) = ([0.0; 1], [0.0; 1]);
     net.forward(&x, &mut acts, &mut y, &mut Mode::Infer);
     let l = loss.loss_and_grad(&y, &t, 1.0, &mut dy).unwrap();
-    net.backward(&x, &acts, &y, &dy, &mut deltas, &mut grads, None);
+    net.backward(&x, &acts, &y, &dy, &mut deltas, Some(&mut grads), None);
     SlideRun { net, acts, deltas, grads, y, loss: l }
 }
 

@@ -38,8 +38,9 @@ fn xor_trajectory_matches_pytorch() {
     // Full batch in the file's order: one update per epoch on all 4 samples (scale 1/4).
     let fit = FitConfig { epochs, batch_size: data.len(), shuffle: false, ..FitConfig::default() };
     let mut log = LossLog(Vec::new());
-    let report =
-        t.fit(&sgd, &Mse::MEAN, &data[..], None::<&[([f32; 2], [f32; 1])]>, &fit, None, &mut (), &mut log).unwrap();
+    let report = t
+        .fit_with(&sgd, &Mse::MEAN, &data[..], None::<&[([f32; 2], [f32; 1])]>, &fit, None, &mut (), &mut log)
+        .unwrap();
     assert_eq!((report.epochs_run, report.skipped_steps, t.opt.steps()), (epochs, 0, epochs));
 
     // Epoch k's training loss is measured before its update, so with the weights after k - 1
@@ -66,8 +67,9 @@ fn xor_converges_from_a_seeded_random_init() {
         let mut t = Box::new(Trainer::<Xor, Opt>::ZERO);
         t.model.init(&mut Rng::new(seed));
         let before = t.evaluate(&Mse::MEAN, &data[..]).unwrap();
-        let report =
-            t.fit(&adam, &Mse::MEAN, &data[..], None::<&[([f32; 2], [f32; 1])]>, &fit, None, &mut (), &mut ()).unwrap();
+        let report = t
+            .fit_with(&adam, &Mse::MEAN, &data[..], None::<&[([f32; 2], [f32; 1])]>, &fit, None, &mut (), &mut ())
+            .unwrap();
         let after = t.evaluate(&Mse::MEAN, &data[..]).unwrap();
         assert_eq!(after.accuracy, 1.0, "init seed {seed}: accuracy {} (loss {})", after.accuracy, after.loss);
         assert!(after.loss < 0.05 && after.loss < before.loss / 4.0, "init seed {seed}: loss {}", after.loss);

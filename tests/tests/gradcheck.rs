@@ -224,7 +224,6 @@ impl Layer for WrongTanh {
     type Input = [f32; 4];
     type Output = [f32; 4];
     type Acts = ();
-    const NUM_PARAMS: usize = 0;
     const ZERO: Self = WrongTanh;
 
     fn forward(&self, x: &[f32; 4], _acts: &mut (), y: &mut [f32; 4], _mode: &mut Mode) {
@@ -240,7 +239,7 @@ impl Layer for WrongTanh {
         y: &[f32; 4],
         dy: &[f32; 4],
         _deltas: &mut (),
-        _grads: &mut Self,
+        _grads: Option<&mut Self>,
         dx: Option<&mut [f32; 4]>,
     ) {
         if let Some(dx) = dx {
@@ -250,13 +249,12 @@ impl Layer for WrongTanh {
         }
     }
 
-    fn init_with(&mut self, _init: Init, _rng: &mut Rng) {}
-    fn for_each_param(&self, _f: &mut impl FnMut(&[f32])) {}
-    fn for_each_param_mut(&mut self, _f: &mut impl FnMut(&mut [f32])) {}
-    fn zip_params(&mut self, _other: &Self, _f: &mut impl FnMut(&mut [f32], &[f32])) {}
     fn describe(_f: &mut impl FnMut(&tinytrain::layer::LayerInfo)) {}
     fn visit_outputs(_acts: &(), _y: &[f32; 4], _f: &mut impl FnMut(tinytrain::layer::UnitKind, &[f32])) {}
 }
+
+/// No tensors: the empty marker impl is all a layer without parameters needs.
+impl tinytrain::Leaf for WrongTanh {}
 
 #[test]
 fn the_checker_rejects_a_wrong_layer_gradient() {

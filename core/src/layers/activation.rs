@@ -21,10 +21,9 @@
 
 use core::marker::PhantomData;
 
-use crate::init::Init;
 use crate::layer::{Layer, LayerInfo, Mode, UnitKind};
 use crate::math::{exp, tanh};
-use crate::rng::Rng;
+use crate::params::Leaf;
 use crate::tensor::Tensor;
 
 /// An element-wise activation function and its derivative.
@@ -190,7 +189,6 @@ impl<F: ActivationFn, T: Tensor> Layer for Act<F, T> {
     type Input = T;
     type Output = T;
     type Acts = ();
-    const NUM_PARAMS: usize = 0;
     const ZERO: Self = Act(PhantomData);
     const RELU_UNITS: usize = if matches!(F::KIND, UnitKind::Relu) { T::LEN } else { 0 };
 
@@ -202,7 +200,16 @@ impl<F: ActivationFn, T: Tensor> Layer for Act<F, T> {
     }
 
     #[inline]
-    fn backward(&self, x: &T, _acts: &(), y: &T, dy: &T, _deltas: &mut (), _grads: &mut Self, dx: Option<&mut T>) {
+    fn backward(
+        &self,
+        x: &T,
+        _acts: &(),
+        y: &T,
+        dy: &T,
+        _deltas: &mut (),
+        _grads: Option<&mut Self>,
+        dx: Option<&mut T>,
+    ) {
         if let Some(dx) = dx {
             let it = dx.flat_mut().iter_mut().zip(x.flat()).zip(y.flat()).zip(dy.flat());
             for (((d, &xi), &yi), &g) in it {
@@ -211,13 +218,8 @@ impl<F: ActivationFn, T: Tensor> Layer for Act<F, T> {
         }
     }
 
-    fn init_with(&mut self, _init: Init, _rng: &mut Rng) {}
-    fn for_each_param(&self, _f: &mut impl FnMut(&[f32])) {}
-    fn for_each_param_mut(&mut self, _f: &mut impl FnMut(&mut [f32])) {}
-    fn zip_params(&mut self, _other: &Self, _f: &mut impl FnMut(&mut [f32], &[f32])) {}
-
     fn describe(f: &mut impl FnMut(&LayerInfo)) {
-        f(&LayerInfo { name: F::NAME, output_shape: T::SHAPE, params: 0, output_bytes: 0, cache_bytes: 0 });
+        f(&LayerInfo::new(F::NAME, T::SHAPE));
     }
 
     fn visit_outputs(_acts: &(), y: &T, f: &mut impl FnMut(UnitKind, &[f32])) {
@@ -253,7 +255,6 @@ impl<const N: usize> Layer for Softmax<N> {
     type Input = [f32; N];
     type Output = [f32; N];
     type Acts = ();
-    const NUM_PARAMS: usize = 0;
     const ZERO: Self = Softmax;
 
     fn forward(&self, x: &[f32; N], _acts: &mut (), y: &mut [f32; N], _mode: &mut Mode) {
@@ -267,7 +268,7 @@ impl<const N: usize> Layer for Softmax<N> {
         y: &[f32; N],
         dy: &[f32; N],
         _deltas: &mut (),
-        _grads: &mut Self,
+        _grads: Option<&mut Self>,
         dx: Option<&mut [f32; N]>,
     ) {
         if let Some(dx) = dx {
@@ -278,16 +279,14 @@ impl<const N: usize> Layer for Softmax<N> {
         }
     }
 
-    fn init_with(&mut self, _init: Init, _rng: &mut Rng) {}
-    fn for_each_param(&self, _f: &mut impl FnMut(&[f32])) {}
-    fn for_each_param_mut(&mut self, _f: &mut impl FnMut(&mut [f32])) {}
-    fn zip_params(&mut self, _other: &Self, _f: &mut impl FnMut(&mut [f32], &[f32])) {}
-
     fn describe(f: &mut impl FnMut(&LayerInfo)) {
-        f(&LayerInfo { name: "Softmax", output_shape: [N, 0, 0], params: 0, output_bytes: 0, cache_bytes: 0 });
+        f(&LayerInfo::new("Softmax", [N, 0, 0]));
     }
 
     fn visit_outputs(_acts: &(), y: &[f32; N], f: &mut impl FnMut(UnitKind, &[f32])) {
         f(UnitKind::Other, y);
     }
 }
+
+impl<F: ActivationFn, T: Tensor> Leaf for Act<F, T> {}
+impl<const N: usize> Leaf for Softmax<N> {}

@@ -42,6 +42,7 @@
 
 use crate::init::Init;
 use crate::layer::{Layer, LayerInfo, Mode, UnitKind};
+use crate::params::{Leaf, TensorDesc};
 use crate::rng::Rng;
 use crate::shape::conv_out;
 
@@ -425,24 +426,26 @@ impl<
         &self,
         x: &[[[f32; W]; H]; CI],
         dy: &[[[f32; WO]; HO]; CO],
-        grads: &mut Self,
+        grads: Option<&mut Self>,
         dx: Option<&mut [[[f32; W]; H]; CI]>,
     ) {
-        for (gb, d) in grads.bias.iter_mut().zip(dy) {
-            *gb += sum8(d.as_flattened());
-        }
-        let mut co = 0;
-        while co < CO {
-            for ci in 0..CI {
-                for kh in 0..K {
-                    if co + 2 <= CO {
-                        Self::grad_weight_block::<2>(x, dy, co, ci, kh, &mut grads.weight);
-                    } else {
-                        Self::grad_weight_block::<1>(x, dy, co, ci, kh, &mut grads.weight);
+        if let Some(grads) = grads {
+            for (gb, d) in grads.bias.iter_mut().zip(dy) {
+                *gb += sum8(d.as_flattened());
+            }
+            let mut co = 0;
+            while co < CO {
+                for ci in 0..CI {
+                    for kh in 0..K {
+                        if co + 2 <= CO {
+                            Self::grad_weight_block::<2>(x, dy, co, ci, kh, &mut grads.weight);
+                        } else {
+                            Self::grad_weight_block::<1>(x, dy, co, ci, kh, &mut grads.weight);
+                        }
                     }
                 }
+                co += 2;
             }
-            co += 2;
         }
         if let Some(dx) = dx {
             if S == 1 && P < K && W + K <= PAD_ROW {
@@ -469,7 +472,7 @@ impl<
         &self,
         x: &[[[f32; W]; H]; CI],
         dy: &[[[f32; WO]; HO]; CO],
-        grads: &mut Self,
+        grads: Option<&mut Self>,
         dx: Option<&mut [[[f32; W]; H]; CI]>,
     ) {
         self.backward_portable(x, dy, grads, dx);
@@ -491,7 +494,6 @@ impl<
     type Input = [[[f32; W]; H]; CI];
     type Output = [[[f32; WO]; HO]; CO];
     type Acts = ();
-    const NUM_PARAMS: usize = CO * CI * K * K + CO;
     const ZERO: Self = Conv2d { weight: [[[[0.0; K]; K]; CI]; CO], bias: [0.0; CO] };
 
     fn forward(&self, x: &Self::Input, _acts: &mut (), y: &mut Self::Output, _mode: &mut Mode) {
@@ -515,7 +517,7 @@ impl<
         _y: &Self::Output,
         dy: &Self::Output,
         _deltas: &mut (),
-        grads: &mut Self,
+        grads: Option<&mut Self>,
         dx: Option<&mut Self::Input>,
     ) {
         let () = Self::SHAPE_OK;
@@ -536,35 +538,36 @@ impl<
         init.fill(flat, &mut self.bias, CI * K * K, CO * K * K, rng);
     }
 
-    fn for_each_param(&self, f: &mut impl FnMut(&[f32])) {
-        f(self.weight.as_flattened().as_flattened().as_flattened());
-        f(&self.bias);
-    }
-
-    fn for_each_param_mut(&mut self, f: &mut impl FnMut(&mut [f32])) {
-        f(self.weight.as_flattened_mut().as_flattened_mut().as_flattened_mut());
-        f(&mut self.bias);
-    }
-
-    fn zip_params(&mut self, other: &Self, f: &mut impl FnMut(&mut [f32], &[f32])) {
-        f(
-            self.weight.as_flattened_mut().as_flattened_mut().as_flattened_mut(),
-            other.weight.as_flattened().as_flattened().as_flattened(),
-        );
-        f(&mut self.bias, &other.bias);
-    }
-
     fn describe(f: &mut impl FnMut(&LayerInfo)) {
-        f(&LayerInfo {
-            name: "Conv2D",
-            output_shape: [CO, HO, WO],
-            params: Self::NUM_PARAMS,
-            output_bytes: 0,
-            cache_bytes: 0,
-        });
+        f(&LayerInfo::new("Conv2D", [CO, HO, WO]).with_tensors(Self::TENSORS, "conv", "tinytrain::layers::Conv2d"));
     }
 
     fn visit_outputs(_acts: &(), y: &Self::Output, f: &mut impl FnMut(UnitKind, &[f32])) {
         f(UnitKind::Other, y.as_flattened().as_flattened());
+    }
+}
+
+impl<
+    const CI: usize,
+    const CO: usize,
+    const K: usize,
+    const S: usize,
+    const P: usize,
+    const H: usize,
+    const W: usize,
+    const HO: usize,
+    const WO: usize,
+> Leaf for Conv2d<CI, CO, K, S, P, H, W, HO, WO>
+{
+    const TENSORS: &'static [TensorDesc] = &[TensorDesc::kernel(&[CO, CI, K, K]), TensorDesc::bias(&[CO])];
+
+    #[inline]
+    fn tensor(&self, i: usize) -> &[f32] {
+        if i == 0 { self.weight.as_flattened().as_flattened().as_flattened() } else { &self.bias }
+    }
+
+    #[inline]
+    fn tensor_mut(&mut self, i: usize) -> &mut [f32] {
+        if i == 0 { self.weight.as_flattened_mut().as_flattened_mut().as_flattened_mut() } else { &mut self.bias }
     }
 }

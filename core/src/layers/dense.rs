@@ -19,6 +19,7 @@
 use crate::init::Init;
 use crate::kernels::{axpy, dot, dot2};
 use crate::layer::{Layer, LayerInfo, Mode, UnitKind};
+use crate::params::{Leaf, TensorDesc};
 use crate::rng::Rng;
 
 /// Fully connected layer with `I` inputs and `O` outputs.
@@ -38,7 +39,6 @@ impl<const I: usize, const O: usize> Layer for Dense<I, O> {
     type Input = [f32; I];
     type Output = [f32; O];
     type Acts = ();
-    const NUM_PARAMS: usize = I * O + O;
     const ZERO: Self = Dense { weight: [[0.0; I]; O], bias: [0.0; O] };
 
     #[inline]
@@ -65,16 +65,18 @@ impl<const I: usize, const O: usize> Layer for Dense<I, O> {
         _y: &[f32; O],
         dy: &[f32; O],
         _deltas: &mut (),
-        grads: &mut Self,
+        grads: Option<&mut Self>,
         dx: Option<&mut [f32; I]>,
     ) {
         let () = Self::SHAPE_OK;
-        for ((gw, gb), &d) in grads.weight.iter_mut().zip(&mut grads.bias).zip(dy) {
-            *gb += d;
-            // A zero upstream gradient (a ReLU that did not fire) adds only zeros: skipping
-            // the row gives the same bits, since gradients start at +0 and never become -0.
-            if d != 0.0 {
-                axpy(d, x, gw);
+        if let Some(grads) = grads {
+            for ((gw, gb), &d) in grads.weight.iter_mut().zip(&mut grads.bias).zip(dy) {
+                *gb += d;
+                // A zero upstream gradient (a ReLU that did not fire) adds only zeros: skipping
+                // the row gives the same bits, since gradients start at +0 and never become -0.
+                if d != 0.0 {
+                    axpy(d, x, gw);
+                }
             }
         }
         if let Some(dx) = dx {
@@ -89,32 +91,25 @@ impl<const I: usize, const O: usize> Layer for Dense<I, O> {
         init.fill(self.weight.as_flattened_mut(), &mut self.bias, I, O, rng);
     }
 
-    fn for_each_param(&self, f: &mut impl FnMut(&[f32])) {
-        f(self.weight.as_flattened());
-        f(&self.bias);
-    }
-
-    fn for_each_param_mut(&mut self, f: &mut impl FnMut(&mut [f32])) {
-        f(self.weight.as_flattened_mut());
-        f(&mut self.bias);
-    }
-
-    fn zip_params(&mut self, other: &Self, f: &mut impl FnMut(&mut [f32], &[f32])) {
-        f(self.weight.as_flattened_mut(), other.weight.as_flattened());
-        f(&mut self.bias, &other.bias);
-    }
-
     fn describe(f: &mut impl FnMut(&LayerInfo)) {
-        f(&LayerInfo {
-            name: "Dense",
-            output_shape: [O, 0, 0],
-            params: Self::NUM_PARAMS,
-            output_bytes: 0,
-            cache_bytes: 0,
-        });
+        f(&LayerInfo::new("Dense", [O, 0, 0]).with_tensors(Self::TENSORS, "fc", "tinytrain::layers::Dense"));
     }
 
     fn visit_outputs(_acts: &(), y: &[f32; O], f: &mut impl FnMut(UnitKind, &[f32])) {
         f(UnitKind::Other, y);
+    }
+}
+
+impl<const I: usize, const O: usize> Leaf for Dense<I, O> {
+    const TENSORS: &'static [TensorDesc] = &[TensorDesc::kernel(&[O, I]), TensorDesc::bias(&[O])];
+
+    #[inline]
+    fn tensor(&self, i: usize) -> &[f32] {
+        if i == 0 { self.weight.as_flattened() } else { &self.bias }
+    }
+
+    #[inline]
+    fn tensor_mut(&mut self, i: usize) -> &mut [f32] {
+        if i == 0 { self.weight.as_flattened_mut() } else { &mut self.bias }
     }
 }

@@ -21,6 +21,7 @@
 use super::conv2d::{sum8, valid_range};
 use crate::init::Init;
 use crate::layer::{Layer, LayerInfo, Mode, UnitKind};
+use crate::params::{KerasLayout, Leaf, TensorDesc};
 use crate::rng::Rng;
 use crate::shape::conv_out;
 
@@ -76,7 +77,6 @@ impl<
     type Input = [[[f32; W]; H]; C];
     type Output = [[[f32; WO]; HO]; C];
     type Acts = ();
-    const NUM_PARAMS: usize = C * K * K + C;
     const ZERO: Self = DepthwiseConv2d { weight: [[[0.0; K]; K]; C], bias: [0.0; C] };
 
     fn forward(&self, x: &Self::Input, _acts: &mut (), y: &mut Self::Output, _mode: &mut Mode) {
@@ -108,24 +108,26 @@ impl<
         _y: &Self::Output,
         dy: &Self::Output,
         _deltas: &mut (),
-        grads: &mut Self,
+        mut grads: Option<&mut Self>,
         mut dx: Option<&mut Self::Input>,
     ) {
         let () = Self::SHAPE_OK;
         for (c, (xc, dyc)) in x.iter().zip(dy).enumerate() {
-            grads.bias[c] += sum8(dyc.as_flattened());
-            for kh in 0..K {
-                let (oh_lo, oh_hi) = valid_range(HO, H, S, kh, P);
-                for kw in 0..K {
-                    let (lo, hi) = valid_range(WO, W, S, kw, P);
-                    let mut acc = 0.0f32;
-                    for oh in oh_lo..oh_hi {
-                        let xr = &xc[oh * S + kh - P];
-                        for ow in lo..hi {
-                            acc += dyc[oh][ow] * xr[ow * S + kw - P];
+            if let Some(grads) = grads.as_deref_mut() {
+                grads.bias[c] += sum8(dyc.as_flattened());
+                for kh in 0..K {
+                    let (oh_lo, oh_hi) = valid_range(HO, H, S, kh, P);
+                    for kw in 0..K {
+                        let (lo, hi) = valid_range(WO, W, S, kw, P);
+                        let mut acc = 0.0f32;
+                        for oh in oh_lo..oh_hi {
+                            let xr = &xc[oh * S + kh - P];
+                            for ow in lo..hi {
+                                acc += dyc[oh][ow] * xr[ow * S + kw - P];
+                            }
                         }
+                        grads.weight[c][kh][kw] += acc;
                     }
-                    grads.weight[c][kh][kw] += acc;
                 }
             }
             if let Some(dx) = dx.as_deref_mut() {
@@ -154,32 +156,45 @@ impl<
         init.fill(self.weight.as_flattened_mut().as_flattened_mut(), &mut self.bias, K * K, K * K, rng);
     }
 
-    fn for_each_param(&self, f: &mut impl FnMut(&[f32])) {
-        f(self.weight.as_flattened().as_flattened());
-        f(&self.bias);
-    }
-
-    fn for_each_param_mut(&mut self, f: &mut impl FnMut(&mut [f32])) {
-        f(self.weight.as_flattened_mut().as_flattened_mut());
-        f(&mut self.bias);
-    }
-
-    fn zip_params(&mut self, other: &Self, f: &mut impl FnMut(&mut [f32], &[f32])) {
-        f(self.weight.as_flattened_mut().as_flattened_mut(), other.weight.as_flattened().as_flattened());
-        f(&mut self.bias, &other.bias);
-    }
-
     fn describe(f: &mut impl FnMut(&LayerInfo)) {
-        f(&LayerInfo {
-            name: "DepthwiseConv2D",
-            output_shape: [C, HO, WO],
-            params: Self::NUM_PARAMS,
-            output_bytes: 0,
-            cache_bytes: 0,
-        });
+        f(&LayerInfo::new("DepthwiseConv2D", [C, HO, WO]).with_tensors(
+            Self::TENSORS,
+            "dwconv",
+            "tinytrain::layers::DepthwiseConv2d",
+        ));
     }
 
     fn visit_outputs(_acts: &(), y: &Self::Output, f: &mut impl FnMut(UnitKind, &[f32])) {
         f(UnitKind::Other, y.as_flattened().as_flattened());
+    }
+}
+
+impl<
+    const C: usize,
+    const K: usize,
+    const S: usize,
+    const P: usize,
+    const H: usize,
+    const W: usize,
+    const HO: usize,
+    const WO: usize,
+> Leaf for DepthwiseConv2d<C, K, S, P, H, W, HO, WO>
+{
+    /// PyTorch's `Conv2d(C, C, K, groups=C)` weight is `[C, 1, K, K]`; stored as `[C][K][K]`.
+    const TENSORS: &'static [TensorDesc] = &[
+        TensorDesc::new("weight", "depthwise_kernel", &[C, 1, K, K])
+            .keras(KerasLayout::Depthwise)
+            .stored_as(&[C, K, K]),
+        TensorDesc::bias(&[C]),
+    ];
+
+    #[inline]
+    fn tensor(&self, i: usize) -> &[f32] {
+        if i == 0 { self.weight.as_flattened().as_flattened() } else { &self.bias }
+    }
+
+    #[inline]
+    fn tensor_mut(&mut self, i: usize) -> &mut [f32] {
+        if i == 0 { self.weight.as_flattened_mut().as_flattened_mut() } else { &mut self.bias }
     }
 }

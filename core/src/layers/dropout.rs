@@ -23,9 +23,8 @@
 
 use core::marker::PhantomData;
 
-use crate::init::Init;
 use crate::layer::{Layer, LayerInfo, Mode, UnitKind};
-use crate::rng::Rng;
+use crate::params::Leaf;
 use crate::tensor::Tensor;
 
 /// Inverted dropout over tensor `T` with drop probability `PERMILLE / 1000`.
@@ -61,7 +60,6 @@ impl<T: Tensor, const PERMILLE: u32> Layer for Dropout<T, PERMILLE> {
     type Input = T;
     type Output = T;
     type Acts = T;
-    const NUM_PARAMS: usize = 0;
     const ZERO: Self = Dropout(PhantomData);
 
     fn forward(&self, x: &T, mask: &mut T, y: &mut T, mode: &mut Mode) {
@@ -80,7 +78,16 @@ impl<T: Tensor, const PERMILLE: u32> Layer for Dropout<T, PERMILLE> {
         }
     }
 
-    fn backward(&self, _x: &T, mask: &T, _y: &T, dy: &T, _deltas: &mut T, _grads: &mut Self, dx: Option<&mut T>) {
+    fn backward(
+        &self,
+        _x: &T,
+        mask: &T,
+        _y: &T,
+        dy: &T,
+        _deltas: &mut T,
+        _grads: Option<&mut Self>,
+        dx: Option<&mut T>,
+    ) {
         let () = Self::SHAPE_OK;
         if let Some(dx) = dx {
             for ((d, &g), &m) in dx.flat_mut().iter_mut().zip(dy.flat()).zip(mask.flat()) {
@@ -89,22 +96,13 @@ impl<T: Tensor, const PERMILLE: u32> Layer for Dropout<T, PERMILLE> {
         }
     }
 
-    fn init_with(&mut self, _init: Init, _rng: &mut Rng) {}
-    fn for_each_param(&self, _f: &mut impl FnMut(&[f32])) {}
-    fn for_each_param_mut(&mut self, _f: &mut impl FnMut(&mut [f32])) {}
-    fn zip_params(&mut self, _other: &Self, _f: &mut impl FnMut(&mut [f32], &[f32])) {}
-
     fn describe(f: &mut impl FnMut(&LayerInfo)) {
-        f(&LayerInfo {
-            name: "Dropout",
-            output_shape: T::SHAPE,
-            params: 0,
-            output_bytes: 0,
-            cache_bytes: core::mem::size_of::<T>(),
-        });
+        f(&LayerInfo { cache_bytes: core::mem::size_of::<T>(), ..LayerInfo::new("Dropout", T::SHAPE) });
     }
 
     fn visit_outputs(_mask: &T, y: &T, f: &mut impl FnMut(UnitKind, &[f32])) {
         f(UnitKind::Other, y.flat());
     }
 }
+
+impl<T: Tensor, const PERMILLE: u32> Leaf for Dropout<T, PERMILLE> {}

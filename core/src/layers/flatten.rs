@@ -15,9 +15,8 @@
 //! assert_eq!(y, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
 //! ```
 
-use crate::init::Init;
 use crate::layer::{Layer, LayerInfo, Mode, UnitKind};
-use crate::rng::Rng;
+use crate::params::Leaf;
 
 /// CHW to a vector of `N = C·H·W`.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,7 +30,6 @@ impl<const C: usize, const H: usize, const W: usize, const N: usize> Layer for F
     type Input = [[[f32; W]; H]; C];
     type Output = [f32; N];
     type Acts = ();
-    const NUM_PARAMS: usize = 0;
     const ZERO: Self = Flatten;
 
     fn forward(&self, x: &Self::Input, _acts: &mut (), y: &mut [f32; N], _mode: &mut Mode) {
@@ -46,7 +44,7 @@ impl<const C: usize, const H: usize, const W: usize, const N: usize> Layer for F
         _y: &[f32; N],
         dy: &[f32; N],
         _deltas: &mut (),
-        _grads: &mut Self,
+        _grads: Option<&mut Self>,
         dx: Option<&mut Self::Input>,
     ) {
         let () = Self::SHAPE_OK;
@@ -55,16 +53,13 @@ impl<const C: usize, const H: usize, const W: usize, const N: usize> Layer for F
         }
     }
 
-    fn init_with(&mut self, _init: Init, _rng: &mut Rng) {}
-    fn for_each_param(&self, _f: &mut impl FnMut(&[f32])) {}
-    fn for_each_param_mut(&mut self, _f: &mut impl FnMut(&mut [f32])) {}
-    fn zip_params(&mut self, _other: &Self, _f: &mut impl FnMut(&mut [f32], &[f32])) {}
-
     fn describe(f: &mut impl FnMut(&LayerInfo)) {
-        f(&LayerInfo { name: "Flatten", output_shape: [N, 0, 0], params: 0, output_bytes: 0, cache_bytes: 0 });
+        f(&LayerInfo::new("Flatten", [N, 0, 0]));
     }
 
     fn visit_outputs(_acts: &(), y: &[f32; N], f: &mut impl FnMut(UnitKind, &[f32])) {
         f(UnitKind::Other, y);
     }
 }
+
+impl<const C: usize, const H: usize, const W: usize, const N: usize> Leaf for Flatten<C, H, W, N> {}

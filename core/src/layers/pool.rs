@@ -26,10 +26,9 @@
 //! assert_eq!(y, [[[2.5, 1.75], [2.0, 2.0]]]);
 //! ```
 
-use crate::init::Init;
 use crate::layer::{Layer, LayerInfo, Mode, UnitKind};
 use crate::layers::conv2d::sum8;
-use crate::rng::Rng;
+use crate::params::Leaf;
 use crate::shape::pool_out;
 
 /// Max pooling over `K`x`K` windows with stride `S` on `C` channels of `H`x`W`.
@@ -99,7 +98,6 @@ impl<const C: usize, const K: usize, const S: usize, const H: usize, const W: us
     type Input = [[[f32; W]; H]; C];
     type Output = [[[f32; WO]; HO]; C];
     type Acts = ();
-    const NUM_PARAMS: usize = 0;
     const ZERO: Self = MaxPool2d;
 
     fn forward(&self, x: &Self::Input, _acts: &mut (), y: &mut Self::Output, _mode: &mut Mode) {
@@ -120,7 +118,7 @@ impl<const C: usize, const K: usize, const S: usize, const H: usize, const W: us
         _y: &Self::Output,
         dy: &Self::Output,
         _deltas: &mut (),
-        _grads: &mut Self,
+        _grads: Option<&mut Self>,
         dx: Option<&mut Self::Input>,
     ) {
         let () = Self::SHAPE_OK;
@@ -138,13 +136,8 @@ impl<const C: usize, const K: usize, const S: usize, const H: usize, const W: us
         }
     }
 
-    fn init_with(&mut self, _init: Init, _rng: &mut Rng) {}
-    fn for_each_param(&self, _f: &mut impl FnMut(&[f32])) {}
-    fn for_each_param_mut(&mut self, _f: &mut impl FnMut(&mut [f32])) {}
-    fn zip_params(&mut self, _other: &Self, _f: &mut impl FnMut(&mut [f32], &[f32])) {}
-
     fn describe(f: &mut impl FnMut(&LayerInfo)) {
-        f(&LayerInfo { name: "MaxPool2D", output_shape: [C, HO, WO], params: 0, output_bytes: 0, cache_bytes: 0 });
+        f(&LayerInfo::new("MaxPool2D", [C, HO, WO]));
     }
 
     fn visit_outputs(_acts: &(), y: &Self::Output, f: &mut impl FnMut(UnitKind, &[f32])) {
@@ -166,7 +159,6 @@ impl<const C: usize, const K: usize, const S: usize, const H: usize, const W: us
     type Input = [[[f32; W]; H]; C];
     type Output = [[[f32; WO]; HO]; C];
     type Acts = ();
-    const NUM_PARAMS: usize = 0;
     const ZERO: Self = AvgPool2d;
 
     fn forward(&self, x: &Self::Input, _acts: &mut (), y: &mut Self::Output, _mode: &mut Mode) {
@@ -193,7 +185,7 @@ impl<const C: usize, const K: usize, const S: usize, const H: usize, const W: us
         _y: &Self::Output,
         dy: &Self::Output,
         _deltas: &mut (),
-        _grads: &mut Self,
+        _grads: Option<&mut Self>,
         dx: Option<&mut Self::Input>,
     ) {
         let () = Self::SHAPE_OK;
@@ -215,13 +207,8 @@ impl<const C: usize, const K: usize, const S: usize, const H: usize, const W: us
         }
     }
 
-    fn init_with(&mut self, _init: Init, _rng: &mut Rng) {}
-    fn for_each_param(&self, _f: &mut impl FnMut(&[f32])) {}
-    fn for_each_param_mut(&mut self, _f: &mut impl FnMut(&mut [f32])) {}
-    fn zip_params(&mut self, _other: &Self, _f: &mut impl FnMut(&mut [f32], &[f32])) {}
-
     fn describe(f: &mut impl FnMut(&LayerInfo)) {
-        f(&LayerInfo { name: "AvgPool2D", output_shape: [C, HO, WO], params: 0, output_bytes: 0, cache_bytes: 0 });
+        f(&LayerInfo::new("AvgPool2D", [C, HO, WO]));
     }
 
     fn visit_outputs(_acts: &(), y: &Self::Output, f: &mut impl FnMut(UnitKind, &[f32])) {
@@ -246,7 +233,6 @@ impl<const C: usize, const H: usize, const W: usize> Layer for GlobalAvgPool2d<C
     type Input = [[[f32; W]; H]; C];
     type Output = [f32; C];
     type Acts = ();
-    const NUM_PARAMS: usize = 0;
     const ZERO: Self = GlobalAvgPool2d;
 
     fn forward(&self, x: &Self::Input, _acts: &mut (), y: &mut [f32; C], _mode: &mut Mode) {
@@ -263,7 +249,7 @@ impl<const C: usize, const H: usize, const W: usize> Layer for GlobalAvgPool2d<C
         _y: &[f32; C],
         dy: &[f32; C],
         _deltas: &mut (),
-        _grads: &mut Self,
+        _grads: Option<&mut Self>,
         dx: Option<&mut Self::Input>,
     ) {
         let () = Self::SHAPE_OK;
@@ -273,16 +259,21 @@ impl<const C: usize, const H: usize, const W: usize> Layer for GlobalAvgPool2d<C
         }
     }
 
-    fn init_with(&mut self, _init: Init, _rng: &mut Rng) {}
-    fn for_each_param(&self, _f: &mut impl FnMut(&[f32])) {}
-    fn for_each_param_mut(&mut self, _f: &mut impl FnMut(&mut [f32])) {}
-    fn zip_params(&mut self, _other: &Self, _f: &mut impl FnMut(&mut [f32], &[f32])) {}
-
     fn describe(f: &mut impl FnMut(&LayerInfo)) {
-        f(&LayerInfo { name: "GlobalAvgPool2D", output_shape: [C, 0, 0], params: 0, output_bytes: 0, cache_bytes: 0 });
+        f(&LayerInfo::new("GlobalAvgPool2D", [C, 0, 0]));
     }
 
     fn visit_outputs(_acts: &(), y: &[f32; C], f: &mut impl FnMut(UnitKind, &[f32])) {
         f(UnitKind::Other, y);
     }
 }
+
+impl<const C: usize, const K: usize, const S: usize, const H: usize, const W: usize, const HO: usize, const WO: usize>
+    Leaf for MaxPool2d<C, K, S, H, W, HO, WO>
+{
+}
+impl<const C: usize, const K: usize, const S: usize, const H: usize, const W: usize, const HO: usize, const WO: usize>
+    Leaf for AvgPool2d<C, K, S, H, W, HO, WO>
+{
+}
+impl<const C: usize, const H: usize, const W: usize> Leaf for GlobalAvgPool2d<C, H, W> {}

@@ -79,7 +79,7 @@ impl<const N: usize> Optimizer for Adadelta<N> {
     const ZERO: Self = Adadelta { sq_grad: [0.0; N], sq_delta: [0.0; N], t: 0 };
     const SLOTS: usize = 2;
 
-    fn step<M: Layer>(&mut self, cfg: &AdadeltaConfig, model: &mut M, grads: &M) {
+    fn step<M: Layer>(&mut self, cfg: &AdadeltaConfig, model: &mut M, grads: &M::Grads) {
         const { assert!(N == M::NUM_PARAMS, "Adadelta<N>: N must be the network's NUM_PARAMS") };
         let lr = cfg.lr.at(self.t);
         let (rho, eps) = (cfg.rho, cfg.eps);

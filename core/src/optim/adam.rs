@@ -67,7 +67,7 @@ impl<const N: usize> Optimizer for Adam<N> {
     const ZERO: Self = Adam { m: [0.0; N], v: [0.0; N], t: 0 };
     const SLOTS: usize = 2;
 
-    fn step<M: Layer>(&mut self, cfg: &AdamConfig, model: &mut M, grads: &M) {
+    fn step<M: Layer>(&mut self, cfg: &AdamConfig, model: &mut M, grads: &M::Grads) {
         const { assert!(N == M::NUM_PARAMS, "Adam<N>: N must be the network's NUM_PARAMS") };
         let lr = cfg.lr.at(self.t);
         let t1 = self.t.saturating_add(1);

@@ -53,7 +53,7 @@ pub trait Optimizer: Sized {
     const SLOTS: usize;
 
     /// One update of `model` from `grads` (gradients of the batch-mean loss).
-    fn step<M: Layer>(&mut self, cfg: &Self::Config, model: &mut M, grads: &M);
+    fn step<M: Layer>(&mut self, cfg: &Self::Config, model: &mut M, grads: &M::Grads);
 
     /// Updates done so far.
     fn steps(&self) -> u32;
@@ -74,13 +74,13 @@ pub trait Optimizer: Sized {
 /// state is two flat arrays of `N` values, keeping the offsets in step.
 pub(crate) fn for_each_with_state<M: Layer, const N: usize>(
     model: &mut M,
-    grads: &M,
+    grads: &M::Grads,
     a: &mut [f32; N],
     b: &mut [f32; N],
     f: &mut impl FnMut(&mut [f32], &[f32], &mut [f32], &mut [f32]),
 ) {
     let mut off = 0;
-    model.zip_params(grads, &mut |p, g| {
+    model.zip_grads(grads, &mut |p, g| {
         let end = off + p.len();
         if let (Some(sa), Some(sb)) = (a.get_mut(off..end), b.get_mut(off..end)) {
             f(p, g, sa, sb);
@@ -97,14 +97,14 @@ pub(crate) fn for_each_with_state<M: Layer, const N: usize>(
 /// let mut g = Dense::<1, 1>::ZERO;
 /// g.weight = [[3.0]];
 /// g.bias = [4.0];
-/// let norm = tinytrain::optim::clip_grad_norm(&mut g, 1.0);
+/// let norm = tinytrain::optim::clip_grad_norm::<Dense<1, 1>>(&mut g, 1.0);
 /// assert_eq!(norm, 5.0);
 /// assert!((g.weight[0][0] - 0.6).abs() < 1e-5);
 /// ```
-pub fn clip_grad_norm<M: Layer>(grads: &mut M, max_norm: f32) -> f32 {
-    let norm = crate::math::sqrt(grads.params_sum_squares());
+pub fn clip_grad_norm<M: Layer>(grads: &mut M::Grads, max_norm: f32) -> f32 {
+    let norm = crate::math::sqrt(M::grads_sum_squares(grads));
     if norm > max_norm {
-        grads.scale_params(max_norm / (norm + 1e-6));
+        M::scale_grads(grads, max_norm / (norm + 1e-6));
     }
     norm
 }

@@ -63,13 +63,13 @@ impl<const N: usize> Optimizer for RmsProp<N> {
     const ZERO: Self = RmsProp { v: [0.0; N], t: 0 };
     const SLOTS: usize = 1;
 
-    fn step<M: Layer>(&mut self, cfg: &RmsPropConfig, model: &mut M, grads: &M) {
+    fn step<M: Layer>(&mut self, cfg: &RmsPropConfig, model: &mut M, grads: &M::Grads) {
         const { assert!(N == M::NUM_PARAMS, "RmsProp<N>: N must be the network's NUM_PARAMS") };
         let lr = cfg.lr.at(self.t);
         let (rho, eps) = (cfg.rho, cfg.eps);
         let mut off = 0;
         let state = &mut self.v;
-        model.zip_params(grads, &mut |p, g| {
+        model.zip_grads(grads, &mut |p, g| {
             let end = off + p.len();
             let Some(v) = state.get_mut(off..end) else { return };
             off = end;

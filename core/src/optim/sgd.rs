@@ -39,9 +39,9 @@ impl Optimizer for Sgd {
     const ZERO: Self = Sgd { t: 0 };
     const SLOTS: usize = 0;
 
-    fn step<M: Layer>(&mut self, cfg: &SgdConfig, model: &mut M, grads: &M) {
+    fn step<M: Layer>(&mut self, cfg: &SgdConfig, model: &mut M, grads: &M::Grads) {
         let lr = cfg.lr.at(self.t);
-        model.zip_params(grads, &mut |p, g| {
+        model.zip_grads(grads, &mut |p, g| {
             for (pi, gi) in p.iter_mut().zip(g) {
                 *pi -= lr * gi;
             }
@@ -107,13 +107,13 @@ impl<const N: usize> Optimizer for Momentum<N> {
     const ZERO: Self = Momentum { velocity: [0.0; N], t: 0 };
     const SLOTS: usize = 1;
 
-    fn step<M: Layer>(&mut self, cfg: &MomentumConfig, model: &mut M, grads: &M) {
+    fn step<M: Layer>(&mut self, cfg: &MomentumConfig, model: &mut M, grads: &M::Grads) {
         const { assert!(N == M::NUM_PARAMS, "Momentum<N>: N must be the network's NUM_PARAMS") };
         let lr = cfg.lr.at(self.t);
         let mu = cfg.momentum;
         let mut off = 0;
         let velocity = &mut self.velocity;
-        model.zip_params(grads, &mut |p, g| {
+        model.zip_grads(grads, &mut |p, g| {
             let end = off + p.len();
             let Some(v) = velocity.get_mut(off..end) else { return };
             off = end;

@@ -473,7 +473,6 @@ where
     // Train.
     trainer.model.init(&mut Rng::new(cfg.seed));
     let adam = AdamConfig::default();
-    let fit = FitConfig { epochs: cfg.epochs, batch_size: cfg.batch_size, seed: cfg.seed, ..FitConfig::default() };
     let mark = board.counter.now();
     let mut hook = EpochHook {
         board: &mut *board,
@@ -486,7 +485,13 @@ where
         blink_ms: cfg.blink_ms,
         led_failed: false,
     };
-    let fitted = trainer.fit(&adam, &CrossEntropy, train, None::<&S>, &fit, None, &mut (), &mut hook)?;
+    let fitted = trainer
+        .fit(&adam, &CrossEntropy, train)
+        .epochs(cfg.epochs)
+        .batch_size(cfg.batch_size)
+        .seed(cfg.seed)
+        .callback(&mut hook)
+        .run()?;
     let EpochHook { records, instructions: train_instructions, toggles, led_failed, .. } = hook;
     if led_failed {
         return Err(AppError::Led);
@@ -498,7 +503,7 @@ where
     let eval_instructions = board.counter.now().saturating_sub(mark);
 
     // Save to the newer slot, read back the newest valid checkpoint (CRC checked), check.
-    let store = CheckpointStore::new::<F, N>(&board.flash, cfg.storage_offset)?;
+    let store = CheckpointStore::<N>::new(&board.flash, cfg.storage_offset)?;
     let (_, seq) = store.save(&mut board.flash, &trainer.model)?;
     if store.load(&mut board.flash, &mut trainer.model)? != Some(seq) {
         return Err(AppError::Train(tinytrain::Error::InvalidConfig("the saved checkpoint did not read back")));
