@@ -350,6 +350,34 @@ fn set_flat<M: Layer>(m: &mut M, values: &[f32]) {
     });
 }
 
+/// A backbone whose weights are a `static`: on the device they stay in flash.
+static BACKBONE: Dense<4, 8> = Dense {
+    weight: [
+        [0.5, -0.25, 0.125, 0.75],
+        [-0.5, 0.25, 0.625, -0.125],
+        [0.25, 0.5, -0.75, 0.375],
+        [-0.375, -0.5, 0.25, 0.5],
+        [0.125, 0.625, 0.5, -0.25],
+        [0.75, -0.125, -0.5, 0.25],
+        [-0.625, 0.375, 0.125, 0.5],
+        [0.25, -0.75, 0.375, -0.5],
+    ],
+    bias: [0.0, 0.125, -0.125, 0.25, -0.25, 0.0, 0.125, -0.125],
+};
+
+/// Names [`BACKBONE`] for [`tinytrain::FrozenRef`].
+pub struct Backbone;
+
+impl tinytrain::params::InFlash for Backbone {
+    type Layer = Dense<4, 8>;
+    fn get() -> &'static Dense<4, 8> {
+        &BACKBONE
+    }
+}
+
+/// A frozen backbone in flash and a head that trains in RAM.
+type FineTune = tinytrain::sequential![tinytrain::FrozenRef<Backbone>, Tanh<8>, Dense<8, 3>];
+
 /// Accumulates the batch-mean gradient, returns the batch-mean loss.
 fn accumulate_batch(t: &mut Trainer<Mlp, Adam<P>>) -> f32 {
     let scale = 1.0 / adam_torch::BATCH_LABELS.len() as f32;
@@ -370,7 +398,7 @@ mod tests {
     use tinytrain::train::{Step, Trainer};
     use tinytrain::{Mode, Rng, Tensor, Zero};
 
-    use super::{Mlp, P, Slide, accumulate_batch, adam_torch, close, flat, set_flat, slide};
+    use super::{BACKBONE, FineTune, Mlp, P, Slide, accumulate_batch, adam_torch, close, flat, set_flat, slide};
 
     /// abs 1e-5 + rel 1e-4: the golden README's tolerance for layers and the slide.
     const ABS: f32 = 1e-5;
@@ -477,5 +505,31 @@ mod tests {
         }
         defmt::info!("finite differences: {=usize} parameters, worst relative error {=f32}", N, worst);
         assert!(analytic.flat().iter().any(|g| g.abs() > 1e-3), "gradients are not all zero");
+    }
+
+    #[test]
+    fn a_head_trains_over_a_frozen_backbone_in_flash() {
+        // The network holds the head only; the backbone is read from flash.
+        const N: usize = <FineTune as Layer>::NUM_PARAMS;
+        assert_eq!(core::mem::size_of::<FineTune>(), core::mem::size_of::<Dense<8, 3>>());
+        assert_eq!(N, 8 * 3 + 3);
+        let data = adam_torch::BATCH_X;
+        let labels = adam_torch::BATCH_LABELS;
+        let samples: [([f32; 4], usize); 6] = core::array::from_fn(|i| {
+            let mut x = [0.0f32; 4];
+            x.copy_from_slice(&data[4 * i..4 * i + 4]);
+            (x, labels[i])
+        });
+        let mut t = Trainer::<FineTune, Adam<N>>::ZERO;
+        t.model.init(&mut Rng::new(5));
+        let backbone_before = BACKBONE.weight;
+        let first = t.evaluate(&CrossEntropy, &samples[..]).map_or(f32::NAN, |e| e.loss);
+        let adam = AdamConfig { lr: Schedule::Constant(0.05), ..AdamConfig::default() };
+        let report = t.fit(&adam, &CrossEntropy, &samples[..]).epochs(60).batch_size(4).run();
+        let last = t.evaluate(&CrossEntropy, &samples[..]).map_or(f32::NAN, |e| e.loss);
+        defmt::info!("head over a frozen backbone in flash: loss {=f32} -> {=f32}", first, last);
+        assert!(report.is_ok());
+        assert!(last < 0.5 * first, "the head did not learn");
+        assert!(BACKBONE.weight == backbone_before);
     }
 }
