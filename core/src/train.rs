@@ -429,6 +429,42 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
         }
     }
 
+    /// Loads sample `i` of `data` into the trainer's input and `target`, for
+    /// [`Trainer::infer`] and [`Trainer::train_step`] (no copy of the sample on the way).
+    ///
+    /// # Errors
+    /// What the dataset reports (an index out of range, a bad label).
+    pub fn load_sample<T, D>(&mut self, data: &D, i: usize, target: &mut T) -> Result<(), Error>
+    where
+        D: Dataset<M::Input, T> + ?Sized,
+    {
+        data.get(i, &mut self.x, target)
+    }
+
+    /// Runs the loaded input forward in inference mode and returns the output. The input came
+    /// from a [`Dataset`] that checked it; for input from elsewhere use [`Trainer::predict`].
+    pub fn infer(&mut self) -> &M::Output {
+        self.model.predict(&self.x, &mut self.acts, &mut self.y);
+        &self.y
+    }
+
+    /// One optimizer step on the loaded input alone (batch 1): forward, backward, update.
+    /// Returns the sample's loss and whether it was correct.
+    ///
+    /// # Errors
+    /// What the loss reports (a label out of range).
+    pub fn train_step<L: Loss<M::Output>>(
+        &mut self,
+        cfg: &O::Config,
+        loss: &L,
+        target: &L::Target,
+        mode: &mut Mode,
+    ) -> Result<(f32, bool), Error> {
+        let out = self.accumulate(loss, target, 1.0, mode)?;
+        self.apply(cfg, None);
+        Ok(out)
+    }
+
     /// Runs the model on `x` in inference mode and returns a reference to the output.
     ///
     /// # Errors

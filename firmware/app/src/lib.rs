@@ -517,14 +517,13 @@ where
     let mut agree = 0usize;
     let mark = board.counter.now();
     for i in 0..test.len() {
-        test.get(i, &mut trainer.x, &mut target)?;
+        trainer.load_sample(test, i, &mut target)?;
     }
     let unpack_instructions = board.counter.now().saturating_sub(mark);
     let mark = board.counter.now();
     for i in 0..test.len() {
-        test.get(i, &mut trainer.x, &mut target)?;
-        trainer.model.predict(&trainer.x, &mut trainer.acts, &mut trainer.y);
-        agree += usize::from(argmax(trainer.y.flat()) == target);
+        trainer.load_sample(test, i, &mut target)?;
+        agree += usize::from(argmax(trainer.infer().flat()) == target);
     }
     // The same loop without the forward pass was counted just before.
     let inference_instructions = board.counter.now().saturating_sub(mark).saturating_sub(unpack_instructions);
@@ -535,9 +534,8 @@ where
     let mut mode = Mode::Train(Rng::new(cfg.seed));
     let mark = board.counter.now();
     for i in 0..bench {
-        train.get(i, &mut trainer.x, &mut target)?;
-        trainer.accumulate(&CrossEntropy, &target, 1.0, &mut mode)?;
-        trainer.apply(&adam, None);
+        trainer.load_sample(train, i, &mut target)?;
+        trainer.train_step(&adam, &CrossEntropy, &target, &mut mode)?;
     }
     let batch1_instructions = board.counter.now().saturating_sub(mark);
     // Leave the device with the weights it saved.
