@@ -14,12 +14,13 @@
 //! ```
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tinytrain::Init;
 
+use crate::atomic;
 use crate::interop::{self, Layout};
 use crate::models::{self, MODELS, Model};
 use crate::optimizers::{OptimizerKind, Overrides};
@@ -322,6 +323,10 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
     match &cli.command {
         Command::Train(args) => {
             let opts = args.options()?;
+            let inputs = crate::datasets::input_files(args.model.data, &opts.data_dir);
+            let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+            let outputs: Vec<&Path> = opts.save.iter().map(PathBuf::as_path).collect();
+            atomic::check_outputs(&outputs, &inputs)?;
             args.model.train(&opts, out)?;
         }
         Command::Eval(args) => {
@@ -375,9 +380,10 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
 
 fn export(args: &ExportArgs, out: &mut dyn Write) -> Result<()> {
     let (model, path) = (args.model, &args.weights);
+    atomic::check_outputs(&[&args.to], &[path])?;
     let weights = std::fs::read(path).with_context(|| format!("cannot read weights file {}", path.display()))?;
     let file = model.export(&weights, args.layout).with_context(|| format!("{}", path.display()))?;
-    std::fs::write(&args.to, &file).with_context(|| format!("cannot write {}", args.to.display()))?;
+    atomic::write_atomic(&args.to, &file)?;
     let specs = model.tensor_specs(args.layout)?;
     writeln!(
         out,
@@ -392,16 +398,25 @@ fn export(args: &ExportArgs, out: &mut dyn Write) -> Result<()> {
 
 fn import(args: &ImportArgs, out: &mut dyn Write) -> Result<()> {
     let (model, path) = (args.model, &args.file);
+    let outputs: Vec<&Path> = args.to.iter().chain(&args.rust).map(PathBuf::as_path).collect();
+    atomic::check_outputs(&outputs, &[path])?;
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let imported = model
         .import(&bytes, args.layout, args.rust.is_some())
         .with_context(|| format!("{} does not fit model {} ({} layout)", path.display(), model.name, args.layout))?;
+    let mut files: Vec<(&Path, &[u8])> = Vec::new();
     if let Some(to) = &args.to {
-        std::fs::write(to, &imported.weights).with_context(|| format!("cannot write {}", to.display()))?;
-        writeln!(out, "wrote weights file {} ({} bytes)", to.display(), crate::run::thousands(imported.weights.len()))?;
+        files.push((to, &imported.weights));
     }
     if let (Some(rs), Some(source)) = (&args.rust, &imported.rust) {
-        std::fs::write(rs, source).with_context(|| format!("cannot write {}", rs.display()))?;
+        files.push((rs, source.as_bytes()));
+    }
+    // Both files or neither.
+    atomic::write_all_atomic(&files)?;
+    if let Some(to) = &args.to {
+        writeln!(out, "wrote weights file {} ({} bytes)", to.display(), crate::run::thousands(imported.weights.len()))?;
+    }
+    if let (Some(rs), Some(_)) = (&args.rust, &imported.rust) {
         writeln!(out, "wrote Rust source {} (pub static NET: {})", rs.display(), model.type_path)?;
     }
     Ok(())

@@ -229,6 +229,18 @@ pub fn load(kind: DatasetKind, dir: &Path) -> Result<TrainTest> {
     Ok(TrainTest { train: load_split(kind, Split::Train, dir)?, test: load_split(kind, Split::Test, dir)? })
 }
 
+/// The dataset files of `data` that [`find`] finds in `dir` (none for built-in data): the
+/// inputs an output file must not overwrite.
+#[must_use]
+pub fn input_files(data: crate::models::Data, dir: &Path) -> Vec<PathBuf> {
+    let crate::models::Data::Images(kind) = data else { return Vec::new() };
+    [Split::Train, Split::Test]
+        .into_iter()
+        .filter_map(|split| find(kind, split, dir).ok())
+        .flat_map(|(images, labels)| [images, labels])
+        .collect()
+}
+
 /// The data directory of the repository, where the shipped datasets are.
 #[must_use]
 pub fn workspace_data_dir() -> PathBuf {

@@ -12,6 +12,7 @@
 //! - [`interop`]: safetensors in and out under PyTorch or Keras names and layouts, and Rust
 //!   source that puts trained weights into flash.
 //! - [`predict`]: per-sample predictions and outputs, as text or JSON lines.
+//! - [`atomic`]: output files checked before any work and written whole or not at all.
 //! - [`cli`]: the `tinytrain-sim` command line.
 //!
 //! ```no_run
@@ -22,6 +23,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod atomic;
 pub mod board;
 pub mod cli;
 pub mod datasets;

@@ -291,7 +291,7 @@ where
     if let Some(path) = &opts.save {
         let mut bytes = vec![0u8; checkpoint::file_len::<M>()];
         let n = checkpoint::save(&trainer.model, &mut bytes).context("cannot save the weights")?;
-        std::fs::write(path, &bytes[..n]).with_context(|| format!("cannot write {}", path.display()))?;
+        crate::atomic::write_atomic(path, &bytes[..n])?;
         writeln!(out, "saved weights to {} ({} bytes)", path.display(), thousands(n))?;
     }
     writeln!(out, "test loss {:.4}", test_eval.loss)?;

@@ -154,3 +154,102 @@ fn divergence_is_reported_not_fatal() {
     assert!(run.stdout.contains("rollbacks"), "{}", run.stdout);
     assert!(run.last_line().starts_with("test accuracy "), "{}", run.stdout);
 }
+
+// Never lose a user's work: outputs are checked before any work, written whole or not at all.
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/pytorch").join(name)
+}
+
+#[test]
+fn save_into_a_missing_directory_fails_before_training() {
+    let dir = scratch("cli-save-missing-dir");
+    let target = dir.join("no-such-dir").join("w.ttw");
+    let start = std::time::Instant::now();
+    // A million epochs would take hours: the refusal has to come before the first one.
+    let run = sim(&["train", "digits-mlp", "--epochs", "1000000", "--save", target.to_str().unwrap()]);
+    run.assert_one_line_error("does not exist");
+    assert!(start.elapsed().as_secs() < 20, "took {:?}", start.elapsed());
+    assert!(!run.stdout.contains("epoch "), "{}", run.stdout);
+}
+
+#[test]
+fn save_onto_a_directory_or_a_dataset_file_is_refused() {
+    let dir = scratch("cli-save-onto-dir");
+    let run = sim(&["train", "digits-mlp", "--epochs", "1000000", "--save", dir.to_str().unwrap()]);
+    run.assert_one_line_error("is a directory");
+    assert!(dir.is_dir());
+
+    let data = dir.join("data");
+    std::fs::create_dir(&data).unwrap();
+    for entry in std::fs::read_dir(common::data_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_str().unwrap().starts_with("digits-") {
+            std::fs::copy(&path, data.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let images = data.join("digits-train-images-idx3-ubyte.gz");
+    let before = std::fs::read(&images).unwrap();
+    let args = ["train", "digits-mlp", "--epochs", "1000000", "--data", data.to_str().unwrap(), "--save"];
+    let run = sim(&[&args[..], &[images.to_str().unwrap()]].concat());
+    run.assert_one_line_error("is the input");
+    assert_eq!(std::fs::read(&images).unwrap(), before);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn save_into_a_directory_that_takes_no_files_is_refused() {
+    // /proc refuses new files even to root, where permission bits would not.
+    let run = sim(&["train", "digits-mlp", "--epochs", "1000000", "--save", "/proc/w.ttw"]);
+    run.assert_one_line_error("cannot write /proc/w.ttw");
+    assert!(!run.stdout.contains("epoch "), "{}", run.stdout);
+}
+
+#[test]
+fn export_and_import_onto_their_own_input_are_refused() {
+    let dir = scratch("cli-own-input");
+    let weights = dir.join("xor.ttw");
+    let w = weights.to_str().unwrap();
+    assert!(sim(&["train", "xor", "--epochs", "2", "--save", w]).ok);
+    let before = std::fs::read(&weights).unwrap();
+    sim(&["export", "xor", "--weights", w, "--to", w]).assert_one_line_error("is the input");
+    let dotted = dir.join(".").join("xor.ttw");
+    sim(&["export", "xor", "--weights", w, "--to", dotted.to_str().unwrap()]).assert_one_line_error("is the input");
+    assert_eq!(std::fs::read(&weights).unwrap(), before);
+
+    let tensors = dir.join("digits.safetensors");
+    std::fs::copy(fixture("digits-mlp.safetensors"), &tensors).unwrap();
+    let before = std::fs::read(&tensors).unwrap();
+    let t = tensors.to_str().unwrap();
+    sim(&["import", "digits-mlp", t, "--to", t]).assert_one_line_error("is the input");
+    sim(&["import", "digits-mlp", t, "--rust", t]).assert_one_line_error("is the input");
+    let same = dir.join("same.out");
+    let s = same.to_str().unwrap();
+    sim(&["import", "digits-mlp", t, "--to", s, "--rust", s]).assert_one_line_error("also the output");
+    assert_eq!(std::fs::read(&tensors).unwrap(), before);
+    assert!(!same.exists());
+}
+
+#[test]
+fn import_with_a_bad_rust_path_writes_nothing() {
+    let dir = scratch("cli-import-bad-rust");
+    let to = dir.join("d.ttw");
+    let rust = dir.join("bad").join("x.rs");
+    let file = fixture("digits-mlp.safetensors");
+    let args = ["import", "digits-mlp", file.to_str().unwrap(), "--to", to.to_str().unwrap()];
+    sim(&[&args[..], &["--rust", rust.to_str().unwrap()]].concat()).assert_one_line_error("does not exist");
+    assert!(!to.exists(), "d.ttw must not be written when the command fails");
+
+    // An existing file stays as it was, and nothing else is left in the directory.
+    std::fs::write(&to, b"the user's previous weights").unwrap();
+    sim(&[&args[..], &["--rust", rust.to_str().unwrap()]].concat()).assert_one_line_error("does not exist");
+    assert_eq!(std::fs::read(&to).unwrap(), b"the user's previous weights");
+    let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["d.ttw"]);
+
+    // And a good command replaces it whole.
+    let good = dir.join("x.rs");
+    let run = sim(&[&args[..], &["--rust", good.to_str().unwrap()]].concat());
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(std::fs::read(&to).unwrap().len(), 24 + 4 * 2410 + 4);
+}
