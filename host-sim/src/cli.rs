@@ -161,7 +161,7 @@ pub struct TrainArgs {
     /// Weight initialiser [default: the model's].
     #[arg(long, value_enum)]
     pub init: Option<InitArg>,
-    /// Directory with the dataset files [default: ./data, else the repository's data/].
+    /// Directory with the dataset files [default: ./data if it holds them, else the repository's data/].
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// Save the trained weights to this file.
@@ -222,7 +222,7 @@ pub struct EvalArgs {
     /// The weights file written by `train --save`.
     #[arg(long, value_name = "FILE")]
     pub weights: PathBuf,
-    /// Directory with the dataset files [default: ./data, else the repository's data/].
+    /// Directory with the dataset files [default: ./data if it holds them, else the repository's data/].
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
 }
@@ -247,7 +247,7 @@ pub struct QemuArgs {
     /// Run this firmware ELF instead of building one.
     #[arg(long, value_name = "FILE")]
     pub elf: Option<PathBuf>,
-    /// Directory with the dataset files [default: ./data, else the repository's data/].
+    /// Directory with the dataset files [default: ./data if it holds them, else the repository's data/].
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// Longest QEMU run, in seconds.
@@ -268,7 +268,7 @@ pub struct PredictArgs {
     /// The weights file (`train --save` or `import --to`).
     #[arg(long, value_name = "FILE")]
     pub weights: PathBuf,
-    /// Directory with the dataset files [default: ./data, else the repository's data/].
+    /// Directory with the dataset files [default: ./data if it holds them, else the repository's data/].
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// One JSON object per line: {"index":..,"predicted":..,"label":..,"logits":[..]}.
@@ -330,7 +330,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
             args.model.train(&opts, out)?;
         }
         Command::Eval(args) => {
-            let data_dir = args.data.clone().unwrap_or_else(crate::datasets::default_data_dir);
+            let data_dir = args.data.clone().unwrap_or_else(|| crate::datasets::default_dir_for(args.model.data));
             let opts = EvalOptions { weights: args.weights.clone(), data_dir };
             args.model.eval(&opts, out)?;
         }
@@ -357,7 +357,10 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
             let opts = crate::qemu::QemuOptions {
                 firmware: args.firmware.clone().unwrap_or_else(crate::qemu::firmware_dir),
                 elf: args.elf.clone(),
-                data: args.data.clone().unwrap_or_else(crate::datasets::default_data_dir),
+                data: args
+                    .data
+                    .clone()
+                    .unwrap_or_else(|| crate::datasets::default_dir_for_kind(qemu_dataset(args.model))),
                 timeout: std::time::Duration::from_secs(args.timeout),
                 model: args.model,
             };
@@ -366,7 +369,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
         Command::Predict(args) => {
             let opts = PredictOptions {
                 weights: args.weights.clone(),
-                data_dir: args.data.clone().unwrap_or_else(crate::datasets::default_data_dir),
+                data_dir: args.data.clone().unwrap_or_else(|| crate::datasets::default_dir_for(args.model.data)),
                 json: args.json,
             };
             args.model.predict(&opts, out)?;
@@ -376,6 +379,13 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+fn qemu_dataset(model: crate::qemu::FirmwareModel) -> crate::datasets::DatasetKind {
+    match model {
+        crate::qemu::FirmwareModel::DigitsMlp => crate::datasets::DatasetKind::Digits,
+        crate::qemu::FirmwareModel::MnistCnnTiny => crate::datasets::DatasetKind::Mnist,
+    }
 }
 
 fn export(args: &ExportArgs, out: &mut dyn Write) -> Result<()> {

@@ -248,12 +248,39 @@ pub fn workspace_data_dir() -> PathBuf {
     manifest.parent().unwrap_or(manifest).join("data")
 }
 
-/// `data` under the current directory if it exists, else the repository's data directory,
-/// so that `cargo run` works from anywhere in the repository.
+/// `data` under the current directory if it holds a complete dataset (the train and test
+/// files of digits or MNIST), else the repository's data directory, so that `cargo run` works
+/// from anywhere in the repository and an empty or unrelated `./data` does not hide the shipped
+/// files.
 #[must_use]
 pub fn default_data_dir() -> PathBuf {
     let local = PathBuf::from("data");
-    if local.is_dir() { local } else { workspace_data_dir() }
+    if [DatasetKind::Digits, DatasetKind::Mnist].into_iter().any(|kind| complete(kind, &local)) {
+        local
+    } else {
+        workspace_data_dir()
+    }
+}
+
+/// Where the data of `data` is looked for without `--data`: `./data` if it holds both splits
+/// of that dataset, else the repository's data directory.
+#[must_use]
+pub fn default_dir_for(data: crate::models::Data) -> PathBuf {
+    match data {
+        crate::models::Data::Images(kind) => default_dir_for_kind(kind),
+        crate::models::Data::Builtin => default_data_dir(),
+    }
+}
+
+/// `./data` if it holds both splits of `kind`, else the repository's data directory.
+#[must_use]
+pub fn default_dir_for_kind(kind: DatasetKind) -> PathBuf {
+    let local = PathBuf::from("data");
+    if complete(kind, &local) { local } else { workspace_data_dir() }
+}
+
+fn complete(kind: DatasetKind, dir: &Path) -> bool {
+    dir.is_dir() && [Split::Train, Split::Test].into_iter().all(|split| find(kind, split, dir).is_ok())
 }
 
 #[cfg(test)]

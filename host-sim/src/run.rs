@@ -48,7 +48,7 @@ impl TrainOptions {
             optimizer: d.optimizer_config(false),
             fit: FitConfig { epochs: d.epochs, batch_size: d.batch_size, ..FitConfig::default() },
             init: d.init,
-            data_dir: crate::datasets::default_data_dir(),
+            data_dir: crate::datasets::default_dir_for(model.data),
             save: None,
             log_every: d.log_every,
             progress: true,

@@ -253,3 +253,24 @@ fn import_with_a_bad_rust_path_writes_nothing() {
     assert!(run.ok, "{}", run.stderr);
     assert_eq!(std::fs::read(&to).unwrap().len(), 24 + 4 * 2410 + 4);
 }
+
+#[test]
+fn an_empty_data_directory_falls_back_to_the_shipped_data() {
+    // mkdir -p p/data && cd p && tinytrain-sim train digits-mlp
+    let dir = scratch("cli-empty-data-dir");
+    std::fs::create_dir(dir.join("data")).unwrap();
+    let run = common::sim_in(&dir, &["train", "digits-mlp", "--epochs", "1"]);
+    assert!(run.ok, "{}", run.stderr);
+    assert!(run.last_line().starts_with("test accuracy 0."), "{}", run.stdout);
+
+    // A ./data that holds the files is used.
+    let data = dir.join("data");
+    for name in ["train-images", "train-labels", "test-images", "test-labels"] {
+        let kind = if name.ends_with("images") { "idx3" } else { "idx1" };
+        let file = format!("digits-{name}-{kind}-ubyte.gz");
+        std::fs::copy(common::data_dir().join(&file), data.join(&file)).unwrap();
+    }
+    let run = common::sim_in(&dir, &["train", "digits-mlp", "--epochs", "1"]);
+    assert!(run.ok, "{}", run.stderr);
+    assert!(run.stdout.contains("from data/digits-train-images-idx3-ubyte.gz"), "{}", run.stdout);
+}
