@@ -132,8 +132,9 @@ pub fn save<M: Layer>(model: &M, out: &mut [u8]) -> Result<usize, Error> {
 ///
 /// # Errors
 /// [`Error::Truncated`], [`Error::BadMagic`], [`Error::UnsupportedVersion`],
-/// [`Error::TrailingBytes`], [`Error::Checksum`], [`Error::WrongNetwork`],
-/// [`Error::ParamCount`] or [`Error::NonFinite`], whichever is found first.
+/// [`Error::TrailingBytes`], [`Error::Checksum`], [`Error::BadHeader`] (header length,
+/// payload length, reserved), [`Error::WrongNetwork`], [`Error::ParamCount`] or
+/// [`Error::NonFinite`], whichever is found first.
 pub fn verify<M: Layer>(bytes: &[u8]) -> Result<(), Error> {
     let len = bytes.len();
     if len < HEADER_LEN + CRC_LEN {
@@ -167,17 +168,44 @@ pub fn verify<M: Layer>(bytes: &[u8]) -> Result<(), Error> {
         let computed = CRC32.checksum(&bytes[..len - CRC_LEN]);
         return Err(Error::Checksum { computed, stored: u32_at(bytes, len - CRC_LEN) });
     }
-    let fp = u32_at(bytes, 8);
-    if fp != fingerprint::<M>() {
-        return Err(Error::WrongNetwork { expected: fingerprint::<M>(), found: fp });
-    }
-    if count != M::NUM_PARAMS || len != file_len::<M>() || !consistent {
-        return Err(Error::ParamCount { expected: M::NUM_PARAMS, found: count });
-    }
+    verify_fields::<M>(bytes)?;
     let payload = &bytes[HEADER_LEN..len - CRC_LEN];
     if let Some(index) = payload.chunks_exact(4).position(|c| !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite())
     {
         return Err(Error::NonFinite { index });
+    }
+    Ok(())
+}
+
+/// The header fields after a valid checksum, each with its own error, then the length.
+fn verify_fields<M: Layer>(bytes: &[u8]) -> Result<(), Error> {
+    let bad = |field, expected: usize, found: u32| Error::BadHeader { field, expected: expected as u32, found };
+    let header_len = u16_at(bytes, 6);
+    if usize::from(header_len) != HEADER_LEN {
+        return Err(bad("header length", HEADER_LEN, u32::from(header_len)));
+    }
+    let fp = u32_at(bytes, 8);
+    if fp != fingerprint::<M>() {
+        return Err(Error::WrongNetwork { expected: fingerprint::<M>(), found: fp });
+    }
+    let count = u32_at(bytes, 12) as usize;
+    if count != M::NUM_PARAMS {
+        return Err(Error::ParamCount { expected: M::NUM_PARAMS, found: count });
+    }
+    let payload_len = u32_at(bytes, 16);
+    if payload_len as usize != 4 * M::NUM_PARAMS {
+        return Err(bad("payload length", 4 * M::NUM_PARAMS, payload_len));
+    }
+    let reserved = u32_at(bytes, 20);
+    if reserved != 0 {
+        return Err(bad("reserved", 0, reserved));
+    }
+    let (len, expected) = (bytes.len(), file_len::<M>());
+    if len < expected {
+        return Err(Error::Truncated { expected, found: len });
+    }
+    if len > expected {
+        return Err(Error::TrailingBytes { expected, found: len });
     }
     Ok(())
 }

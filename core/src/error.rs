@@ -101,6 +101,16 @@ pub enum Error {
         /// Bytes available after the region's start.
         available: usize,
     },
+    /// A header field of a file with a valid checksum that does not hold the value it must:
+    /// the file was written that way, not damaged on the way.
+    BadHeader {
+        /// The field, as the format's documentation names it (`header length`, ...).
+        field: &'static str,
+        /// The value it must hold.
+        expected: u32,
+        /// The value in the file.
+        found: u32,
+    },
 }
 
 /// Why a flash operation failed (the kinds of `embedded-storage`).
@@ -164,6 +174,9 @@ impl fmt::Display for Error {
             Error::Flash(kind) => write!(f, "flash operation failed: {kind:?}"),
             Error::StorageTooSmall { needed, available } => {
                 write!(f, "checkpoint region too small: two slots need {needed} bytes, the flash has {available}")
+            }
+            Error::BadHeader { field, expected, found } => {
+                write!(f, "bad header: the {field} field is {found}, expected {expected}")
             }
         }
     }

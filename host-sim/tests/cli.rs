@@ -274,3 +274,36 @@ fn an_empty_data_directory_falls_back_to_the_shipped_data() {
     assert!(run.ok, "{}", run.stderr);
     assert!(run.stdout.contains("from data/digits-train-images-idx3-ubyte.gz"), "{}", run.stdout);
 }
+
+/// `bytes` with the weights file's CRC-32 recomputed, as a file written that way would be.
+fn with_crc(mut bytes: Vec<u8>) -> Vec<u8> {
+    let n = bytes.len();
+    let crc = tinytrain::checkpoint::CRC32.checksum(&bytes[..n - 4]);
+    bytes[n - 4..].copy_from_slice(&crc.to_le_bytes());
+    bytes
+}
+
+#[test]
+fn each_bad_header_field_is_named() {
+    let dir = scratch("cli-header-fields");
+    let weights = dir.join("digits.ttw");
+    assert!(sim(&["train", "digits-mlp", "--epochs", "1", "--save", weights.to_str().unwrap()]).ok);
+    let file = std::fs::read(&weights).unwrap();
+    let cases: [(usize, &[u8], &str); 7] = [
+        (0, b"TTWX", "bad magic number"),
+        (4, &2u16.to_le_bytes(), "unsupported format version 2"),
+        (6, &28u16.to_le_bytes(), "the header length field is 28, expected 24"),
+        (8, &0xDEAD_BEEFu32.to_le_bytes(), "different network (fingerprint 0xdeadbeef"),
+        (12, &2411u32.to_le_bytes(), "wrong parameter count: file has 2411, network has 2410"),
+        (16, &9644u32.to_le_bytes(), "the payload length field is 9644, expected 9640"),
+        (20, &7u32.to_le_bytes(), "the reserved field is 7, expected 0"),
+    ];
+    for (at, value, message) in cases {
+        let mut bad = file.clone();
+        bad[at..at + value.len()].copy_from_slice(value);
+        let path = dir.join(format!("field-{at}.ttw"));
+        std::fs::write(&path, with_crc(bad)).unwrap();
+        let run = sim(&["eval", "digits-mlp", "--weights", path.to_str().unwrap()]);
+        run.assert_one_line_error(message);
+    }
+}
