@@ -96,6 +96,17 @@ fn parse_momentum(s: &str) -> Result<f32, String> {
     }
 }
 
+fn parse_fraction(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if v > 0.0 && v < 1.0 => Ok(v),
+        Ok(_) => Err("must be between 0 and 1 (exclusive)".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The validation split of `--patience` without `--validation-split`.
+pub const DEFAULT_VALIDATION_SPLIT: f32 = 0.1;
+
 fn parse_count(s: &str) -> Result<u32, String> {
     match s.parse::<u32>() {
         Ok(0) => Err("must be at least 1".into()),
@@ -156,8 +167,16 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Stop after this many epochs without a lower validation loss, and restore the best weights.
+    /// The validation data is then held out of the training data (`--validation-split`,
+    /// 0.1 unless given), so that the test set is only used once, at the end.
     #[arg(long, value_parser = parse_count)]
     pub patience: Option<u32>,
+    /// Hold out the last fraction F of the training data (before shuffling, as Keras does) as
+    /// the validation data of every epoch and of early stopping; the test set is then evaluated
+    /// once, after training [default: none, the test set validates each epoch as in the
+    /// baselines; 0.1 with --patience].
+    #[arg(long, value_name = "F", value_parser = parse_fraction)]
+    pub validation_split: Option<f32>,
     /// Weight initialiser [default: the model's].
     #[arg(long, value_enum)]
     pub init: Option<InitArg>,
@@ -167,6 +186,10 @@ pub struct TrainArgs {
     /// Save the trained weights to this file.
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
+    /// Write one CSV row per epoch to this file, rewritten after every epoch: epoch, loss,
+    /// accuracy, val_loss, val_accuracy, lr, and one dead_relu_K column per ReLU layer.
+    #[arg(long, value_name = "FILE.csv")]
+    pub log: Option<PathBuf>,
     /// Use the Keras forms and defaults of Adam, RMSprop and momentum instead of PyTorch's
     /// (Adadelta always uses the Keras defaults).
     #[arg(long)]
@@ -205,6 +228,8 @@ impl TrainArgs {
             opts.data_dir.clone_from(dir);
         }
         opts.save.clone_from(&self.save);
+        opts.log.clone_from(&self.log);
+        opts.validation_split = self.validation_split.or(self.patience.map(|_| DEFAULT_VALIDATION_SPLIT));
         if let Some(n) = self.log_every {
             opts.log_every = n;
         }
@@ -325,7 +350,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
             let opts = args.options()?;
             let inputs = crate::datasets::input_files(args.model.data, &opts.data_dir);
             let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
-            let outputs: Vec<&Path> = opts.save.iter().map(PathBuf::as_path).collect();
+            let outputs: Vec<&Path> = opts.save.iter().chain(&opts.log).map(PathBuf::as_path).collect();
             atomic::check_outputs(&outputs, &inputs)?;
             args.model.train(&opts, out)?;
         }

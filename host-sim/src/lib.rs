@@ -11,6 +11,8 @@
 //! - [`tasks`], [`run`]: training and evaluation, generic over network, optimizer and data.
 //! - [`interop`]: safetensors in and out under PyTorch or Keras names and layouts, and Rust
 //!   source that puts trained weights into flash.
+//! - [`split`]: validation data held out of the training data, as Keras does it.
+//! - [`csvlog`]: the per-epoch CSV log of `train --log`.
 //! - [`predict`]: per-sample predictions and outputs, as text or JSON lines.
 //! - [`atomic`]: output files checked before any work and written whole or not at all.
 //! - [`cli`]: the `tinytrain-sim` command line.
@@ -26,6 +28,7 @@
 pub mod atomic;
 pub mod board;
 pub mod cli;
+pub mod csvlog;
 pub mod datasets;
 pub mod flash;
 pub mod idx;
@@ -35,4 +38,5 @@ pub mod optimizers;
 pub mod predict;
 pub mod qemu;
 pub mod run;
+pub mod split;
 pub mod tasks;

@@ -147,12 +147,27 @@ fn summary_prints_the_budget() {
 }
 
 #[test]
-fn divergence_is_reported_not_fatal() {
-    let run = sim(&["train", "digits-mlp", "--optimizer", "sgd", "--lr", "1e30", "--epochs", "2"]);
-    assert!(run.ok, "{}", run.stderr);
+fn divergence_is_reported_and_an_unrecovered_run_fails() {
+    let dir = scratch("cli-divergence");
+    let weights = dir.join("w.ttw");
+    std::fs::write(&weights, b"the user's previous weights").unwrap();
+    let w = weights.to_str().unwrap();
+    let run = sim(&["train", "digits-mlp", "--optimizer", "sgd", "--lr", "1e30", "--epochs", "2", "--save", w]);
     assert!(run.stdout.contains("weights restored from the snapshot"), "{}", run.stdout);
     assert!(run.stdout.contains("rollbacks"), "{}", run.stdout);
+    // Training ran to its end and reports, then says it never recovered, and saved nothing.
     assert!(run.last_line().starts_with("test accuracy "), "{}", run.stdout);
+    run.assert_one_line_error("training diverged and never recovered");
+    assert!(run.stderr.contains("not saved"), "{}", run.stderr);
+    assert_eq!(std::fs::read(&weights).unwrap(), b"the user's previous weights");
+}
+
+#[test]
+fn a_finite_explosion_is_caught_and_fails_the_run() {
+    // Adam at 1e10 keeps every weight finite while the loss reaches 1e21.
+    let run = sim(&["train", "digits-mlp", "--optimizer", "adam", "--lr", "1e10", "--epochs", "3"]);
+    assert!(run.stdout.contains("exploded over its running value"), "{}", run.stdout);
+    run.assert_one_line_error("training diverged and never recovered");
 }
 
 // Never lose a user's work: outputs are checked before any work, written whole or not at all.
