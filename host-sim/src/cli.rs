@@ -299,6 +299,10 @@ pub struct PredictArgs {
     /// One JSON object per line: {"index":..,"predicted":..,"label":..,"logits":[..]}.
     #[arg(long)]
     pub json: bool,
+    /// Predict these samples instead of the test set: one per line, the network's input values
+    /// as CSV or a JSON array (`-`: stdin); the label column is then `-` (JSON: null).
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
 }
 
 /// Arguments of `export`.
@@ -396,6 +400,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
                 weights: args.weights.clone(),
                 data_dir: args.data.clone().unwrap_or_else(|| crate::datasets::default_dir_for(args.model.data)),
                 json: args.json,
+                input: args.input.clone(),
             };
             args.model.predict(&opts, out)?;
         }

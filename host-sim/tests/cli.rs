@@ -322,3 +322,114 @@ fn each_bad_header_field_is_named() {
         run.assert_one_line_error(message);
     }
 }
+
+#[test]
+fn train_log_is_a_csv_row_per_epoch() {
+    let dir = scratch("cli-csv-log");
+    let log = dir.join("log.csv");
+    let l = log.to_str().unwrap();
+    let run = sim(&["train", "digits-mlp", "--epochs", "3", "--log", l]);
+    assert!(run.ok, "{}", run.stderr);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "epoch,loss,accuracy,val_loss,val_accuracy,lr,dead_relu_1");
+    assert_eq!(lines.len(), 4, "{text}");
+    for (i, row) in lines[1..].iter().enumerate() {
+        let cells: Vec<&str> = row.split(',').collect();
+        assert_eq!(cells.len(), 7, "{row}");
+        assert_eq!(cells[0], (i + 1).to_string());
+        assert!(cells[1..].iter().all(|c| c.parse::<f32>().is_ok_and(f32::is_finite)), "{row}");
+    }
+    // The epoch lines print the same numbers, rounded.
+    let last: Vec<f32> = lines[3].split(',').map(|c| c.parse().unwrap()).collect();
+    assert!(run.stdout.contains(&format!("epoch 3/3  loss {:.4}  acc {:.4}", last[1], last[2])), "{}", run.stdout);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary file is left");
+
+    // xor has no ReLU: no dead_relu column. Every epoch is a row, whatever --log-every says.
+    let run = sim(&["train", "xor", "--epochs", "5", "--log-every", "100", "--log", l]);
+    assert!(run.ok, "{}", run.stderr);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.starts_with("epoch,loss,accuracy,val_loss,val_accuracy,lr\n1,"), "{text}");
+    assert_eq!(text.lines().count(), 6);
+
+    // Checked before training like every output.
+    let missing = dir.join("missing").join("log.csv");
+    let run = sim(&["train", "digits-mlp", "--epochs", "1000000", "--log", missing.to_str().unwrap()]);
+    run.assert_one_line_error("does not exist");
+    sim(&["train", "xor", "--log", l, "--save", l]).assert_one_line_error("also the output");
+}
+
+#[test]
+fn predict_reads_samples_as_csv_or_json_lines() {
+    let dir = scratch("cli-predict-input");
+    let weights = dir.join("xor.ttw");
+    let w = weights.to_str().unwrap();
+    assert!(sim(&["train", "xor", "--save", w]).ok);
+    // The same four samples as the built-in set, in CSV and in JSON lines.
+    let csv = dir.join("xor.csv");
+    std::fs::write(&csv, "# x1,x2\n0,0\n0,1\n\n1,0\n1.0, 1.0\n").unwrap();
+    let json = dir.join("xor.jsonl");
+    std::fs::write(&json, "[0, 0]\n[0, 1]\n{\"input\": [1, 0]}\n[[1], [1]]\n").unwrap();
+    let builtin = sim(&["predict", "xor", "--weights", w]);
+    assert!(builtin.ok, "{}", builtin.stderr);
+    // Same predictions and outputs; the label column is unknown.
+    let expected: Vec<String> = builtin
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            format!("{} {} - {}", f[0], f[1], f[3..].join(" "))
+        })
+        .collect();
+    for file in [&csv, &json] {
+        let run = sim(&["predict", "xor", "--weights", w, "--input", file.to_str().unwrap()]);
+        assert!(run.ok, "{}", run.stderr);
+        let lines: Vec<&str> = run.stdout.lines().skip(1).collect();
+        assert_eq!(lines, expected, "{}", run.stdout);
+    }
+    let run = sim(&["predict", "xor", "--weights", w, "--input", csv.to_str().unwrap(), "--json"]);
+    assert!(run.stdout.lines().all(|l| l.contains("\"label\":null")), "{}", run.stdout);
+    assert_eq!(run.stdout.lines().count(), 4);
+
+    // From stdin.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tinytrain-sim"))
+        .args(["predict", "xor", "--weights", w, "--input", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"1,0\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let line = String::from_utf8_lossy(&output.stdout).lines().nth(1).unwrap().to_owned();
+    assert_eq!(line, format!("0 {}", expected[2].split_once(' ').unwrap().1));
+
+    // Bad lines are named.
+    let bad = dir.join("bad.csv");
+    std::fs::write(&bad, "0,1\n0,1,1\n").unwrap();
+    sim(&["predict", "xor", "--weights", w, "--input", bad.to_str().unwrap()])
+        .assert_one_line_error("line 2: 3 values, the model takes 2");
+    std::fs::write(&bad, "0,one\n").unwrap();
+    sim(&["predict", "xor", "--weights", w, "--input", bad.to_str().unwrap()])
+        .assert_one_line_error("line 1: \"one\" is not a number");
+    std::fs::write(&bad, "0,NaN\n").unwrap();
+    sim(&["predict", "xor", "--weights", w, "--input", bad.to_str().unwrap()]).assert_one_line_error("not finite");
+}
+
+#[test]
+fn a_regression_reports_mse_and_mae_not_accuracy() {
+    let dir = scratch("cli-regression");
+    let weights = dir.join("sine.ttw");
+    let w = weights.to_str().unwrap();
+    let train = sim(&["train", "sine", "--epochs", "20", "--save", w]);
+    assert!(train.ok, "{}", train.stderr);
+    let last = train.last_line();
+    assert!(last.starts_with("test mse ") && last.contains(" mae ") && last.ends_with("(200 samples)"), "{last}");
+    assert!(!train.stdout.contains("test accuracy"), "{}", train.stdout);
+    let mse: f32 = last.split(' ').nth(2).unwrap().parse().unwrap();
+    let mae: f32 = last.split(' ').nth(4).unwrap().parse().unwrap();
+    assert!(mse > 0.0 && mae > 0.0 && mae * mae <= mse * 1.0001, "MAE² ≤ MSE: {mse} {mae}");
+    let eval = sim(&["eval", "sine", "--weights", w]);
+    assert_eq!(eval.last_line(), last);
+}
