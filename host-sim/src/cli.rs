@@ -39,10 +39,12 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Train a model with its baseline's settings (override any of them), validating on the
-    /// test set after every epoch; the last line is `test accuracy A (correct/total)`.
+    /// Train a model with its baseline's settings (override any of them), validating after every
+    /// epoch on the test set or on data held out with --validation-split; the last line is
+    /// `test accuracy A (correct/total)` (a regression: `test mse E mae E (N samples)`).
     Train(TrainArgs),
-    /// Evaluate saved weights on the test set; the last line is `test accuracy A (correct/total)`.
+    /// Evaluate saved weights on the test set; the last line is `test accuracy A (correct/total)`
+    /// (a regression: `test mse E mae E (N samples)`).
     Eval(EvalArgs),
     /// Print the layers, parameter counts and the RAM for inference and training.
     Summary(SummaryArgs),
@@ -53,7 +55,8 @@ pub enum Command {
     /// non-zero on any difference.
     Qemu(QemuArgs),
     /// Print every test sample's index, predicted class, label and logits, one line each
-    /// (`--json`: JSON lines), to compare with other tools.
+    /// (`--json`: JSON lines), to compare with other tools; `--input FILE` predicts the samples
+    /// of a file of CSV or JSON lines instead.
     Predict(PredictArgs),
     /// Write saved weights as a safetensors file under PyTorch `state_dict` names and layouts
     /// (`fc1.weight` [out, in], `conv1.weight` [C_out, C_in, kh, kw]) or Keras ones.
