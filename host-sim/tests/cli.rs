@@ -152,7 +152,9 @@ fn divergence_is_reported_and_an_unrecovered_run_fails() {
     let weights = dir.join("w.ttw");
     std::fs::write(&weights, b"the user's previous weights").unwrap();
     let w = weights.to_str().unwrap();
-    let run = sim(&["train", "digits-mlp", "--optimizer", "sgd", "--lr", "1e30", "--epochs", "2", "--save", w]);
+    let log = dir.join("log.csv");
+    let args = ["train", "digits-mlp", "--optimizer", "sgd", "--lr", "1e30", "--epochs", "2", "--save", w];
+    let run = sim(&[&args[..], &["--log", log.to_str().unwrap()]].concat());
     assert!(run.stdout.contains("weights restored from the snapshot"), "{}", run.stdout);
     assert!(run.stdout.contains("rollbacks"), "{}", run.stdout);
     // Training ran to its end and reports, then says it never recovered, and saved nothing.
@@ -160,6 +162,8 @@ fn divergence_is_reported_and_an_unrecovered_run_fails() {
     run.assert_one_line_error("training diverged and never recovered");
     assert!(run.stderr.contains("not saved"), "{}", run.stderr);
     assert_eq!(std::fs::read(&weights).unwrap(), b"the user's previous weights");
+    // The log of the failed run is kept: it is what tells what happened.
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 3);
 }
 
 #[test]
