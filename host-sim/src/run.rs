@@ -294,8 +294,8 @@ fn header_lines<M: Layer, O: Optimizer, L: Loss<M::Output>>(
 /// test set, as the baselines do.
 ///
 /// When the divergence guard rolled back and the weights end no better on the validation data
-/// than they started, training never recovered: the weights are not saved and the error says
-/// so, after the usual lines.
+/// than they started, or the guard had to cut the learning rate over 1000-fold, training never
+/// recovered: the weights are not saved and the error says so, after the usual lines.
 ///
 /// # Errors
 /// Invalid options, errors of the data or the loss, writing the output, the log or the weights,
