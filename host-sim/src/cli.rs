@@ -355,14 +355,17 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
     match &cli.command {
         Command::Train(args) => {
             let opts = args.options()?;
-            let inputs = crate::datasets::input_files(args.model.data, &opts.data_dir);
+            let inputs = crate::datasets::input_files(crate::run::dataset_kind(args.model), &opts.data_dir);
             let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
             let outputs: Vec<&Path> = opts.save.iter().chain(&opts.log).map(PathBuf::as_path).collect();
             atomic::check_outputs(&outputs, &inputs)?;
             args.model.train(&opts, out)?;
         }
         Command::Eval(args) => {
-            let data_dir = args.data.clone().unwrap_or_else(|| crate::datasets::default_dir_for(args.model.data));
+            let data_dir = args
+                .data
+                .clone()
+                .unwrap_or_else(|| crate::datasets::default_dir_for(crate::run::dataset_kind(args.model)));
             let opts = EvalOptions { weights: args.weights.clone(), data_dir };
             args.model.eval(&opts, out)?;
         }
@@ -392,7 +395,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
                 data: args
                     .data
                     .clone()
-                    .unwrap_or_else(|| crate::datasets::default_dir_for_kind(qemu_dataset(args.model))),
+                    .unwrap_or_else(|| crate::datasets::default_dir_for(Some(qemu_dataset(args.model)))),
                 timeout: std::time::Duration::from_secs(args.timeout),
                 model: args.model,
             };
@@ -401,7 +404,10 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
         Command::Predict(args) => {
             let opts = PredictOptions {
                 weights: args.weights.clone(),
-                data_dir: args.data.clone().unwrap_or_else(|| crate::datasets::default_dir_for(args.model.data)),
+                data_dir: args
+                    .data
+                    .clone()
+                    .unwrap_or_else(|| crate::datasets::default_dir_for(crate::run::dataset_kind(args.model))),
                 json: args.json,
                 input: args.input.clone(),
             };

@@ -229,11 +229,11 @@ pub fn load(kind: DatasetKind, dir: &Path) -> Result<TrainTest> {
     Ok(TrainTest { train: load_split(kind, Split::Train, dir)?, test: load_split(kind, Split::Test, dir)? })
 }
 
-/// The dataset files of `data` that [`find`] finds in `dir` (none for built-in data): the
+/// The dataset files of `kind` that [`find`] finds in `dir` (none without a dataset): the
 /// inputs an output file must not overwrite.
 #[must_use]
-pub fn input_files(data: crate::models::Data, dir: &Path) -> Vec<PathBuf> {
-    let crate::models::Data::Images(kind) = data else { return Vec::new() };
+pub fn input_files(kind: Option<DatasetKind>, dir: &Path) -> Vec<PathBuf> {
+    let Some(kind) = kind else { return Vec::new() };
     [Split::Train, Split::Test]
         .into_iter()
         .filter_map(|split| find(kind, split, dir).ok())
@@ -262,19 +262,12 @@ pub fn default_data_dir() -> PathBuf {
     }
 }
 
-/// Where the data of `data` is looked for without `--data`: `./data` if it holds both splits
-/// of that dataset, else the repository's data directory.
+/// Where the data of a model reading `kind` is looked for without `--data`: `./data` if it
+/// holds both splits of that dataset, else the repository's data directory (for a model
+/// without a dataset, as [`default_data_dir`]).
 #[must_use]
-pub fn default_dir_for(data: crate::models::Data) -> PathBuf {
-    match data {
-        crate::models::Data::Images(kind) => default_dir_for_kind(kind),
-        crate::models::Data::Builtin => default_data_dir(),
-    }
-}
-
-/// `./data` if it holds both splits of `kind`, else the repository's data directory.
-#[must_use]
-pub fn default_dir_for_kind(kind: DatasetKind) -> PathBuf {
+pub fn default_dir_for(kind: Option<DatasetKind>) -> PathBuf {
+    let Some(kind) = kind else { return default_data_dir() };
     let local = PathBuf::from("data");
     if complete(kind, &local) { local } else { workspace_data_dir() }
 }

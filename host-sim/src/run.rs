@@ -55,13 +55,22 @@ impl TrainOptions {
             optimizer: d.optimizer_config(false),
             fit: FitConfig { epochs: d.epochs, batch_size: d.batch_size, ..FitConfig::default() },
             init: d.init,
-            data_dir: crate::datasets::default_dir_for(model.data),
+            data_dir: crate::datasets::default_dir_for(dataset_kind(model)),
             save: None,
             validation_split: None,
             log: None,
             log_every: d.log_every,
             progress: true,
         }
+    }
+}
+
+/// The image dataset `model` reads, if any.
+#[must_use]
+pub fn dataset_kind(model: &Model) -> Option<crate::datasets::DatasetKind> {
+    match model.data {
+        crate::models::Data::Images(kind) => Some(kind),
+        crate::models::Data::Builtin => None,
     }
 }
 
