@@ -217,13 +217,31 @@ pub struct Divergence {
     pub restored: bool,
     /// The learning rate from now on.
     pub new_lr: f32,
+    /// Set when a finite loss exploded over the running loss (rather than a loss, gradient or
+    /// update being non-finite).
+    pub explosion: Option<Explosion>,
 }
 
-/// The divergence guard: non-finite losses, gradients or updates never reach the weights.
+/// A batch loss that exploded over the running loss.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Explosion {
+    /// The batch's mean loss.
+    pub loss: f32,
+    /// The running loss it exceeded by more than [`DivergenceGuard::explosion_factor`].
+    pub running_loss: f32,
+}
+
+/// The divergence guard: non-finite losses, gradients or updates never reach the weights, and
+/// a loss that explodes while staying finite is caught too.
 ///
-/// A bad step is skipped and counted. After `max_bad_steps` bad steps in a row, or at once
-/// when an update would make a weight non-finite, the weights go back to the snapshot, the
-/// optimizer state is reset and the learning rate is multiplied by `lr_factor`.
+/// A bad step is skipped and counted. After `max_bad_steps` bad steps in a row, at once when
+/// an update would make a weight non-finite, and at once when a batch's mean loss exceeds
+/// `explosion_factor` times the running loss (an exponential moving average of the batch
+/// losses, weight 0.1, started from the mean of the first `warmup_steps` batches), the weights
+/// go back to the snapshot, the optimizer state is reset and the learning rate is multiplied by
+/// `lr_factor`. Normal training never comes near the factor: the guard changes nothing, bit for
+/// bit, in a run where it does not fire.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DivergenceGuard {
@@ -231,12 +249,44 @@ pub struct DivergenceGuard {
     pub max_bad_steps: u32,
     /// Learning-rate multiplier applied at each rollback.
     pub lr_factor: f32,
+    /// A batch loss this many times the running loss is an explosion (`f32::INFINITY`: off).
+    pub explosion_factor: f32,
+    /// Batches whose losses start the running loss before explosions are looked for.
+    pub warmup_steps: u32,
 }
 
 impl Default for DivergenceGuard {
-    /// Roll back after 3 bad steps in a row, halving the learning rate.
+    /// Roll back after 3 bad steps in a row or a batch loss 1000 times the running loss (from
+    /// the first batch on), halving the learning rate.
     fn default() -> Self {
-        DivergenceGuard { max_bad_steps: 3, lr_factor: 0.5 }
+        DivergenceGuard { max_bad_steps: 3, lr_factor: 0.5, explosion_factor: 1e3, warmup_steps: 1 }
+    }
+}
+
+/// Weight of the newest batch loss in the guard's running loss.
+const RUNNING_LOSS_WEIGHT: f32 = 0.1;
+
+/// The running loss of the divergence guard: an exponential moving average of the mean batch
+/// losses of accepted steps, the plain mean during the warm-up.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct RunningLoss {
+    value: f32,
+    seen: u32,
+}
+
+impl RunningLoss {
+    /// Whether `loss` is an explosion over the running loss; if not, it joins the average.
+    fn exploded(&mut self, guard: &DivergenceGuard, loss: f32) -> bool {
+        if !loss.is_finite() {
+            return false;
+        }
+        if self.seen >= guard.warmup_steps.max(1) && loss > guard.explosion_factor * self.value {
+            return true;
+        }
+        self.seen = self.seen.saturating_add(1);
+        let weight = if self.seen <= guard.warmup_steps.max(1) { 1.0 / self.seen as f32 } else { RUNNING_LOSS_WEIGHT };
+        self.value += weight * (loss - self.value);
+        false
     }
 }
 
@@ -602,6 +652,7 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
         let mut best_loss = f32::INFINITY;
         let (mut best_epoch, mut bad_epochs, mut bad_run) = (0, 0, 0);
         let (mut skipped_total, mut rollbacks) = (0, 0);
+        let mut running = RunningLoss { value: 0.0, seen: 0 };
         let mut stopped_early = false;
         let mut last = None;
         M::zero_grads(&mut self.grads);
@@ -630,18 +681,22 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
                 loss_sum += f64::from(batch.loss_sum);
                 counted += batch.counted;
                 correct += batch.correct;
-                // An update of finite gradients can still overflow a weight.
+                // An update of finite gradients can still overflow a weight, or the loss can
+                // explode while staying finite (the batch's loss shows the last update's effect).
                 let overflowed = batch.applied && !self.model.params_finite();
-                if overflowed && snapshot.is_none() {
+                let batch_loss = batch.loss_sum / batch.counted.max(1) as f32;
+                let exploded = batch.counted > 0 && running.exploded(&cfg.guard, batch_loss);
+                if (overflowed || exploded) && snapshot.is_none() {
                     return Err(Error::Diverged);
                 }
-                if batch.applied && !overflowed {
+                if batch.applied && !overflowed && !exploded {
                     bad_run = 0;
                 } else {
-                    skipped += 1;
+                    // An exploded step was applied (and is undone below), not skipped.
+                    skipped += u32::from(!exploded);
                     bad_run += 1;
                 }
-                if overflowed || bad_run >= cfg.guard.max_bad_steps.max(1) {
+                if overflowed || exploded || bad_run >= cfg.guard.max_bad_steps.max(1) {
                     let restored = self.roll_back(snapshot.as_deref());
                     opt_cfg = O::scale_learning_rate(&opt_cfg, cfg.guard.lr_factor);
                     rollbacks += 1;
@@ -650,6 +705,7 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
                         bad_steps: bad_run,
                         restored,
                         new_lr: self.opt.learning_rate(&opt_cfg),
+                        explosion: exploded.then_some(Explosion { loss: batch_loss, running_loss: running.value }),
                     });
                     bad_run = 0;
                 }
@@ -672,6 +728,7 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
             };
             last = Some(stats);
             let monitored = val_eval.map_or(stats.train_loss, |e| e.loss);
+            let best_before = best_loss;
             let improved = monitored < best_loss - cfg.min_delta;
             if improved {
                 best_loss = monitored;
@@ -680,8 +737,14 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
             } else {
                 bad_epochs += 1;
             }
-            // With early stopping the snapshot keeps the best weights, else the latest.
+            // With early stopping the snapshot keeps the best weights, else the latest, unless
+            // their validation loss exploded over the best one (in the first epoch: over the
+            // running training loss), as the epoch's last update may have made it do unseen.
+            let reference = if best_before.is_finite() { best_before } else { running.value };
+            let limit = cfg.guard.explosion_factor * reference;
+            let sane = val_eval.is_none_or(|e| e.loss.partial_cmp(&limit) != Some(core::cmp::Ordering::Greater));
             if (improved || cfg.patience.is_none())
+                && sane
                 && self.model.params_finite()
                 && let Some(s) = snapshot.as_deref_mut()
             {
@@ -772,6 +835,63 @@ mod tests {
         assert!(t.model.params_finite());
         assert!(r.rollbacks > 0 && events.0 == r.rollbacks, "rollbacks {} events {}", r.rollbacks, events.0);
         assert!(r.last.lr < 1e10);
+    }
+
+    #[derive(Default)]
+    struct Explosions {
+        count: usize,
+        first: Option<Explosion>,
+    }
+    impl Callback for Explosions {
+        fn on_divergence(&mut self, event: &Divergence) {
+            self.count += usize::from(event.explosion.is_some());
+            self.first = self.first.or(event.explosion);
+        }
+    }
+
+    #[test]
+    fn a_finite_explosion_rolls_back_and_lowers_the_learning_rate() {
+        let data = [([0.0, 1.0], [1.0]), ([1.0, 0.0], [1.0]), ([1.0, 1.0], [0.0]), ([0.0, 0.0], [0.0])];
+        let mut t = trainer();
+        let mut snapshot = Net::ZERO;
+        let cfg = FitConfig { epochs: 1, batch_size: 1, shuffle: false, ..FitConfig::default() };
+        let mut events = Explosions::default();
+        // Steps of 1e4: every weight stays finite, the loss jumps by orders of magnitude.
+        let sgd = SgdConfig { lr: Schedule::Constant(1e4) };
+        let r =
+            t.fit_with(&sgd, &Mse::MEAN, &data[..], None::<&Data>, &cfg, Some(&mut snapshot), &mut (), &mut events).unwrap();
+        assert!(r.rollbacks > 0 && events.count == r.rollbacks as usize, "{r:?}");
+        let e = events.first.unwrap();
+        assert!(e.loss.is_finite() && e.loss > 1e3 * e.running_loss, "{e:?}");
+        assert_eq!(r.skipped_steps, 0, "an exploded step is undone, not skipped");
+        assert!(r.last.lr < 1e4);
+        assert!(t.model.params_finite());
+
+        // Without a snapshot the explosion cannot be undone: an error, as for an overflow.
+        let mut t = trainer();
+        let r = t.fit_with(&sgd, &Mse::MEAN, &data[..], None::<&Data>, &cfg, None, &mut (), &mut ());
+        assert!(matches!(r, Err(Error::Diverged)), "{r:?}");
+
+        // The check off: the same run goes on with its exploded loss.
+        let mut t = trainer();
+        let off = FitConfig {
+            guard: DivergenceGuard { explosion_factor: f32::INFINITY, ..DivergenceGuard::default() },
+            ..cfg
+        };
+        let r = t.fit_with(&sgd, &Mse::MEAN, &data[..], None::<&Data>, &off, Some(&mut snapshot), &mut (), &mut ()).unwrap();
+        assert_eq!(r.rollbacks, 0);
+    }
+
+    #[test]
+    fn the_running_loss_starts_from_the_warm_up_mean() {
+        let guard = DivergenceGuard { warmup_steps: 2, ..DivergenceGuard::default() };
+        let mut running = RunningLoss { value: 0.0, seen: 0 };
+        assert!(!running.exploded(&guard, 1.0));
+        assert!(!running.exploded(&guard, 3000.0), "still warming up");
+        assert_eq!(running.value, 1500.5);
+        assert!(!running.exploded(&guard, 1e6));
+        assert!(running.exploded(&guard, 1e9));
+        assert!(!running.exploded(&guard, f32::NAN), "non-finite losses are the other path's");
     }
 
     #[test]
