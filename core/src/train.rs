@@ -484,6 +484,7 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
     ///
     /// # Errors
     /// What the dataset reports (an index out of range, a bad label).
+    #[inline]
     pub fn load_sample<T, D>(&mut self, data: &D, i: usize, target: &mut T) -> Result<(), Error>
     where
         D: Dataset<M::Input, T> + ?Sized,
@@ -493,6 +494,7 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
 
     /// Runs the loaded input forward in inference mode and returns the output. The input came
     /// from a [`Dataset`] that checked it; for input from elsewhere use [`Trainer::predict`].
+    #[inline]
     pub fn infer(&mut self) -> &M::Output {
         self.model.predict(&self.x, &mut self.acts, &mut self.y);
         &self.y
