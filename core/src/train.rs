@@ -637,6 +637,47 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
         U: UnitMonitor,
         C: Callback,
     {
+        let mut state = FitState::new();
+        M::zero_grads(&mut self.grads);
+        if let Some(s) = snapshot.as_deref_mut() {
+            s.copy_params_from(&self.model);
+        }
+        let report = self.fit_from(&mut state, opt_cfg, loss, train, val, cfg, snapshot, monitor, callback, None)?;
+        report.ok_or(Error::InvalidConfig("training paused without a step limit"))
+    }
+
+    /// Trains from `state` (a fresh [`FitState::new`], or one saved in a training checkpoint
+    /// together with the model, the optimizer state and the snapshot) for at most
+    /// `max_steps` optimizer steps. Returns the report when training is over, or `None` when
+    /// it paused after `max_steps` steps: `state`, the model, the optimizer and the snapshot
+    /// then hold everything needed to go on, in this process or after a restart, with the
+    /// same bits as an uninterrupted run. (The dead-unit monitor's count for a paused epoch
+    /// restarts with the resumed part of it; it does not touch the weights.)
+    ///
+    /// # Errors
+    /// As [`Trainer::fit_with`].
+    #[allow(clippy::too_many_lines)] // the epoch loop reads best top to bottom
+    pub fn fit_from<L, D, V, U, C>(
+        &mut self,
+        state: &mut FitState,
+        opt_cfg: &O::Config,
+        loss: &L,
+        train: &D,
+        val: Option<&V>,
+        cfg: &FitConfig,
+        mut snapshot: Option<&mut M>,
+        monitor: &mut U,
+        callback: &mut C,
+        max_steps: Option<u32>,
+    ) -> Result<Option<FitReport>, Error>
+    where
+        L: Loss<M::Output>,
+        L::Target: Zero,
+        D: Dataset<M::Input, L::Target> + ?Sized,
+        V: Dataset<M::Input, L::Target> + ?Sized,
+        U: UnitMonitor,
+        C: Callback,
+    {
         if cfg.batch_size == 0 {
             return Err(Error::InvalidConfig("batch size must be at least 1"));
         }
@@ -646,27 +687,38 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
         if train.is_empty() {
             return Err(Error::Empty);
         }
+        if cfg.epochs == 0 {
+            return Err(Error::InvalidConfig("epochs must be at least 1"));
+        }
         let n = train.len();
         let batches = n.div_ceil(cfg.batch_size);
         let frozen = frozen_prefix::<M>(cfg.freeze);
-        let mut mode = Mode::Train(Rng::new(cfg.seed).fork(0x0D0F));
+        let fresh = *state == FitState::new();
+        let mut mode = Mode::Train(if fresh { Rng::new(cfg.seed).fork(0x0D0F) } else { Rng::from_state(state.rng) });
+        // The learning rate after the rollbacks so far: the same operations as when they happened.
         let mut opt_cfg = *opt_cfg;
-        let mut best_loss = f32::INFINITY;
-        let (mut best_epoch, mut bad_epochs, mut bad_run) = (0, 0, 0);
-        let (mut skipped_total, mut rollbacks) = (0, 0);
-        let mut running = RunningLoss { value: 0.0, seen: 0 };
-        let mut stopped_early = false;
-        let mut last = None;
-        M::zero_grads(&mut self.grads);
-        if let Some(s) = snapshot.as_deref_mut() {
-            s.copy_params_from(&self.model);
+        for _ in 0..state.rollbacks {
+            opt_cfg = O::scale_learning_rate(&opt_cfg, cfg.guard.lr_factor);
         }
+        let mut running = RunningLoss { value: state.running_loss, seen: state.running_seen };
+        let mut last = None;
+        let mut steps = 0u32;
+        let pause = |steps: u32| max_steps.is_some_and(|m| steps >= m);
 
-        for epoch in 1..=cfg.epochs {
+        while !state.over && state.epoch <= cfg.epochs {
+            let epoch = state.epoch;
             let seed = cfg.seed.wrapping_add(u64::from(epoch).wrapping_mul(0x9E37_79B9));
             let order = if cfg.shuffle { Permutation::new(n, seed) } else { Permutation::identity(n) };
-            let (mut loss_sum, mut counted, mut correct, mut skipped) = (0.0f64, 0usize, 0usize, 0u32);
-            for b in 0..batches {
+            while (state.batch as usize) < batches {
+                if pause(steps) {
+                    state.rng = match &mode {
+                        Mode::Train(rng) => rng.state(),
+                        Mode::Infer => state.rng,
+                    };
+                    (state.running_loss, state.running_seen) = (running.value, running.seen);
+                    return Ok(None);
+                }
+                let b = state.batch as usize;
                 let start = b * cfg.batch_size;
                 let end = (start + cfg.batch_size).min(n);
                 let batch = self.run_batch(
@@ -680,9 +732,11 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
                     frozen,
                     monitor,
                 )?;
-                loss_sum += f64::from(batch.loss_sum);
-                counted += batch.counted;
-                correct += batch.correct;
+                steps += 1;
+                state.batch += 1;
+                state.loss_sum += f64::from(batch.loss_sum);
+                state.counted += batch.counted as u32;
+                state.correct += batch.correct as u32;
                 // An update of finite gradients can still overflow a weight, or the loss can
                 // explode while staying finite (the batch's loss shows the last update's effect).
                 let overflowed = batch.applied && !self.model.params_finite();
@@ -692,52 +746,53 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
                     return Err(Error::Diverged);
                 }
                 if batch.applied && !overflowed && !exploded {
-                    bad_run = 0;
+                    state.bad_run = 0;
                 } else {
                     // An exploded step was applied (and is undone below), not skipped.
-                    skipped += u32::from(!exploded);
-                    bad_run += 1;
+                    state.skipped += u32::from(!exploded);
+                    state.bad_run += 1;
                 }
-                if overflowed || exploded || bad_run >= cfg.guard.max_bad_steps.max(1) {
+                if overflowed || exploded || state.bad_run >= cfg.guard.max_bad_steps.max(1) {
                     let restored = self.roll_back(snapshot.as_deref());
                     opt_cfg = O::scale_learning_rate(&opt_cfg, cfg.guard.lr_factor);
-                    rollbacks += 1;
+                    state.rollbacks += 1;
                     callback.on_divergence(&Divergence {
                         epoch,
-                        bad_steps: bad_run,
+                        bad_steps: state.bad_run,
                         restored,
                         new_lr: self.opt.learning_rate(&opt_cfg),
                         explosion: exploded.then_some(Explosion { loss: batch_loss, running_loss: running.value }),
                     });
-                    bad_run = 0;
+                    state.bad_run = 0;
                 }
                 callback.on_batch_end(epoch, b + 1, batches);
             }
-            skipped_total += skipped;
+            state.skipped_total += state.skipped;
             let val_eval = match val {
                 Some(v) => Some(self.evaluate(loss, v)?),
                 None => None,
             };
-            let train_loss = if counted == 0 { f32::NAN } else { (loss_sum / counted as f64) as f32 };
+            let train_loss =
+                if state.counted == 0 { f32::NAN } else { (state.loss_sum / f64::from(state.counted)) as f32 };
             let stats = EpochStats {
                 epoch,
                 train_loss,
-                train_accuracy: correct as f32 / n as f32,
+                train_accuracy: state.correct as f32 / n as f32,
                 val: val_eval,
                 lr: self.opt.learning_rate(&opt_cfg),
-                skipped_steps: skipped,
+                skipped_steps: state.skipped,
                 dead: monitor.end_epoch(),
             };
             last = Some(stats);
             let monitored = val_eval.map_or(stats.train_loss, |e| e.loss);
-            let best_before = best_loss;
-            let improved = monitored < best_loss - cfg.min_delta;
+            let best_before = state.best_loss;
+            let improved = monitored < state.best_loss - cfg.min_delta;
             if improved {
-                best_loss = monitored;
-                best_epoch = epoch;
-                bad_epochs = 0;
+                state.best_loss = monitored;
+                state.best_epoch = epoch;
+                state.bad_epochs = 0;
             } else {
-                bad_epochs += 1;
+                state.bad_epochs += 1;
             }
             // With early stopping the snapshot keeps the best weights, else the latest, unless
             // their validation loss exploded over the best one (in the first epoch: over the
@@ -753,31 +808,110 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
                 s.copy_params_from(&self.model);
             }
             let control = callback.on_epoch_end(&stats);
-            let patience_out = cfg.patience.is_some_and(|p| bad_epochs >= p);
+            let patience_out = cfg.patience.is_some_and(|p| state.bad_epochs >= p);
+            (state.loss_sum, state.counted, state.correct, state.skipped, state.batch) = (0.0, 0, 0, 0, 0);
+            state.epoch += 1;
             if control == Control::Stop || patience_out {
-                stopped_early = epoch < cfg.epochs;
-                break;
+                state.stopped_early = epoch < cfg.epochs;
+                state.over = true;
             }
         }
+        state.over = true;
+        (state.running_loss, state.running_seen) = (running.value, running.seen);
 
         let restored_best = match (cfg.patience, snapshot) {
-            (Some(_), Some(s)) if best_epoch > 0 => {
+            (Some(_), Some(s)) if state.best_epoch > 0 => {
                 self.model.copy_params_from(s);
                 true
             }
             _ => false,
         };
-        let last = last.ok_or(Error::InvalidConfig("epochs must be at least 1"))?;
-        Ok(FitReport {
+        let last = last.ok_or(Error::InvalidConfig("training was already over"))?;
+        Ok(Some(FitReport {
             epochs_run: last.epoch,
-            best_epoch,
-            best_loss,
-            stopped_early,
+            best_epoch: state.best_epoch,
+            best_loss: state.best_loss,
+            stopped_early: state.stopped_early,
             restored_best,
-            skipped_steps: skipped_total,
-            rollbacks,
+            skipped_steps: state.skipped_total,
+            rollbacks: state.rollbacks,
             last,
-        })
+        }))
+    }
+}
+
+/// Where a training run is: everything [`Trainer::fit_from`] keeps between optimizer steps
+/// besides the model, the optimizer state and the snapshot. With those it is a training
+/// checkpoint: saved, then loaded after a power cut or a killed process, training goes on with
+/// the same bits as if it had never stopped.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct FitState {
+    /// The epoch in progress, from 1.
+    pub epoch: u32,
+    /// Batches of it done.
+    pub batch: u32,
+    /// State of the generator that dropout draws from.
+    pub rng: [u32; 4],
+    /// Lowest monitored loss so far.
+    pub best_loss: f32,
+    /// Its epoch (0: none yet).
+    pub best_epoch: u32,
+    /// Epochs since the best one.
+    pub bad_epochs: u32,
+    /// Bad steps in a row.
+    pub bad_run: u32,
+    /// Steps skipped in finished epochs.
+    pub skipped_total: u32,
+    /// Rollbacks of the divergence guard (each scaled the learning rate once).
+    pub rollbacks: u32,
+    /// The guard's running loss.
+    pub running_loss: f32,
+    /// Steps in the running loss.
+    pub running_seen: u32,
+    /// Sum of the epoch's batch losses so far.
+    pub loss_sum: f64,
+    /// Samples with a finite loss in the epoch so far.
+    pub counted: u32,
+    /// Correct samples in the epoch so far.
+    pub correct: u32,
+    /// Steps skipped in the epoch so far.
+    pub skipped: u32,
+    /// Training is over.
+    pub over: bool,
+    /// It ended before its last epoch.
+    pub stopped_early: bool,
+}
+
+impl FitState {
+    /// The state before the first step.
+    #[must_use]
+    pub const fn new() -> Self {
+        FitState {
+            epoch: 1,
+            batch: 0,
+            rng: [0; 4],
+            best_loss: f32::INFINITY,
+            best_epoch: 0,
+            bad_epochs: 0,
+            bad_run: 0,
+            skipped_total: 0,
+            rollbacks: 0,
+            running_loss: 0.0,
+            running_seen: 0,
+            loss_sum: 0.0,
+            counted: 0,
+            correct: 0,
+            skipped: 0,
+            over: false,
+            stopped_early: false,
+        }
+    }
+}
+
+impl Default for FitState {
+    fn default() -> Self {
+        FitState::new()
     }
 }
 
@@ -860,8 +994,9 @@ mod tests {
         let mut events = Explosions::default();
         // Steps of 1e4: every weight stays finite, the loss jumps by orders of magnitude.
         let sgd = SgdConfig { lr: Schedule::Constant(1e4) };
-        let r =
-            t.fit_with(&sgd, &Mse::MEAN, &data[..], None::<&Data>, &cfg, Some(&mut snapshot), &mut (), &mut events).unwrap();
+        let r = t
+            .fit_with(&sgd, &Mse::MEAN, &data[..], None::<&Data>, &cfg, Some(&mut snapshot), &mut (), &mut events)
+            .unwrap();
         assert!(r.rollbacks > 0 && events.count == r.rollbacks as usize, "{r:?}");
         let e = events.first.unwrap();
         assert!(e.loss.is_finite() && e.loss > 1e3 * e.running_loss, "{e:?}");
@@ -880,7 +1015,9 @@ mod tests {
             guard: DivergenceGuard { explosion_factor: f32::INFINITY, ..DivergenceGuard::default() },
             ..cfg
         };
-        let r = t.fit_with(&sgd, &Mse::MEAN, &data[..], None::<&Data>, &off, Some(&mut snapshot), &mut (), &mut ()).unwrap();
+        let r = t
+            .fit_with(&sgd, &Mse::MEAN, &data[..], None::<&Data>, &off, Some(&mut snapshot), &mut (), &mut ())
+            .unwrap();
         assert_eq!(r.rollbacks, 0);
     }
 

@@ -196,6 +196,18 @@ pub struct TrainArgs {
     /// Do not train the first N layers with parameters: they keep the weights they start with.
     #[arg(long, value_name = "N")]
     pub freeze: Option<u32>,
+    /// Write a training checkpoint to this file every --checkpoint-every optimizer steps and at
+    /// the end: `train --resume FILE` with the same options goes on from it, with the same bits
+    /// as a run that never stopped.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+    /// Optimizer steps between training checkpoints.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = parse_count)]
+    pub checkpoint_every: u32,
+    /// Go on from this training checkpoint (written by --checkpoint); give the same options as
+    /// the run that wrote it. New checkpoints go to the same file unless --checkpoint says.
+    #[arg(long, value_name = "FILE")]
+    pub resume: Option<PathBuf>,
     /// Write one CSV row per epoch to this file, rewritten after every epoch: epoch, loss,
     /// accuracy, val_loss, val_accuracy, lr, and one dead_relu_K column per ReLU layer.
     #[arg(long, value_name = "FILE.csv")]
@@ -239,6 +251,9 @@ impl TrainArgs {
         }
         opts.save.clone_from(&self.save);
         opts.weights.clone_from(&self.weights);
+        opts.checkpoint = self.checkpoint.clone().or_else(|| self.resume.clone());
+        opts.checkpoint_every = self.checkpoint_every;
+        opts.resume.clone_from(&self.resume);
         opts.fit.freeze = self.freeze.unwrap_or(0);
         opts.log.clone_from(&self.log);
         opts.validation_split = self.validation_split.or(self.patience.map(|_| DEFAULT_VALIDATION_SPLIT));
@@ -366,8 +381,11 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
             let opts = args.options()?;
             let mut inputs = crate::datasets::input_files(crate::run::dataset_kind(args.model), &opts.data_dir);
             inputs.extend(opts.weights.iter().cloned());
+            // A run that resumes from a checkpoint may write the next ones over it.
+            inputs.extend(opts.resume.iter().filter(|r| Some(*r) != opts.checkpoint.as_ref()).cloned());
             let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
-            let outputs: Vec<&Path> = opts.save.iter().chain(&opts.log).map(PathBuf::as_path).collect();
+            let outputs: Vec<&Path> =
+                opts.save.iter().chain(&opts.log).chain(&opts.checkpoint).map(PathBuf::as_path).collect();
             atomic::check_outputs(&outputs, &inputs)?;
             args.model.train(&opts, out)?;
         }

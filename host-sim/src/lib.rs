@@ -14,13 +14,14 @@
 //! - [`split`]: validation data held out of the training data, as Keras does it.
 //! - [`csvlog`]: the per-epoch CSV log of `train --log`.
 //! - [`predict`]: per-sample predictions and outputs, as text or JSON lines.
+//! - [`resume`]: training checkpoints that a killed run goes on from, bit for bit.
 //! - [`atomic`]: output files checked before any work and written whole or not at all.
 //! - [`cli`]: the `tinytrain-sim` command line.
 //! - [`spec`], [`text`]: what the work modules know of a model, and small text helpers.
 //!
 //! Modules form layers with arrows pointing one way: leaves that know nothing of the registry
 //! (`idx`, `datasets`, `flash`, `board`, `interop`, `optimizers`, `spec`, `text`, `split`,
-//! `csvlog`, `atomic`), then the work
+//! `csvlog`, `atomic`, `resume`), then the work
 //! (`run`, `predict`, `tasks`, `qemu`, taking a [`spec::ModelSpec`]), then [`models`] (the
 //! registry) and [`cli`] on top.
 //!
@@ -44,6 +45,7 @@ pub mod models;
 pub mod optimizers;
 pub mod predict;
 pub mod qemu;
+pub mod resume;
 pub mod run;
 pub mod spec;
 pub mod split;

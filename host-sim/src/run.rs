@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tinytrain::checkpoint;
 use tinytrain::loss::Loss;
 use tinytrain::prelude::*;
-use tinytrain::train::{Divergence, UnitMonitor};
+use tinytrain::train::{Divergence, FitState, UnitMonitor};
 
 use crate::csvlog::CsvLog;
 use crate::optimizers::OptimizerConfig;
@@ -37,6 +37,13 @@ pub struct TrainOptions {
     pub save: Option<PathBuf>,
     /// Weights to start from instead of initialising (fine-tuning).
     pub weights: Option<PathBuf>,
+    /// Write a training checkpoint ([`crate::resume`]) to this file every `checkpoint_every`
+    /// optimizer steps and at the end.
+    pub checkpoint: Option<PathBuf>,
+    /// Optimizer steps between training checkpoints.
+    pub checkpoint_every: u32,
+    /// Go on from this training checkpoint.
+    pub resume: Option<PathBuf>,
     /// Hold out this last fraction of the training data for validation (Keras
     /// `validation_split`); without it the test set is the validation set, as in the baselines.
     pub validation_split: Option<f32>,
@@ -60,6 +67,9 @@ impl TrainOptions {
             data_dir: crate::datasets::default_dir_for(dataset_kind(model)),
             save: None,
             weights: None,
+            checkpoint: None,
+            checkpoint_every: 100,
+            resume: None,
             validation_split: None,
             log: None,
             log_every: d.log_every,
@@ -365,7 +375,18 @@ where
         csv_error: None,
     };
     let start = Instant::now();
-    let report = trainer.fit_with(cfg, loss, &fit_data, Some(&val), f, Some(&mut *snapshot), monitor, &mut progress);
+    let report = fit_resumable(
+        &mut trainer,
+        &mut snapshot,
+        &mut initial,
+        opts,
+        cfg,
+        loss,
+        &fit_data,
+        &val,
+        monitor,
+        &mut progress,
+    );
     let wall = start.elapsed().as_secs_f64();
     if let Some(bar) = progress.bar.take() {
         bar.finish_and_clear();
@@ -421,6 +442,82 @@ where
         );
     }
     Ok(TrainOutcome { report, test: test_eval, train_seconds: train_time, samples_per_second, wall_seconds: wall })
+}
+
+/// Trains from the start, or from the training checkpoint `opts.resume`, writing checkpoints
+/// to `opts.checkpoint` every `opts.checkpoint_every` steps and at the end.
+///
+/// # Errors
+/// An unreadable or foreign checkpoint, a checkpoint that cannot be written, or what training
+/// reports.
+fn fit_resumable<M, O, L, D, V, U>(
+    trainer: &mut Trainer<M, O>,
+    snapshot: &mut M,
+    initial: &mut M,
+    opts: &TrainOptions,
+    cfg: &O::Config,
+    loss: &L,
+    fit_data: &D,
+    val: &V,
+    monitor: &mut U,
+    progress: &mut Progress<'_>,
+) -> Result<FitReport>
+where
+    M: Layer,
+    O: Optimizer,
+    L: Loss<M::Output>,
+    L::Target: Zero,
+    D: Dataset<M::Input, L::Target> + ?Sized,
+    V: Dataset<M::Input, L::Target> + ?Sized,
+    U: UnitMonitor,
+{
+    let settings = settings_hash(opts);
+    let mut state = FitState::new();
+    if let Some(path) = &opts.resume {
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        crate::resume::read(&bytes, settings, trainer, snapshot, initial, &mut state)
+            .with_context(|| format!("cannot resume from {}", path.display()))?;
+        writeln!(progress.out, "resuming from {} at epoch {}, batch {}", path.display(), state.epoch, state.batch + 1)?;
+    } else {
+        snapshot.copy_params_from(&trainer.model);
+    }
+    let every = opts.checkpoint.as_ref().map(|_| opts.checkpoint_every.max(1));
+    loop {
+        let step = trainer.fit_from(
+            &mut state,
+            cfg,
+            loss,
+            fit_data,
+            Some(val),
+            &opts.fit,
+            Some(&mut *snapshot),
+            monitor,
+            progress,
+            every,
+        )?;
+        if let Some(path) = &opts.checkpoint {
+            let c = crate::resume::Checkpoint { trainer, snapshot, initial, state: &state };
+            crate::atomic::write_atomic(path, &crate::resume::write(&c, settings))?;
+        }
+        if let Some(report) = step {
+            return Ok(report);
+        }
+    }
+}
+
+/// A hash of the settings that decide a run's bits, so that a training checkpoint resumes only
+/// the run it was written by.
+fn settings_hash(opts: &TrainOptions) -> u32 {
+    let text = format!(
+        "{:?}|{:?}|{:?}|{:?}|{}|{:?}",
+        opts.optimizer,
+        opts.fit,
+        opts.init,
+        opts.validation_split,
+        opts.data_dir.display(),
+        opts.weights
+    );
+    checkpoint::CRC32.checksum(text.as_bytes())
 }
 
 /// The line that says what `--freeze layers` freezes in network `M`.

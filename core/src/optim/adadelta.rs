@@ -94,6 +94,20 @@ impl<const N: usize> Optimizer for Adadelta<N> {
         self.t = self.t.saturating_add(1);
     }
 
+    fn set_steps(&mut self, steps: u32) {
+        self.t = steps;
+    }
+
+    fn visit_state(&self, f: &mut impl FnMut(&[f32])) {
+        f(&self.sq_grad);
+        f(&self.sq_delta);
+    }
+
+    fn visit_state_mut(&mut self, f: &mut impl FnMut(&mut [f32])) {
+        f(&mut self.sq_grad);
+        f(&mut self.sq_delta);
+    }
+
     fn steps(&self) -> u32 {
         self.t
     }

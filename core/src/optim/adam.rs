@@ -105,6 +105,20 @@ impl<const N: usize> Optimizer for Adam<N> {
         self.t = t1;
     }
 
+    fn set_steps(&mut self, steps: u32) {
+        self.t = steps;
+    }
+
+    fn visit_state(&self, f: &mut impl FnMut(&[f32])) {
+        f(&self.m);
+        f(&self.v);
+    }
+
+    fn visit_state_mut(&mut self, f: &mut impl FnMut(&mut [f32])) {
+        f(&mut self.m);
+        f(&mut self.v);
+    }
+
     fn steps(&self) -> u32 {
         self.t
     }

@@ -58,6 +58,15 @@ pub trait Optimizer: Sized {
     /// Updates done so far.
     fn steps(&self) -> u32;
 
+    /// Sets the update counter (when resuming from a training checkpoint).
+    fn set_steps(&mut self, steps: u32);
+
+    /// Visits the per-parameter state arrays in a fixed order (for training checkpoints).
+    fn visit_state(&self, f: &mut impl FnMut(&[f32]));
+
+    /// Visits the per-parameter state arrays mutably, in the same order.
+    fn visit_state_mut(&mut self, f: &mut impl FnMut(&mut [f32]));
+
     /// The learning rate the next update will use.
     fn learning_rate(&self, cfg: &Self::Config) -> f32;
 

@@ -85,6 +85,18 @@ impl<const N: usize> Optimizer for RmsProp<N> {
         self.t = self.t.saturating_add(1);
     }
 
+    fn set_steps(&mut self, steps: u32) {
+        self.t = steps;
+    }
+
+    fn visit_state(&self, f: &mut impl FnMut(&[f32])) {
+        f(&self.v);
+    }
+
+    fn visit_state_mut(&mut self, f: &mut impl FnMut(&mut [f32])) {
+        f(&mut self.v);
+    }
+
     fn steps(&self) -> u32 {
         self.t
     }

@@ -49,6 +49,14 @@ impl Optimizer for Sgd {
         self.t = self.t.saturating_add(1);
     }
 
+    fn set_steps(&mut self, steps: u32) {
+        self.t = steps;
+    }
+
+    fn visit_state(&self, _f: &mut impl FnMut(&[f32])) {}
+
+    fn visit_state_mut(&mut self, _f: &mut impl FnMut(&mut [f32])) {}
+
     fn steps(&self) -> u32 {
         self.t
     }
@@ -138,6 +146,18 @@ impl<const N: usize> Optimizer for Momentum<N> {
             }
         });
         self.t = self.t.saturating_add(1);
+    }
+
+    fn set_steps(&mut self, steps: u32) {
+        self.t = steps;
+    }
+
+    fn visit_state(&self, f: &mut impl FnMut(&[f32])) {
+        f(&self.velocity);
+    }
+
+    fn visit_state_mut(&mut self, f: &mut impl FnMut(&mut [f32])) {
+        f(&mut self.velocity);
     }
 
     fn steps(&self) -> u32 {
