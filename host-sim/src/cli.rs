@@ -196,6 +196,10 @@ pub struct TrainArgs {
     /// Do not train the first N layers with parameters: they keep the weights they start with.
     #[arg(long, value_name = "N")]
     pub freeze: Option<u32>,
+    /// Draw training and validation loss and accuracy per epoch into this SVG file, the
+    /// early-stopping epoch marked.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
     /// Write a training checkpoint to this file every --checkpoint-every optimizer steps and at
     /// the end: `train --resume FILE` with the same options goes on from it, with the same bits
     /// as a run that never stopped.
@@ -253,6 +257,7 @@ impl TrainArgs {
         opts.weights.clone_from(&self.weights);
         opts.checkpoint = self.checkpoint.clone().or_else(|| self.resume.clone());
         opts.checkpoint_every = self.checkpoint_every;
+        opts.plot.clone_from(&self.plot);
         opts.resume.clone_from(&self.resume);
         opts.fit.freeze = self.freeze.unwrap_or(0);
         opts.log.clone_from(&self.log);
@@ -384,8 +389,14 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
             // A run that resumes from a checkpoint may write the next ones over it.
             inputs.extend(opts.resume.iter().filter(|r| Some(*r) != opts.checkpoint.as_ref()).cloned());
             let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
-            let outputs: Vec<&Path> =
-                opts.save.iter().chain(&opts.log).chain(&opts.checkpoint).map(PathBuf::as_path).collect();
+            let outputs: Vec<&Path> = opts
+                .save
+                .iter()
+                .chain(&opts.log)
+                .chain(&opts.checkpoint)
+                .chain(&opts.plot)
+                .map(PathBuf::as_path)
+                .collect();
             atomic::check_outputs(&outputs, &inputs)?;
             args.model.train(&opts, out)?;
         }

@@ -14,6 +14,7 @@
 //! - [`split`]: validation data held out of the training data, as Keras does it.
 //! - [`csvlog`]: the per-epoch CSV log of `train --log`.
 //! - [`predict`]: per-sample predictions and outputs, as text or JSON lines.
+//! - [`plot`]: training curves (`train --plot FILE.svg`).
 //! - [`resume`]: training checkpoints that a killed run goes on from, bit for bit.
 //! - [`atomic`]: output files checked before any work and written whole or not at all.
 //! - [`cli`]: the `tinytrain-sim` command line.
@@ -21,7 +22,7 @@
 //!
 //! Modules form layers with arrows pointing one way: leaves that know nothing of the registry
 //! (`idx`, `datasets`, `flash`, `board`, `interop`, `optimizers`, `spec`, `text`, `split`,
-//! `csvlog`, `atomic`, `resume`), then the work
+//! `csvlog`, `atomic`, `resume`, `plot`), then the work
 //! (`run`, `predict`, `tasks`, `qemu`, taking a [`spec::ModelSpec`]), then [`models`] (the
 //! registry) and [`cli`] on top.
 //!
@@ -43,6 +44,7 @@ pub mod idx;
 pub mod interop;
 pub mod models;
 pub mod optimizers;
+pub mod plot;
 pub mod predict;
 pub mod qemu;
 pub mod resume;

@@ -37,6 +37,8 @@ pub struct TrainOptions {
     pub save: Option<PathBuf>,
     /// Weights to start from instead of initialising (fine-tuning).
     pub weights: Option<PathBuf>,
+    /// Draw the training curves into this SVG file ([`crate::plot`]).
+    pub plot: Option<PathBuf>,
     /// Write a training checkpoint ([`crate::resume`]) to this file every `checkpoint_every`
     /// optimizer steps and at the end.
     pub checkpoint: Option<PathBuf>,
@@ -67,6 +69,7 @@ impl TrainOptions {
             data_dir: crate::datasets::default_dir_for(dataset_kind(model)),
             save: None,
             weights: None,
+            plot: None,
             checkpoint: None,
             checkpoint_every: 100,
             resume: None,
@@ -167,6 +170,8 @@ struct Progress<'a> {
     train_time: Duration,
     events: Vec<String>,
     csv: Option<CsvLog>,
+    /// Every epoch's figures, for `--plot`.
+    history: Vec<EpochStats>,
     csv_error: Option<anyhow::Error>,
 }
 
@@ -243,6 +248,7 @@ impl Callback for Progress<'_> {
             self.csv_error = Some(e);
             return Control::Stop;
         }
+        self.history.push(*stats);
         self.epoch_start = Instant::now();
         Control::Continue
     }
@@ -372,6 +378,7 @@ where
         train_time: Duration::ZERO,
         events: Vec::new(),
         csv: opts.log.clone().map(CsvLog::new),
+        history: Vec::new(),
         csv_error: None,
     };
     let start = Instant::now();
@@ -399,6 +406,12 @@ where
     }
     let train_time = progress.train_time.as_secs_f64();
     let report = report.context("training failed")?;
+    if let Some(path) = &opts.plot {
+        let best = report.restored_best.then_some(report.best_epoch);
+        let svg = crate::plot::svg(model.name, &progress.history, best)?;
+        crate::atomic::write_atomic(path, svg.as_bytes())?;
+        writeln!(out, "plotted the training curves to {}", path.display())?;
+    }
 
     if report.stopped_early {
         writeln!(out, "early stopping after epoch {}", report.epochs_run)?;
