@@ -20,6 +20,9 @@ use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 use tinytrain::train::EpochStats;
 
+/// Picks the training and the validation value of one curve from an epoch's figures.
+type Pick = fn(&EpochStats) -> (f32, Option<f32>);
+
 /// The figure: loss on the left, accuracy on the right, training in blue, validation in red,
 /// and a dashed line at `best` (the epoch early stopping restored).
 ///
@@ -39,7 +42,7 @@ pub fn svg(title: &str, epochs: &[EpochStats], best: Option<u32>) -> Result<Stri
             epochs.iter().flat_map(|e| [finite(e.train_loss), e.val.and_then(|v| finite(v.loss))]).flatten().collect();
         let top = losses.iter().copied().fold(0.0f64, f64::max).max(1e-6) * 1.05;
         let x_range = f64::from(first)..f64::from(last).max(f64::from(first) + 1.0);
-        let panels: [(&DrawingArea<_, _>, &str, f64, fn(&EpochStats) -> (f32, Option<f32>)); 2] = [
+        let panels: [(&DrawingArea<_, _>, &str, f64, Pick); 2] = [
             (&left, "loss", top, |e| (e.train_loss, e.val.map(|v| v.loss))),
             (&right, "accuracy", 1.0, |e| (e.train_accuracy, e.val.map(|v| v.accuracy))),
         ];

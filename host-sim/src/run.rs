@@ -405,27 +405,13 @@ where
         return Err(e);
     }
     let train_time = progress.train_time.as_secs_f64();
+    let history = std::mem::take(&mut progress.history);
     let report = report.context("training failed")?;
     if let Some(path) = &opts.plot {
-        let best = report.restored_best.then_some(report.best_epoch);
-        let svg = crate::plot::svg(model.name, &progress.history, best)?;
-        crate::atomic::write_atomic(path, svg.as_bytes())?;
-        writeln!(out, "plotted the training curves to {}", path.display())?;
+        plot(model.name, path, &history, &report, out)?;
     }
 
-    if report.stopped_early {
-        writeln!(out, "early stopping after epoch {}", report.epochs_run)?;
-    }
-    if report.restored_best {
-        writeln!(out, "restored the weights of epoch {} (val_loss {:.4})", report.best_epoch, report.best_loss)?;
-    }
-    if report.skipped_steps > 0 || report.rollbacks > 0 {
-        writeln!(
-            out,
-            "{} steps skipped because of a non-finite loss, gradient or update; {} rollbacks",
-            report.skipped_steps, report.rollbacks
-        )?;
-    }
+    report_lines(&report, out)?;
     let samples = report.epochs_run as usize * at;
     let samples_per_second = if train_time > 0.0 { samples as f64 / train_time } else { f64::INFINITY };
     writeln!(
@@ -516,6 +502,42 @@ where
             return Ok(report);
         }
     }
+}
+
+/// The lines about how training ended: early stopping, restored weights, skipped steps.
+fn report_lines(report: &FitReport, out: &mut dyn Write) -> Result<()> {
+    if report.stopped_early {
+        writeln!(out, "early stopping after epoch {}", report.epochs_run)?;
+    }
+    if report.restored_best {
+        writeln!(out, "restored the weights of epoch {} (val_loss {:.4})", report.best_epoch, report.best_loss)?;
+    }
+    if report.skipped_steps > 0 || report.rollbacks > 0 {
+        writeln!(
+            out,
+            "{} steps skipped because of a non-finite loss, gradient or update; {} rollbacks",
+            report.skipped_steps, report.rollbacks
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes the training curves of `history` to `path`, the restored epoch marked.
+///
+/// # Errors
+/// No epoch to draw, or a file that cannot be written.
+fn plot(
+    name: &str,
+    path: &std::path::Path,
+    history: &[EpochStats],
+    report: &FitReport,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let best = report.restored_best.then_some(report.best_epoch);
+    let svg = crate::plot::svg(name, history, best)?;
+    crate::atomic::write_atomic(path, svg.as_bytes())?;
+    writeln!(out, "plotted the training curves to {}", path.display())?;
+    Ok(())
 }
 
 /// A hash of the settings that decide a run's bits, so that a training checkpoint resumes only
