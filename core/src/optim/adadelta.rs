@@ -29,7 +29,7 @@
 
 use super::{Optimizer, Schedule, for_each_with_state};
 use crate::layer::Layer;
-use crate::math::sqrt;
+use crate::math::{flush_subnormal, sqrt};
 
 /// Hyper-parameters of [`Adadelta`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -85,9 +85,9 @@ impl<const N: usize> Optimizer for Adadelta<N> {
         let (rho, eps) = (cfg.rho, cfg.eps);
         for_each_with_state(model, grads, &mut self.sq_grad, &mut self.sq_delta, &mut |p, g, a, b| {
             for (((pi, &gi), ai), bi) in p.iter_mut().zip(g).zip(a.iter_mut()).zip(b.iter_mut()) {
-                *ai = rho * *ai + (1.0 - rho) * (gi * gi);
+                *ai = flush_subnormal(rho * *ai + (1.0 - rho) * (gi * gi));
                 let delta = sqrt((*bi + eps) / (*ai + eps)) * gi;
-                *bi = rho * *bi + (1.0 - rho) * (delta * delta);
+                *bi = flush_subnormal(rho * *bi + (1.0 - rho) * (delta * delta));
                 *pi -= lr * delta;
             }
         });
@@ -111,6 +111,7 @@ impl<const N: usize> Optimizer for Adadelta<N> {
 mod tests {
     use super::*;
     use crate::layers::Dense;
+    use crate::optim::subnormal_check::assert_state_never_subnormal;
 
     /// Keras 3's Adadelta in f64: `√(b + eps) / √(a + eps)` with two square roots.
     fn reference(grads: &[f64], rho: f64, eps: f64, lr: f64) -> f64 {
@@ -123,6 +124,13 @@ mod tests {
             p -= lr * delta;
         }
         p
+    }
+
+    #[test]
+    fn accumulators_never_go_subnormal() {
+        for cfg in [AdadeltaConfig::default(), AdadeltaConfig::torch()] {
+            assert_state_never_subnormal::<Adadelta<10>>(&cfg, 20_000, |o| [&o.sq_grad, &o.sq_delta]);
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use super::{Optimizer, Schedule};
 use crate::layer::Layer;
-use crate::math::sqrt;
+use crate::math::{flush_subnormal, sqrt};
 
 /// Where epsilon goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -74,7 +74,7 @@ impl<const N: usize> Optimizer for RmsProp<N> {
             let Some(v) = state.get_mut(off..end) else { return };
             off = end;
             for ((pi, &gi), vi) in p.iter_mut().zip(g).zip(v.iter_mut()) {
-                *vi = rho * *vi + (1.0 - rho) * (gi * gi);
+                *vi = flush_subnormal(rho * *vi + (1.0 - rho) * (gi * gi));
                 let denom = match cfg.form {
                     RmsPropForm::Torch => sqrt(*vi) + eps,
                     RmsPropForm::Keras => sqrt(*vi + eps),
@@ -95,5 +95,18 @@ impl<const N: usize> Optimizer for RmsProp<N> {
 
     fn scale_learning_rate(cfg: &RmsPropConfig, factor: f32) -> RmsPropConfig {
         RmsPropConfig { lr: cfg.lr.scaled(factor), ..*cfg }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::subnormal_check::assert_state_never_subnormal;
+
+    #[test]
+    fn mean_square_never_goes_subnormal() {
+        for cfg in [RmsPropConfig::default(), RmsPropConfig::keras()] {
+            assert_state_never_subnormal::<RmsProp<10>>(&cfg, 20_000, |o| [&o.v, &[]]);
+        }
     }
 }

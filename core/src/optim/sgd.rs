@@ -11,6 +11,7 @@
 
 use super::{Optimizer, Schedule};
 use crate::layer::Layer;
+use crate::math::flush_subnormal;
 
 /// Hyper-parameters of plain [`Sgd`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -120,19 +121,19 @@ impl<const N: usize> Optimizer for Momentum<N> {
             let it = p.iter_mut().zip(g).zip(v.iter_mut());
             match (cfg.form, cfg.nesterov) {
                 (MomentumForm::Torch, false) => it.for_each(|((pi, &gi), vi)| {
-                    *vi = mu * *vi + gi;
+                    *vi = flush_subnormal(mu * *vi + gi);
                     *pi -= lr * *vi;
                 }),
                 (MomentumForm::Torch, true) => it.for_each(|((pi, &gi), vi)| {
-                    *vi = mu * *vi + gi;
+                    *vi = flush_subnormal(mu * *vi + gi);
                     *pi -= lr * (gi + mu * *vi);
                 }),
                 (MomentumForm::Keras, false) => it.for_each(|((pi, &gi), vi)| {
-                    *vi = mu * *vi - lr * gi;
+                    *vi = flush_subnormal(mu * *vi - lr * gi);
                     *pi += *vi;
                 }),
                 (MomentumForm::Keras, true) => it.for_each(|((pi, &gi), vi)| {
-                    *vi = mu * *vi - lr * gi;
+                    *vi = flush_subnormal(mu * *vi - lr * gi);
                     *pi += mu * *vi - lr * gi;
                 }),
             }
@@ -150,5 +151,21 @@ impl<const N: usize> Optimizer for Momentum<N> {
 
     fn scale_learning_rate(cfg: &MomentumConfig, factor: f32) -> MomentumConfig {
         MomentumConfig { lr: cfg.lr.scaled(factor), ..*cfg }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::subnormal_check::assert_state_never_subnormal;
+
+    #[test]
+    fn velocity_never_goes_subnormal() {
+        for form in [MomentumForm::Torch, MomentumForm::Keras] {
+            for nesterov in [false, true] {
+                let cfg = MomentumConfig { nesterov, form, ..MomentumConfig::default() };
+                assert_state_never_subnormal::<Momentum<10>>(&cfg, 20_000, |o| [&o.velocity, &[]]);
+            }
+        }
     }
 }
