@@ -143,7 +143,11 @@ pub fn floor(x: f32) -> f32 {
 #[inline]
 #[must_use]
 pub fn flush_subnormal(x: f32) -> f32 {
-    if x.abs() < f32::MIN_POSITIVE { 0.0 } else { x }
+    // Exponent field zero: subnormal or zero. On the bits, not with a float compare: on a
+    // Cortex-M4 a float compare needs `vabs`, `vcmp` and `vmrs` before the select, and the
+    // square root of `v` moves its bits through a core register anyway.
+    let bits = x.to_bits();
+    f32::from_bits(if bits & 0x7f80_0000 == 0 { 0 } else { bits })
 }
 
 /// Natural logarithm, clamped below at -100 like PyTorch's `binary_cross_entropy`.
