@@ -1,7 +1,8 @@
 //! `digits-mlp` at batch 1 over many Adam steps: throughput per window of steps, the time of
 //! forward + backward and of the update, the steps whose loss gradient held a subnormal, and a
-//! census of subnormal values (parameters, one sample's gradients, logits, loss gradient, activations,
-//! optimizer state) at the end of each window (1,000 steps up to 10,000, then 10,000).
+//! census of subnormal values (parameters, one sample's gradients, logits, loss gradient,
+//! activations, optimizer state) at the end of each window (1,000 steps up to 10,000, then
+//! 10,000). The optimizer state is read through its `Debug` output.
 //!
 //! `cargo run --release -p tinytrain-benches --example digits_steady [STEPS]`
 #![allow(missing_docs, clippy::unwrap_used)]
