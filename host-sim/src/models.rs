@@ -7,6 +7,7 @@
 //! | `digits-mlp` | [`zoo::DigitsMlp`], 64-32-10 ReLU | digits 1437/360 | Adam lr 1e-3, batch 32, 30 epochs, cross-entropy, PyTorch init |
 //! | `mnist-mlp` | [`zoo::MnistMlp`], 784-128-10 ReLU | MNIST 8000/2000 | SGD lr 0.05 momentum 0.9 (PyTorch form), batch 32, 10 epochs, PyTorch init |
 //! | `digits-bn-mlp` | [`zoo::DigitsBnMlp`], 64-32-10, BatchNorm1d, ReLU | digits 1437/360 | Adam lr 1e-3, batch 32, 30 epochs, PyTorch init; statistics frozen (import them from PyTorch) |
+//! | `waves-cnn1d` | [`zoo::WavesCnn1d`], three 1-D convolutions, global average, dense 10 | waves 2000/1000 | Adam lr 3e-3, batch 32, 80 epochs, PyTorch init (`baselines/waves.py`: median 0.7860 over 5 seeds) |
 //! | `mnist-bn-cnn` | [`zoo::MnistBnCnn`], conv 8 s2, BatchNorm2d, ReLU, max-pool, dense 10 | MNIST 8000/2000 | Adam lr 2e-3, batch 32, 5 epochs, PyTorch init; statistics frozen |
 //!
 //! # Adding a model
@@ -324,6 +325,22 @@ pub static MODELS: &[Model] = &[
             epochs: 5,
             init: Init::TorchDefault,
             log_every: 1,
+        },
+    },
+    model! {
+        name: "waves-cnn1d",
+        net: zoo::WavesCnn1d,
+        task: classify,
+        data: Data::Images(DatasetKind::Waves),
+        about: "1-D CNN on the synthesised waves time series: conv1d 8, 16, 16, global average, dense 10 (PyTorch: 0.7860)",
+        defaults: Defaults {
+            optimizer: OptimizerKind::Adam,
+            lr: 3e-3,
+            momentum: 0.9,
+            batch_size: 32,
+            epochs: 80,
+            init: Init::TorchDefault,
+            log_every: 10,
         },
     },
 ];

@@ -25,7 +25,9 @@ fn max_err(what: &str, a: &[f32], b: &[f32]) -> f32 {
     e
 }
 
-/// Layer `L` with every tensor the case names, by the layer's own tensor names.
+/// Layer `L` with every tensor the case names, by the layer's own tensor names (boxed, as
+/// `run_case` takes it).
+#[allow(clippy::unnecessary_box_returns)]
 fn load<L: Layer>(c: &Node<'_>) -> Box<L> {
     let mut layer = Box::new(L::ZERO);
     layer.visit_mut(&mut |d, slot| {
