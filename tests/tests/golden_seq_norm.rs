@@ -229,3 +229,52 @@ fn batchnorm_refresh_matches_update_bn() {
     assert_close("update_bn 2d running_mean", &bn.running_mean, &m, Tol::LAYER);
     assert_close("update_bn 2d running_var", &bn.running_var, &v, Tol::LAYER);
 }
+
+type FoldMlp = tinytrain::sequential![Dense<6, 5>, BatchNorm1d<5>];
+type FoldCnn = tinytrain::sequential![Conv2d<2, 3, 3, 1, 1, 5, 5, 5, 5>, BatchNorm2d<3, 5, 5>];
+
+/// Folding a BatchNorm into the layer before it changes the outputs by rounding only.
+#[test]
+fn batchnorm_folds_into_the_layer_before_it() {
+    use tinytrain_tests::gradcheck::random_tensor;
+    let mut rng = Rng::new(3);
+    let random_bn = |rng: &mut Rng, mean: &mut [f32], var: &mut [f32], gamma: &mut [f32], beta: &mut [f32]| {
+        for i in 0..mean.len() {
+            (mean[i], var[i]) = (rng.uniform(-1.0, 1.0), rng.uniform(0.01, 3.0));
+            (gamma[i], beta[i]) = (rng.uniform(0.5, 1.5), rng.uniform(-0.5, 0.5));
+        }
+    };
+
+    let mut net = FoldMlp::ZERO;
+    net.init_with(Init::TorchDefault, &mut rng);
+    let bn = &mut net.b;
+    random_bn(&mut rng, &mut bn.running_mean, &mut bn.running_var, &mut bn.weight, &mut bn.bias);
+    let mut folded = net.a.clone();
+    net.b.fold_into(&mut folded);
+    let mut worst = 0.0f32;
+    for _ in 0..20 {
+        let x: [f32; 6] = random_tensor(&mut rng, 2.0, 0.0);
+        let (mut y, mut z) = ([0.0; 5], [0.0; 5]);
+        let mut acts = <FoldMlp as Layer>::Acts::ZERO;
+        net.predict(&x, &mut acts, &mut y);
+        folded.predict(&x, &mut (), &mut z);
+        worst = worst.max(max_err("fold dense", &y, &z));
+    }
+    assert!(worst <= 1e-5, "dense + BatchNorm1d folded: {worst}");
+
+    let mut net = FoldCnn::ZERO;
+    net.init_with(Init::TorchDefault, &mut rng);
+    let bn = &mut net.b;
+    random_bn(&mut rng, &mut bn.running_mean, &mut bn.running_var, &mut bn.weight, &mut bn.bias);
+    let mut folded = net.a.clone();
+    net.b.fold_into(&mut folded);
+    for _ in 0..20 {
+        let x: [[[f32; 5]; 5]; 2] = random_tensor(&mut rng, 2.0, 0.0);
+        let (mut y, mut z) = ([[[0.0; 5]; 5]; 3], [[[0.0; 5]; 5]; 3]);
+        let mut acts = <FoldCnn as Layer>::Acts::ZERO;
+        net.predict(&x, &mut acts, &mut y);
+        folded.predict(&x, &mut (), &mut z);
+        worst = worst.max(max_err("fold conv", y.flat(), z.flat()));
+    }
+    assert!(worst <= 1e-5, "conv + BatchNorm2d folded: {worst}");
+}

@@ -17,6 +17,9 @@
 //! [`BatchNorm2d::refresh_stats`], which sets them as `torch.optim.swa_utils.update_bn` does
 //! (see [`BnStats`]).
 //!
+//! For inference, [`BatchNorm1d::fold_into`] and [`BatchNorm2d::fold_into`] fold the
+//! normalisation into the dense layer or convolution before it.
+//!
 //! # Tensors
 //! `weight` (gamma, Keras `gamma`) and `bias` (beta, Keras `beta`) are trained;
 //! `running_mean` and `running_var` are buffers ([`Role::Buffer`]): saved with the weights,
@@ -49,6 +52,7 @@
 
 use crate::error::Error;
 use crate::layer::{Layer, LayerInfo, Mode, UnitKind};
+use crate::layers::{Conv2d, Dense};
 use crate::math::sqrt;
 use crate::params::{Leaf, Role, TensorDesc};
 
@@ -276,6 +280,42 @@ impl<const C: usize, const H: usize, const W: usize> BatchNorm2d<C, H, W> {
     }
 
     bn_common!();
+}
+
+impl<const C: usize> BatchNorm1d<C> {
+    /// Folds this normalisation into the dense layer before it, for inference: afterwards
+    /// `dense` alone computes what `dense` then `self` computed (to rounding), and the
+    /// normalisation can be dropped from the network. Row `c` of the weight is scaled by
+    /// `gamma_c / sqrt(var_c + eps)`, and the bias becomes `scale_c · (b_c − mean_c) + beta_c`.
+    pub fn fold_into<const I: usize>(&self, dense: &mut Dense<I, C>) {
+        let scale = self.scales();
+        for c in 0..C {
+            dense.weight[c].iter_mut().for_each(|w| *w *= scale[c]);
+            dense.bias[c] = (dense.bias[c] - self.running_mean[c]) * scale[c] + self.bias[c];
+        }
+    }
+}
+
+impl<const C: usize, const H: usize, const W: usize> BatchNorm2d<C, H, W> {
+    /// Folds this normalisation into the convolution before it, for inference (see
+    /// [`BatchNorm1d::fold_into`]): filter `c` is scaled by `gamma_c / sqrt(var_c + eps)`.
+    pub fn fold_into<
+        const CI: usize,
+        const K: usize,
+        const S: usize,
+        const P: usize,
+        const HI: usize,
+        const WI: usize,
+    >(
+        &self,
+        conv: &mut Conv2d<CI, C, K, S, P, HI, WI, H, W>,
+    ) {
+        let scale = self.scales();
+        for c in 0..C {
+            conv.weight[c].as_flattened_mut().as_flattened_mut().iter_mut().for_each(|w| *w *= scale[c]);
+            conv.bias[c] = (conv.bias[c] - self.running_mean[c]) * scale[c] + self.bias[c];
+        }
+    }
 }
 
 impl<const C: usize> Layer for BatchNorm1d<C> {
