@@ -946,7 +946,8 @@ BN_EPS = 1e-5
 
 def batchnorm_cases():
     cases = {}
-    for name, shape, seed in (("bn1d_4_batch3", (3, 4), 1301), ("bn2d_3x4x5_batch2", (2, 3, 4, 5), 1302)):
+    for name, shape, seed in (("bn1d_4_batch3", (3, 4), 1301), ("bn2d_3x4x5_batch2", (2, 3, 4, 5), 1302),
+                              ("bn1d_seq_3x7_batch2", (2, 3, 7), 1305)):
         r = rs(seed)
         C = shape[1]
         X = f32(r.normal(0.5, 2.0, shape))
@@ -968,11 +969,12 @@ def batchnorm_cases():
     # statistics refresh, as torch.optim.swa_utils.update_bn sets them
     stats = {}
     for name, shape, batch, seed in (("update_bn_1d_3_n10_batch4", (10, 3), 4, 1303),
-                                     ("update_bn_2d_2x3x3_n5_batch2", (5, 2, 3, 3), 2, 1304)):
+                                     ("update_bn_2d_2x3x3_n5_batch2", (5, 2, 3, 3), 2, 1304),
+                                     ("update_bn_1d_seq_2x5_n7_batch3", (7, 2, 5), 3, 1306)):
         X = f32(rs(seed).normal(0.7, 1.5, shape))
 
         def fn(dtype, X=X, batch=batch, shape=shape):
-            bn = (torch.nn.BatchNorm1d if len(shape) == 2 else torch.nn.BatchNorm2d)(shape[1]).to(dtype)
+            bn = (torch.nn.BatchNorm2d if len(shape) == 4 else torch.nn.BatchNorm1d)(shape[1]).to(dtype)
             bn.running_mean.fill_(3.0)  # update_bn resets them
             loader = [tt(X[i:i + batch], dtype) for i in range(0, len(X), batch)]
             torch.optim.swa_utils.update_bn(loader, bn)
@@ -982,7 +984,7 @@ def batchnorm_cases():
         c.update(run_case(fn, {"running_mean", "running_var"}))
         stats[name] = c
     write("batchnorm.json", {
-        "description": "BatchNorm1d on [N, C] and BatchNorm2d on [N, C, H, W] in eval() mode (running statistics), "
+        "description": "BatchNorm1d on [N, C] and on [N, C, L], BatchNorm2d on [N, C, H, W] in eval() mode (running statistics), "
                        "forward and backward; and the running statistics torch.optim.swa_utils.update_bn sets.",
         "precision": PRECISION_NOTE,
         "definition": "y = weight * (x - running_mean) / sqrt(running_var + eps) + bias per channel, eps = 1e-5 "

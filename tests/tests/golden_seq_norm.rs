@@ -106,9 +106,12 @@ fn every_golden_case_is_covered() {
         ]
     );
     assert_eq!(keys("maxout.json"), ["random_5_3x4_batch3", "ties_4_2x3_batch2"]);
-    assert_eq!(keys("batchnorm.json"), ["bn1d_4_batch3", "bn2d_3x4x5_batch2"]);
+    assert_eq!(keys("batchnorm.json"), ["bn1d_4_batch3", "bn1d_seq_3x7_batch2", "bn2d_3x4x5_batch2"]);
     let bn = Golden::open("batchnorm.json");
-    assert_eq!(sorted(bn.at("update_bn_cases").keys()), ["update_bn_1d_3_n10_batch4", "update_bn_2d_2x3x3_n5_batch2"]);
+    assert_eq!(
+        sorted(bn.at("update_bn_cases").keys()),
+        ["update_bn_1d_3_n10_batch4", "update_bn_1d_seq_2x5_n7_batch3", "update_bn_2d_2x3x3_n5_batch2"]
+    );
 }
 
 /// A Conv1d case with kernel, stride and padding as the file says.
@@ -198,6 +201,11 @@ fn batchnorm1d_eval_mode() {
 }
 
 #[test]
+fn batchnorm1d_on_sequences_eval_mode() {
+    run_case("batchnorm.json", "bn1d_seq_3x7_batch2", load::<BatchNorm1dSeq<3, 7>>);
+}
+
+#[test]
 fn batchnorm2d_eval_mode() {
     run_case("batchnorm.json", "bn2d_3x4x5_batch2", load::<BatchNorm2d<3, 4, 5>>);
 }
@@ -228,9 +236,22 @@ fn batchnorm_refresh_matches_update_bn() {
     max_err("update_bn 2d running_var", &bn.running_var, &v);
     assert_close("update_bn 2d running_mean", &bn.running_mean, &m, Tol::LAYER);
     assert_close("update_bn 2d running_var", &bn.running_var, &v, Tol::LAYER);
+
+    let c = g.at("update_bn_cases").at("update_bn_1d_seq_2x5_n7_batch3");
+    let x = c.at("input").tensor();
+    let mut bn = BatchNorm1dSeq::<2, 5>::ZERO;
+    let samples = (0..7).map(|i| tensor::<[[f32; 5]; 2]>(&x.data[i * 10..]));
+    let n = bn.refresh_stats(samples, 3).unwrap();
+    assert_eq!(n, 3, "batches of 3, 3 and 1 sequences");
+    let (m, v) = (c.at("running_mean").tensor().data, c.at("running_var").tensor().data);
+    max_err("update_bn 1d seq running_mean", &bn.running_mean, &m);
+    max_err("update_bn 1d seq running_var", &bn.running_var, &v);
+    assert_close("update_bn 1d seq running_mean", &bn.running_mean, &m, Tol::LAYER);
+    assert_close("update_bn 1d seq running_var", &bn.running_var, &v, Tol::LAYER);
 }
 
 type FoldMlp = tinytrain::sequential![Dense<6, 5>, BatchNorm1d<5>];
+type FoldSeq = tinytrain::sequential![Conv1d<2, 3, 3, 2, 1, 9, 5>, BatchNorm1dSeq<3, 5>];
 type FoldCnn = tinytrain::sequential![Conv2d<2, 3, 3, 1, 1, 5, 5, 5, 5>, BatchNorm2d<3, 5, 5>];
 
 /// Folding a BatchNorm into the layer before it changes the outputs by rounding only.
@@ -277,4 +298,20 @@ fn batchnorm_folds_into_the_layer_before_it() {
         worst = worst.max(max_err("fold conv", y.flat(), z.flat()));
     }
     assert!(worst <= 1e-5, "conv + BatchNorm2d folded: {worst}");
+
+    let mut net = FoldSeq::ZERO;
+    net.init_with(Init::TorchDefault, &mut rng);
+    let bn = &mut net.b;
+    random_bn(&mut rng, &mut bn.running_mean, &mut bn.running_var, &mut bn.weight, &mut bn.bias);
+    let mut folded = net.a.clone();
+    net.b.fold_into(&mut folded);
+    for _ in 0..20 {
+        let x: [[f32; 9]; 2] = random_tensor(&mut rng, 2.0, 0.0);
+        let (mut y, mut z) = ([[0.0; 5]; 3], [[0.0; 5]; 3]);
+        let mut acts = <FoldSeq as Layer>::Acts::ZERO;
+        net.predict(&x, &mut acts, &mut y);
+        folded.predict(&x, &mut (), &mut z);
+        worst = worst.max(max_err("fold conv1d", y.flat(), z.flat()));
+    }
+    assert!(worst <= 1e-5, "conv1d + BatchNorm1dSeq folded: {worst}");
 }

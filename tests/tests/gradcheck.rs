@@ -72,6 +72,13 @@ fn batchnorm1d() {
 }
 
 #[test]
+fn batchnorm1d_on_sequences() {
+    for seed in 0..3 {
+        batchnorm_case::<BatchNorm1dSeq<3, 5>>("BatchNorm1dSeq<3, 5>", seed);
+    }
+}
+
+#[test]
 fn batchnorm2d() {
     for seed in 0..3 {
         batchnorm_case::<BatchNorm2d<3, 2, 4>>("BatchNorm2d<3, 2, 4>", seed);

@@ -1,5 +1,5 @@
-//! Batch normalisation with frozen statistics: [`BatchNorm1d`] on vectors and [`BatchNorm2d`]
-//! on CHW tensors, as PyTorch's `nn.BatchNorm1d` / `nn.BatchNorm2d` compute in `eval()` mode
+//! Batch normalisation with frozen statistics: [`BatchNorm1d`] on vectors, [`BatchNorm1dSeq`]
+//! on channels-first sequences and [`BatchNorm2d`] on CHW tensors, as PyTorch's `nn.BatchNorm1d` / `nn.BatchNorm2d` compute in `eval()` mode
 //! (eps 1e-5, momentum 0.1):
 //!
 //! ```text
@@ -17,8 +17,9 @@
 //! [`BatchNorm2d::refresh_stats`], which sets them as `torch.optim.swa_utils.update_bn` does
 //! (see [`BnStats`]).
 //!
-//! For inference, [`BatchNorm1d::fold_into`] and [`BatchNorm2d::fold_into`] fold the
-//! normalisation into the dense layer or convolution before it.
+//! For inference, [`BatchNorm1d::fold_into`], [`BatchNorm1dSeq::fold_into`] and
+//! [`BatchNorm2d::fold_into`] fold the normalisation into the dense layer or convolution
+//! before it.
 //!
 //! # Tensors
 //! `weight` (gamma, Keras `gamma`) and `bias` (beta, Keras `beta`) are trained;
@@ -31,7 +32,8 @@
 //! arrays of `C` floats for the statistics.
 //!
 //! # Shapes
-//! [`BatchNorm1d<C>`]: `[f32; C] -> [f32; C]`; [`BatchNorm2d<C, H, W>`]:
+//! [`BatchNorm1d<C>`]: `[f32; C] -> [f32; C]`; [`BatchNorm1dSeq<C, L>`]:
+//! `[[f32; L]; C] -> [[f32; L]; C]`; [`BatchNorm2d<C, H, W>`]:
 //! `[[[f32; W]; H]; C] -> [[[f32; W]; H]; C]`. `2·C` trainable parameters and `2·C` buffer
 //! values.
 //!
@@ -52,7 +54,7 @@
 
 use crate::error::Error;
 use crate::layer::{Layer, LayerInfo, Mode, UnitKind};
-use crate::layers::{Conv2d, Dense};
+use crate::layers::{Conv1d, Conv2d, Dense};
 use crate::math::sqrt;
 use crate::params::{Leaf, Role, TensorDesc};
 
@@ -78,6 +80,20 @@ pub struct BatchNorm1d<const C: usize> {
 /// Batch normalisation of `C` channels of `H`x`W` (PyTorch `BatchNorm2d(C)`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct BatchNorm2d<const C: usize, const H: usize, const W: usize> {
+    /// Scale per channel (gamma).
+    pub weight: [f32; C],
+    /// Shift per channel (beta).
+    pub bias: [f32; C],
+    /// Mean per channel (a buffer).
+    pub running_mean: [f32; C],
+    /// Unbiased variance per channel (a buffer).
+    pub running_var: [f32; C],
+}
+
+/// Batch normalisation of `C` channels of sequences of length `L`, `[[f32; L]; C]` (PyTorch
+/// `BatchNorm1d(C)` on `[N, C, L]`, after a [`Conv1d`](crate::layers::Conv1d)).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchNorm1dSeq<const C: usize, const L: usize> {
     /// Scale per channel (gamma).
     pub weight: [f32; C],
     /// Shift per channel (beta).
@@ -267,6 +283,21 @@ impl<const C: usize> BatchNorm1d<C> {
     bn_common!();
 }
 
+impl<const C: usize, const L: usize> BatchNorm1dSeq<C, L> {
+    const SHAPE_OK: () = assert!(C > 0 && L > 0, "BatchNorm1dSeq: zero-sized input");
+
+    fn observe(s: &mut BnStats<C>, x: &[[f32; L]; C]) {
+        // Every step of a channel is one value of that channel's batch.
+        for i in 0..L {
+            for (c, xc) in x.iter().enumerate() {
+                s.add(c, xc[i]);
+            }
+        }
+    }
+
+    bn_common!();
+}
+
 impl<const C: usize, const H: usize, const W: usize> BatchNorm2d<C, H, W> {
     const SHAPE_OK: () = assert!(C > 0 && H > 0 && W > 0, "BatchNorm2d: zero-sized input");
 
@@ -313,6 +344,21 @@ impl<const C: usize, const H: usize, const W: usize> BatchNorm2d<C, H, W> {
         let scale = self.scales();
         for c in 0..C {
             conv.weight[c].as_flattened_mut().as_flattened_mut().iter_mut().for_each(|w| *w *= scale[c]);
+            conv.bias[c] = (conv.bias[c] - self.running_mean[c]) * scale[c] + self.bias[c];
+        }
+    }
+}
+
+impl<const C: usize, const L: usize> BatchNorm1dSeq<C, L> {
+    /// Folds this normalisation into the 1-D convolution before it, for inference (see
+    /// [`BatchNorm1d::fold_into`]): filter `c` is scaled by `gamma_c / sqrt(var_c + eps)`.
+    pub fn fold_into<const CI: usize, const K: usize, const S: usize, const P: usize, const LI: usize>(
+        &self,
+        conv: &mut Conv1d<CI, C, K, S, P, LI, L>,
+    ) {
+        let scale = self.scales();
+        for c in 0..C {
+            conv.weight[c].as_flattened_mut().iter_mut().for_each(|w| *w *= scale[c]);
             conv.bias[c] = (conv.bias[c] - self.running_mean[c]) * scale[c] + self.bias[c];
         }
     }
@@ -443,6 +489,75 @@ impl<const C: usize, const H: usize, const W: usize> Layer for BatchNorm2d<C, H,
     }
 }
 
+impl<const C: usize, const L: usize> Layer for BatchNorm1dSeq<C, L> {
+    type Input = [[f32; L]; C];
+    type Output = [[f32; L]; C];
+    type Acts = ();
+    const ZERO: Self =
+        BatchNorm1dSeq { weight: [0.0; C], bias: [0.0; C], running_mean: [0.0; C], running_var: [0.0; C] };
+
+    fn forward(&self, x: &Self::Input, _acts: &mut (), y: &mut Self::Output, _mode: &mut Mode) {
+        let () = Self::SHAPE_OK;
+        let scale = self.scales();
+        for (c, (xc, yc)) in x.iter().zip(y.iter_mut()).enumerate() {
+            let (m, s, b) = (self.running_mean[c], scale[c], self.bias[c]);
+            for (yv, &xv) in yc.iter_mut().zip(xc) {
+                *yv = (xv - m) * s + b;
+            }
+        }
+    }
+
+    fn backward(
+        &self,
+        x: &Self::Input,
+        _acts: &(),
+        _y: &Self::Output,
+        dy: &Self::Output,
+        _deltas: &mut (),
+        grads: Option<&mut Self>,
+        dx: Option<&mut Self::Input>,
+    ) {
+        let () = Self::SHAPE_OK;
+        if let Some(g) = grads {
+            for (c, (xc, dyc)) in x.iter().zip(dy).enumerate() {
+                let (m, inv) = (self.running_mean[c], inv_std(self.running_var[c]));
+                let (mut gw, mut gb) = (0.0f32, 0.0f32);
+                for (&xv, &d) in xc.iter().zip(dyc) {
+                    gw += d * ((xv - m) * inv);
+                    gb += d;
+                }
+                g.weight[c] += gw;
+                g.bias[c] += gb;
+            }
+        }
+        if let Some(dx) = dx {
+            let scale = self.scales();
+            for (c, (dxc, dyc)) in dx.iter_mut().zip(dy).enumerate() {
+                for (d, &g) in dxc.iter_mut().zip(dyc) {
+                    *d = g * scale[c];
+                }
+            }
+        }
+    }
+
+    /// PyTorch's initialisation whatever `init` says: gamma 1, beta 0, mean 0, variance 1.
+    fn init_with(&mut self, _init: crate::init::Init, _rng: &mut crate::rng::Rng) {
+        *self = BatchNorm1dSeq { weight: [1.0; C], bias: [0.0; C], running_mean: [0.0; C], running_var: [1.0; C] };
+    }
+
+    fn describe(f: &mut impl FnMut(&LayerInfo)) {
+        f(&LayerInfo::new("BatchNormalization", [C, L, 0]).with_tensors(
+            Self::TENSORS,
+            "bn",
+            "tinytrain::layers::BatchNorm1dSeq",
+        ));
+    }
+
+    fn visit_outputs(_acts: &(), y: &Self::Output, f: &mut impl FnMut(UnitKind, &[f32])) {
+        f(UnitKind::Other, y.as_flattened());
+    }
+}
+
 /// Tensor `i` of a batch normalisation's four.
 macro_rules! bn_leaf {
     () => {
@@ -480,6 +595,10 @@ impl<const C: usize> Leaf for BatchNorm1d<C> {
 }
 
 impl<const C: usize, const H: usize, const W: usize> Leaf for BatchNorm2d<C, H, W> {
+    bn_leaf!();
+}
+
+impl<const C: usize, const L: usize> Leaf for BatchNorm1dSeq<C, L> {
     bn_leaf!();
 }
 

@@ -1,7 +1,7 @@
 //! Layers: [`Dense`], [`Maxout`], element-wise activations and [`Softmax`]; for images
 //! [`Conv2d`], [`DepthwiseConv2d`], [`MaxPool2d`], [`AvgPool2d`], [`GlobalAvgPool2d`],
 //! [`Flatten`] and [`Dropout`]; for sequences [`Conv1d`], [`MaxPool1d`], [`AvgPool1d`] and
-//! [`GlobalAvgPool1d`]; [`BatchNorm1d`] and [`BatchNorm2d`].
+//! [`GlobalAvgPool1d`]; [`BatchNorm1d`], [`BatchNorm1dSeq`] and [`BatchNorm2d`].
 
 mod activation;
 mod batchnorm;
@@ -19,7 +19,7 @@ pub use activation::{
     Act, ActivationFn, Elu, EluAlpha, EluFn, KerasSlope, LeakyRelu, LeakyReluFn, LeakySlope, Relu, ReluFn, Sigmoid,
     SigmoidFn, Softmax, Tanh, TanhFn, TorchSlope, UnitAlpha, softmax,
 };
-pub use batchnorm::{BN_EPS, BN_MOMENTUM, BatchNorm1d, BatchNorm2d, BnStats};
+pub use batchnorm::{BN_EPS, BN_MOMENTUM, BatchNorm1d, BatchNorm1dSeq, BatchNorm2d, BnStats};
 pub use conv1d::Conv1d;
 pub use conv2d::Conv2d;
 pub use dense::Dense;
