@@ -5,6 +5,7 @@
 
 mod activation;
 mod batchnorm;
+mod bn_stats;
 mod conv1d;
 mod conv2d;
 mod dense;
@@ -19,7 +20,8 @@ pub use activation::{
     Act, ActivationFn, Elu, EluAlpha, EluFn, KerasSlope, LeakyRelu, LeakyReluFn, LeakySlope, Relu, ReluFn, Sigmoid,
     SigmoidFn, Softmax, Tanh, TanhFn, TorchSlope, UnitAlpha, softmax,
 };
-pub use batchnorm::{BN_EPS, BN_MOMENTUM, BatchNorm1d, BatchNorm1dSeq, BatchNorm2d, BnStats};
+pub use batchnorm::{BN_EPS, BN_MOMENTUM, BatchNorm1d, BatchNorm1dSeq, BatchNorm2d};
+pub use bn_stats::BnStats;
 pub use conv1d::Conv1d;
 pub use conv2d::Conv2d;
 pub use dense::Dense;
