@@ -57,7 +57,7 @@ impl<const I: usize, const O: usize, const K: usize> Layer for Maxout<I, O, K> {
             let mut best = (0, f32::NEG_INFINITY);
             for (k, (w, b)) in wo.iter().zip(bo).enumerate() {
                 let z = dot(w, x) + b;
-                // Strictly greater: the first maximum wins; a NaN piece never does.
+                // Strictly greater: on ties the first maximum wins, as PyTorch's max(dim).
                 if k == 0 || z > best.1 {
                     best = (k, z);
                 }
