@@ -30,25 +30,26 @@ fn arrows() -> BTreeMap<String, BTreeSet<String>> {
     graph
 }
 
+// Depth-first search for a path from a module back to itself.
+fn visit(m: &str, graph: &BTreeMap<String, BTreeSet<String>>, path: &mut Vec<String>, done: &mut BTreeSet<String>) {
+    if let Some(i) = path.iter().position(|p| p == m) {
+        panic!("module cycle: {} -> {m}", path[i..].join(" -> "));
+    }
+    if done.contains(m) {
+        return;
+    }
+    path.push(m.to_owned());
+    for d in graph.get(m).into_iter().flatten() {
+        visit(d, graph, path, done);
+    }
+    path.pop();
+    done.insert(m.to_owned());
+}
+
 #[test]
 fn modules_have_no_cycle() {
     let graph = arrows();
     assert!(graph.len() > 10, "read the modules: {graph:?}");
-    // Depth-first search for a path from a module back to itself.
-    fn visit(m: &str, graph: &BTreeMap<String, BTreeSet<String>>, path: &mut Vec<String>, done: &mut BTreeSet<String>) {
-        if let Some(i) = path.iter().position(|p| p == m) {
-            panic!("module cycle: {} -> {m}", path[i..].join(" -> "));
-        }
-        if done.contains(m) {
-            return;
-        }
-        path.push(m.to_owned());
-        for d in graph.get(m).into_iter().flatten() {
-            visit(d, graph, path, done);
-        }
-        path.pop();
-        done.insert(m.to_owned());
-    }
     let mut done = BTreeSet::new();
     for m in graph.keys() {
         visit(m, &graph, &mut Vec::new(), &mut done);
