@@ -23,7 +23,8 @@
 //! same logits here as in Keras. A flattening is recognised by shape: a layer without tensors
 //! whose rank-1 output has as many elements as its rank-3 input.
 //!
-//! [`import`] accepts what people actually save, trying in turn: the expected names; the same
+//! [`import`] accepts what people actually save (a PyTorch BatchNorm's `num_batches_tracked`
+//! counter, which eval() mode never reads, is skipped and named), trying in turn: the expected names; the same
 //! under a `module.` prefix (DataParallel); `nn.Sequential` indices (`0.weight`, `2.weight`);
 //! Keras automatic names with any numeric suffix or a model prefix (`dense_2/kernel`,
 //! `sequential_1/dense_2/kernel`); and a match by position when the shapes leave no doubt. It
@@ -480,10 +481,26 @@ fn keras_auto_order<'a, M: Layer>(layers: &[(&'a str, Vec<&'a str>)]) -> Option<
     (by_base.values().map(Vec::len).sum::<usize>() == tl.len()).then_some(order)
 }
 
-/// Finds how the file's tensors map onto `M`'s: see the module docs for the order of tries.
+/// Finds how the file's tensors map onto `M`'s (see the module docs for the order of tries),
+/// saying which PyTorch batch counters it skipped.
 fn match_names<M: Layer>(names: &[LayerNames], layout: Layout, file: &SafeTensors<'_>) -> Result<Matched> {
+    let mut matched = match_tensor_names::<M>(names, layout, file)?;
+    let mut skipped: Vec<String> =
+        file.names().into_iter().filter(|n| split_name(n).1 == "num_batches_tracked").map(str::to_owned).collect();
+    skipped.sort_unstable();
+    if !skipped.is_empty() {
+        let _ = write!(matched.how, "; skipped PyTorch's batch counters {}", skipped.join(", "));
+    }
+    Ok(matched)
+}
+
+/// Finds how the file's tensors, batch counters aside, map onto `M`'s.
+fn match_tensor_names<M: Layer>(names: &[LayerNames], layout: Layout, file: &SafeTensors<'_>) -> Result<Matched> {
+    // PyTorch's BatchNorm keeps an int64 count of training batches (`num_batches_tracked`)
+    // that eval() mode never reads; a network that does not describe it skips it.
+    let counter = |n: &str| split_name(n).1 == "num_batches_tracked";
     let file_names: Vec<&str> = {
-        let mut v = file.names();
+        let mut v: Vec<&str> = file.names().into_iter().filter(|n| !counter(n)).collect();
         v.sort_unstable();
         v
     };

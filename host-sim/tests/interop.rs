@@ -515,10 +515,11 @@ fn batchnorm_tensors_round_trip_under_keras_names() {
     }
 }
 
-/// PyTorch's int64 `num_batches_tracked` is not a tensor of tinytrain's BatchNorm: a
-/// state_dict that still holds it is refused, naming it (tools/bn_reference.py drops it).
+/// PyTorch's int64 `num_batches_tracked` is not a tensor of tinytrain's BatchNorm (eval()
+/// mode never reads it): a state_dict that holds it, as every saved one does, imports with the
+/// counter skipped and named, to the same weights as without it.
 #[test]
-fn num_batches_tracked_is_refused_by_name() {
+fn num_batches_tracked_is_skipped_and_named() {
     let m = model("digits-bn-mlp");
     let bytes = std::fs::read(fixture("digits-bn-mlp.safetensors")).unwrap();
     let file = SafeTensors::deserialize(&bytes).unwrap();
@@ -527,8 +528,14 @@ fn num_batches_tracked_is_refused_by_name() {
     let mut tensors: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)> =
         owned.iter().map(|(n, d, s, b)| (n.as_str(), *d, s.clone(), b.clone())).collect();
     tensors.push(("bn1.num_batches_tracked", Dtype::I64, vec![], 1350i64.to_le_bytes().to_vec()));
+    let with = m.import(&safetensors_file(&tensors), Layout::Pytorch, false).unwrap();
+    assert!(with.mapping.ends_with("; skipped PyTorch's batch counters bn1.num_batches_tracked"), "{}", with.mapping);
+    let without = m.import(&bytes, Layout::Pytorch, false).unwrap();
+    assert_eq!(with.weights, without.weights);
+    // Any other tensor the network has no place for is still refused by name.
+    tensors.push(("bn1.extra", Dtype::F32, vec![1], vec![0; 4]));
     let err = m.import(&safetensors_file(&tensors), Layout::Pytorch, false).unwrap_err().to_string();
-    assert!(err.contains("unexpected tensor bn1.num_batches_tracked"), "{err}");
+    assert!(err.contains("unexpected tensor bn1.extra"), "{err}");
 }
 
 /// The 1-D reference model trained in PyTorch (`tools/pytorch_reference.py waves-cnn1d`):

@@ -25,8 +25,8 @@
 //! `weight` (gamma, Keras `gamma`) and `bias` (beta, Keras `beta`) are trained;
 //! `running_mean` and `running_var` are buffers ([`Role::Buffer`]): saved with the weights,
 //! never trained. PyTorch's `num_batches_tracked` (an int64 counter that only matters with
-//! `momentum=None`) is not kept: the layer has no tensor of that name, so a PyTorch
-//! `state_dict` is imported after dropping `*.num_batches_tracked`.
+//! `momentum=None`) is not kept: the layer has no tensor of that name, and `import` skips it
+//! in a PyTorch `state_dict`, saying so (PyTorch loads a file without it as a count of 0).
 //!
 //! Gradients are a second value of the layer (as for every layer), so they hold two unused
 //! arrays of `C` floats for the statistics.
