@@ -12,7 +12,7 @@ use tinytrain_sim::flash::SimFlash;
 
 fuzz_target!(|data: &[u8]| {
     let mut flash = SimFlash::<4, 256>::new(1024);
-    let store = CheckpointStore::new::<_, Xor>(&flash, 0).unwrap();
+    let store = CheckpointStore::<Xor>::new(&flash, 0).unwrap();
     let mut m = Xor::ZERO;
     m.init(&mut Rng::new(2));
     store.save(&mut flash, &m).unwrap();
