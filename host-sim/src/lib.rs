@@ -12,12 +12,14 @@
 //! - [`interop`]: safetensors in and out under PyTorch or Keras names and layouts, and Rust
 //!   source that puts trained weights into flash.
 //! - [`predict`]: per-sample predictions and outputs, as text or JSON lines.
+//! - [`session`]: a model in memory behind a dyn-safe trait (train, evaluate, predict, tensors
+//!   in and out), chosen at run time by name: what the Python bindings (`python/`) drive.
 //! - [`cli`]: the `tinytrain-sim` command line.
 //! - [`spec`], [`text`]: what the work modules know of a model, and small text helpers.
 //!
 //! Modules form layers with arrows pointing one way: leaves that know nothing of the registry
 //! (`idx`, `datasets`, `flash`, `board`, `interop`, `optimizers`, `spec`, `text`), then the work
-//! (`run`, `predict`, `tasks`, `qemu`, taking a [`spec::ModelSpec`]), then [`models`] (the
+//! (`run`, `predict`, `session`, `tasks`, `qemu`, taking a [`spec::ModelSpec`]), then [`models`] (the
 //! registry) and [`cli`] on top.
 //!
 //! ```no_run
@@ -39,6 +41,7 @@ pub mod optimizers;
 pub mod predict;
 pub mod qemu;
 pub mod run;
+pub mod session;
 pub mod spec;
 pub mod tasks;
 pub mod text;
