@@ -11,6 +11,7 @@ import json
 import pathlib
 import time
 
+import numpy as np
 import tinytrain
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, MetricRecord
 from flwr.serverapp import Grid, ServerApp
@@ -22,11 +23,15 @@ app = ServerApp()
 
 
 class SortedReplies:
-    """Aggregates the replies in partition-id order, whatever order they arrived in."""
+    """Aggregates the replies in partition-id order, whatever order they arrived in, and keeps
+    the global model in float32 (FedAdam's update is computed in float64)."""
 
     def aggregate_train(self, server_round, replies):
         replies = sorted(replies, key=lambda m: int(m.content["metrics"]["partition-id"]) if m.has_content() else -1)
-        return super().aggregate_train(server_round, replies)
+        arrays, metrics = super().aggregate_train(server_round, replies)
+        if arrays is not None:
+            arrays = ArrayRecord({k: Array(a.numpy().astype(np.float32)) for k, a in arrays.items()})
+        return arrays, metrics
 
 
 class SortedFedAvg(SortedReplies, FedAvg):
