@@ -45,22 +45,29 @@ def partition(labels: np.ndarray, num_partitions: int, kind: str, classes_per_cl
     """Sample indices of each client.
 
     iid: a seeded shuffle cut into `num_partitions` near-equal parts.
-    non-iid: the samples sorted by label, cut into `num_partitions * classes_per_client` shards
-    of consecutive samples, and each client given `classes_per_client` shards drawn without
-    replacement (McMahan et al.'s pathological split): each client sees about that many classes.
+    non-iid: each client gets `classes_per_client` classes, consecutive in a seeded cyclic order of
+    the ten digits (so a client's classes differ), and each class's samples, shuffled, are cut into
+    as many shards as clients that hold it: every sample goes to exactly one client.
     """
     rng = np.random.default_rng(seed)
     n = len(labels)
     if kind == "iid":
         return [np.sort(p) for p in np.array_split(rng.permutation(n), num_partitions)]
     if kind == "non-iid":
-        by_label = np.argsort(labels, kind="stable")
-        shards = np.array_split(by_label, num_partitions * classes_per_client)
-        order = rng.permutation(len(shards))
-        return [
-            np.sort(np.concatenate([shards[s] for s in order[c * classes_per_client : (c + 1) * classes_per_client]]))
-            for c in range(num_partitions)
-        ]
+        if not 1 <= classes_per_client <= NUM_CLASSES:
+            raise ValueError(f"classes-per-client {classes_per_client}: expected 1 to {NUM_CLASSES}")
+        order = rng.permutation(NUM_CLASSES)
+        held = [[int(order[(c * classes_per_client + j) % NUM_CLASSES]) for j in range(classes_per_client)]
+                for c in range(num_partitions)]
+        holders = {k: [c for c in range(num_partitions) if k in held[c]] for k in range(NUM_CLASSES)}
+        parts: list[list[np.ndarray]] = [[] for _ in range(num_partitions)]
+        for k in range(NUM_CLASSES):
+            samples = rng.permutation(np.flatnonzero(labels == k))
+            if not holders[k]:
+                raise ValueError(f"class {k} held by no client: use more clients or classes per client")
+            for c, shard in zip(holders[k], np.array_split(samples, len(holders[k]))):
+                parts[c].append(shard)
+        return [np.sort(np.concatenate(p)) for p in parts]
     raise ValueError(f"partition {kind!r}: expected 'iid' or 'non-iid'")
 
 
