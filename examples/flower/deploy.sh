@@ -54,7 +54,7 @@ wait_healthy() { # port
   return 1
 }
 
-config="num-server-rounds=$rounds seed=0 data-dir='$data'"
+config="num-server-rounds=$rounds seed=0 min-clients=$clients data-dir='$data'"
 
 echo "== deployment: superlink on 127.0.0.1:$link_port, $clients supernodes"
 setsid flower-superlink --insecure --disable-runtime-dependency-installation --isolation subprocess \

@@ -132,7 +132,7 @@ def main() -> None:
     base = {
         "model": "digits-mlp", "num-server-rounds": args.rounds, "local-epochs": args.local_epochs,
         "batch-size": args.batch_size, "optimizer": args.optimizer, "lr": args.lr, "server-lr": args.server_lr,
-        "seed": args.seed, "data-dir": str(data), "classes-per-client": 2,
+        "seed": args.seed, "data-dir": str(data), "classes-per-client": 2, "min-clients": args.clients,
     }
     runs = [("fedavg", "iid"), ("fedavg", "non-iid"), ("fedadam", "iid"), ("fedadam", "non-iid")]
     if args.quick:

@@ -48,8 +48,10 @@ def main(grid: Grid, context: Context) -> None:
     rounds = int(cfg["num-server-rounds"])
     model = tinytrain.Model(str(cfg["model"]), seed=int(cfg["seed"]))
     x_test, y_test = load_digits(data_dir(str(cfg["data-dir"])), "test")
-    nodes = len(list(grid.get_node_ids()))
-    common = dict(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=1, min_available_nodes=max(1, nodes))
+    # Every round trains on all clients; with min-clients set, the first round waits until that
+    # many are connected (else a client that connects late would change round 1's average).
+    expected = max(1, int(cfg["min-clients"]))
+    common = dict(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=expected, min_available_nodes=expected)
     name = str(cfg["strategy"])
     if name == "fedavg":
         strategy = SortedFedAvg(**common)
@@ -76,6 +78,7 @@ def main(grid: Grid, context: Context) -> None:
         evaluate_fn=evaluate_global,
     )
     model.set_weights([(k, a.numpy()) for k, a in result.arrays.items()])
+    nodes = len(list(grid.get_node_ids()))
     print(f"tinytrain-flower: {name}, {cfg['partition']}, {nodes} clients, final test accuracy {per_round[-1]['accuracy']:.4f}")
     if str(cfg["weights-file"]):
         model.save(str(cfg["weights-file"]))
