@@ -137,7 +137,8 @@ def main() -> None:
     runs = [("fedavg", "iid"), ("fedavg", "non-iid"), ("fedadam", "iid"), ("fedadam", "non-iid")]
     if args.quick:
         runs = [("fedavg", "iid"), ("fedadam", "non-iid")]
-    results = {"config": dict(base, clients=args.clients), "runs": {}}
+    shown = {k: v for k, v in base.items() if k != "data-dir"}  # no local paths in the results
+    results = {"config": dict(shown, clients=args.clients), "runs": {}}
     try:
         wait_healthy(port, superlink, "flower-superlink")
         for strategy, part in runs + [("fedavg", "iid-repeat")]:
