@@ -43,3 +43,11 @@ def test_non_iid_clients_see_two_classes():
 def test_client_seeds_differ_per_round_and_client():
     seeds = {client_seed(0, r, c) for r in range(1, 31) for c in range(20)}
     assert len(seeds) == 600
+
+
+def test_few_clients_leave_classes_out():
+    _, y = load_digits(DATA, "train")
+    parts = partition(y, 4, "non-iid", 2, seed=0)
+    held = [set(np.unique(y[p]).tolist()) for p in parts]
+    assert all(len(h) == 2 for h in held)
+    assert len(set().union(*held)) == 8
