@@ -3,20 +3,80 @@
 //! `cargo bench -p tinytrain-benches --bench dense`
 //!
 //! Training throughput is forward + backward + optimizer step, as in the PyTorch baselines;
-//! data comes from a pre-filled in-memory set (the baselines also exclude data loading).
+//! data comes from the shipped digits training set, scaled into memory beforehand (the
+//! baselines also exclude data loading).
+//!
+//! Steady state: before any timing each trainer takes [`WARM_UP_STEPS`] Adam steps on the
+//! digits, far more than criterion's own warm-up. A fresh optimizer is faster than one that
+//! has trained for a while: the state of weights whose gradient has gone to zero decays
+//! towards zero for hundreds of steps (`m`) and tens of thousands (`v`), and a figure taken
+//! from a fresh start would not show what those steps cost (before the optimizers flushed
+//! subnormal state to zero, training at batch 1 became 9 to 14 times slower after the first
+//! few hundred steps).
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tinytrain::prelude::*;
+use tinytrain::train::Step;
 use tinytrain::zoo::DigitsMlp;
+use tinytrain_sim::datasets::{self, DatasetKind, Split};
 
 type DigitsAdam = Adam<{ <DigitsMlp as Layer>::NUM_PARAMS }>;
+type Sample = ([f32; 64], usize);
 
-fn samples() -> Vec<([f32; 64], usize)> {
+/// Adam steps every trainer takes before it is timed: past the ~83,000 after which a `v`
+/// whose gradient stopped would have reached the subnormal range.
+const WARM_UP_STEPS: usize = 100_000;
+
+/// The shipped digits training set (1,437 samples) in a fixed shuffled order.
+fn samples() -> Vec<Sample> {
+    let set = datasets::load_split(DatasetKind::Digits, Split::Train, &datasets::workspace_data_dir()).unwrap();
+    let images = set.byte_images(10).unwrap();
+    let mut data: Vec<Sample> = (0..Dataset::<[f32; 64], usize>::len(&images))
+        .map(|i| {
+            let mut s: Sample = ([0.0; 64], 0);
+            images.get(i, &mut s.0, &mut s.1).unwrap();
+            s
+        })
+        .collect();
     let mut rng = Rng::new(11);
-    (0..256).map(|i| (core::array::from_fn(|_| rng.next_f32()), i % 10)).collect()
+    for i in (1..data.len()).rev() {
+        data.swap(i, rng.below(i as u32 + 1) as usize);
+    }
+    data
+}
+
+/// A `digits-mlp` trainer with its sample cursor.
+struct Digits<'a> {
+    t: Box<Trainer<DigitsMlp, DigitsAdam>>,
+    data: &'a [Sample],
+    next: usize,
+}
+
+impl<'a> Digits<'a> {
+    /// PyTorch's initialisation, then [`WARM_UP_STEPS`] steps of `batch` samples.
+    fn trained(data: &'a [Sample], batch: usize) -> Self {
+        let mut d = Digits { t: Box::new(Trainer::ZERO), data, next: 0 };
+        d.t.model.init_with(Init::TorchDefault, &mut Rng::new(0));
+        for _ in 0..WARM_UP_STEPS {
+            d.step(batch);
+        }
+        d
+    }
+
+    /// One optimizer step of `batch` samples.
+    fn step(&mut self, batch: usize) -> Step {
+        let scale = 1.0 / batch as f32;
+        for _ in 0..batch {
+            let (x, label) = &self.data[self.next % self.data.len()];
+            self.next += 1;
+            self.t.x = *x;
+            self.t.accumulate(&CrossEntropy, label, scale, &mut Mode::Infer).unwrap();
+        }
+        self.t.apply(&AdamConfig::default(), None)
+    }
 }
 
 fn dense(c: &mut Criterion) {
@@ -37,34 +97,21 @@ fn dense(c: &mut Criterion) {
 
 fn digits_training(c: &mut Criterion) {
     let data = samples();
-    let cfg = AdamConfig::default();
     let mut g = c.benchmark_group("digits_mlp");
+    let mut trained = None;
     for batch in [1usize, 32] {
-        let mut t = Box::new(Trainer::<DigitsMlp, DigitsAdam>::ZERO);
-        t.model.init_with(Init::TorchDefault, &mut Rng::new(0));
-        let mut next = 0;
+        let mut d = Digits::trained(&data, batch);
         g.throughput(Throughput::Elements(batch as u64));
-        g.bench_function(format!("train_step_batch_{batch}"), |b| {
-            b.iter(|| {
-                let scale = 1.0 / batch as f32;
-                for _ in 0..batch {
-                    let (x, label) = &data[next % data.len()];
-                    next += 1;
-                    t.x = *x;
-                    t.accumulate(&CrossEntropy, label, scale, &mut Mode::Infer).unwrap();
-                }
-                black_box(t.apply(&cfg, None));
-            });
-        });
+        g.bench_function(format!("train_step_batch_{batch}"), |b| b.iter(|| black_box(d.step(batch))));
+        trained.get_or_insert(d);
     }
-    let mut t = Box::new(Trainer::<DigitsMlp, DigitsAdam>::ZERO);
-    t.model.init_with(Init::TorchDefault, &mut Rng::new(0));
+    let mut d = trained.unwrap();
     let x = data[3].0;
     g.throughput(Throughput::Elements(1));
     g.bench_function("inference", |b| {
         b.iter(|| {
             let mut y = [0.0f32; 10];
-            t.model.predict(black_box(&x), &mut t.acts, &mut y);
+            d.t.model.predict(black_box(&x), &mut d.t.acts, &mut y);
             black_box(y)
         });
     });

@@ -141,8 +141,9 @@ pub fn save<M: Layer>(model: &M, out: &mut [u8]) -> Result<usize, Error> {
 ///
 /// # Errors
 /// [`Error::Truncated`], [`Error::BadMagic`], [`Error::UnsupportedVersion`],
-/// [`Error::TrailingBytes`], [`Error::Checksum`], [`Error::WrongNetwork`],
-/// [`Error::ParamCount`] or [`Error::NonFinite`], whichever is found first.
+/// [`Error::TrailingBytes`], [`Error::Checksum`], [`Error::BadHeader`] (header length,
+/// payload length, reserved), [`Error::WrongNetwork`], [`Error::ParamCount`] or
+/// [`Error::NonFinite`], whichever is found first.
 pub fn verify<M: Layer>(bytes: &[u8]) -> Result<(), Error> {
     let len = bytes.len();
     if len < HEADER_LEN + CRC_LEN {
@@ -176,18 +177,45 @@ pub fn verify<M: Layer>(bytes: &[u8]) -> Result<(), Error> {
         let computed = CRC32.checksum(&bytes[..len - CRC_LEN]);
         return Err(Error::Checksum { computed, stored: u32_at(bytes, len - CRC_LEN) });
     }
-    let fp = u32_at(bytes, 8);
-    let expected = if version == VERSION_1 { fingerprint_v1::<M>() } else { fingerprint::<M>() };
-    if fp != expected {
-        return Err(Error::WrongNetwork { expected, found: fp });
-    }
-    if count != M::STORED_LEN || len != file_len::<M>() || !consistent {
-        return Err(Error::ParamCount { expected: M::STORED_LEN, found: count });
-    }
+    verify_fields::<M>(bytes, version)?;
     let payload = &bytes[HEADER_LEN..len - CRC_LEN];
     if let Some(index) = payload.chunks_exact(4).position(|c| !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite())
     {
         return Err(Error::NonFinite { index });
+    }
+    Ok(())
+}
+
+/// The header fields after a valid checksum, each with its own error, then the length.
+fn verify_fields<M: Layer>(bytes: &[u8], version: u16) -> Result<(), Error> {
+    let bad = |field, expected: usize, found: u32| Error::BadHeader { field, expected: expected as u32, found };
+    let header_len = u16_at(bytes, 6);
+    if usize::from(header_len) != HEADER_LEN {
+        return Err(bad("header length", HEADER_LEN, u32::from(header_len)));
+    }
+    let fp = u32_at(bytes, 8);
+    let expected_fp = if version == VERSION_1 { fingerprint_v1::<M>() } else { fingerprint::<M>() };
+    if fp != expected_fp {
+        return Err(Error::WrongNetwork { expected: expected_fp, found: fp });
+    }
+    let count = u32_at(bytes, 12) as usize;
+    if count != M::STORED_LEN {
+        return Err(Error::ParamCount { expected: M::STORED_LEN, found: count });
+    }
+    let payload_len = u32_at(bytes, 16);
+    if payload_len as usize != 4 * M::STORED_LEN {
+        return Err(bad("payload length", 4 * M::STORED_LEN, payload_len));
+    }
+    let reserved = u32_at(bytes, 20);
+    if reserved != 0 {
+        return Err(bad("reserved", 0, reserved));
+    }
+    let (len, expected) = (bytes.len(), file_len::<M>());
+    if len < expected {
+        return Err(Error::Truncated { expected, found: len });
+    }
+    if len > expected {
+        return Err(Error::TrailingBytes { expected, found: len });
     }
     Ok(())
 }

@@ -107,6 +107,16 @@ pub enum Error {
         /// Index of the first differing value among all stored values.
         index: usize,
     },
+    /// A header field of a file with a valid checksum that does not hold the value it must:
+    /// the file was written that way, not damaged on the way.
+    BadHeader {
+        /// The field, as the format's documentation names it (`header length`, ...).
+        field: &'static str,
+        /// The value it must hold.
+        expected: u32,
+        /// The value in the file.
+        found: u32,
+    },
 }
 
 /// Why a flash operation failed (the kinds of `embedded-storage`).
@@ -173,6 +183,9 @@ impl fmt::Display for Error {
             }
             Error::FixedTensorDiffers { index } => {
                 write!(f, "value {index} of the file differs from the frozen weights in flash, which are not rewritten")
+            }
+            Error::BadHeader { field, expected, found } => {
+                write!(f, "bad header: the {field} field is {found}, expected {expected}")
             }
         }
     }

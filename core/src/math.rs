@@ -123,6 +123,35 @@ pub fn floor(x: f32) -> f32 {
     libm::floorf(x)
 }
 
+/// `x`, or `+0.0` when `|x|` is below [`f32::MIN_POSITIVE`] (a subnormal or `-0.0`).
+///
+/// The optimizers pass their state through this after every update: a moment whose gradient
+/// has gone to zero decays geometrically into the subnormal range, where x86 computes through
+/// slow microcode assists (training `digits-mlp` at batch 1 became up to 14 times slower).
+/// Doing it in the arithmetic, not with the FPU's flush-to-zero mode (MXCSR, FPSCR), keeps the
+/// host and the Cortex-M bit-identical. Normal values, infinities and NaN pass through
+/// unchanged; the result is never `-0.0`. A mask, a compare and a select on the bits: it
+/// vectorises on the host, and costs three instructions on a Cortex-M4 once the value is in a
+/// core register.
+///
+/// ```
+/// use tinytrain::math::flush_subnormal;
+/// assert_eq!(flush_subnormal(1e-40).to_bits(), 0);
+/// assert_eq!(flush_subnormal(-1e-40).to_bits(), 0);
+/// assert_eq!(flush_subnormal(-0.0).to_bits(), 0);
+/// assert_eq!(flush_subnormal(f32::MIN_POSITIVE), f32::MIN_POSITIVE);
+/// assert_eq!(flush_subnormal(-2.5), -2.5);
+/// ```
+#[inline]
+#[must_use]
+pub fn flush_subnormal(x: f32) -> f32 {
+    // Exponent field zero: subnormal or zero. On the bits, not with a float compare: on a
+    // Cortex-M4 a float compare needs `vabs`, `vcmp` and `vmrs` before the select, and the
+    // square root of `v` moves its bits through a core register anyway.
+    let bits = x.to_bits();
+    f32::from_bits(if bits & 0x7f80_0000 == 0 { 0 } else { bits })
+}
+
 /// Natural logarithm, clamped below at -100 like PyTorch's `binary_cross_entropy`.
 #[inline]
 #[must_use]
@@ -142,6 +171,25 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn flush_subnormal_changes_only_values_below_min_positive() {
+        let keep = [f32::MIN_POSITIVE, -f32::MIN_POSITIVE, 1.0, -3.5e-30, f32::MAX, f32::INFINITY, f32::NEG_INFINITY];
+        for x in keep {
+            assert_eq!(flush_subnormal(x).to_bits(), x.to_bits(), "x = {x:e}");
+        }
+        assert!(flush_subnormal(f32::NAN).is_nan());
+        // Every subnormal of either sign, and both zeros, become +0.0.
+        for bits in (0..0x0080_0000u32).step_by(997).chain([0, 1, 0x007f_ffff]) {
+            assert_eq!(flush_subnormal(f32::from_bits(bits)).to_bits(), 0);
+            assert_eq!(flush_subnormal(f32::from_bits(bits | 0x8000_0000)).to_bits(), 0);
+        }
+        // The smallest normals of either sign stay.
+        for bits in (0x0080_0000u32..0x0100_0000).step_by(4099) {
+            assert_eq!(flush_subnormal(f32::from_bits(bits)).to_bits(), bits);
+            assert_eq!(flush_subnormal(f32::from_bits(bits | 0x8000_0000)).to_bits(), bits | 0x8000_0000);
+        }
+    }
 
     #[test]
     fn powi_matches_repeated_multiplication() {

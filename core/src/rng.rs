@@ -28,6 +28,18 @@ fn splitmix64(state: &mut u64) -> u64 {
 }
 
 impl Rng {
+    /// The generator's state, to save it (training checkpoints).
+    #[must_use]
+    pub const fn state(&self) -> [u32; 4] {
+        self.s
+    }
+
+    /// A generator at a saved [`Rng::state`].
+    #[must_use]
+    pub const fn from_state(s: [u32; 4]) -> Self {
+        Rng { s }
+    }
+
     /// A generator seeded from a 64-bit seed.
     #[must_use]
     pub const fn new(seed: u64) -> Self {

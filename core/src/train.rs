@@ -217,13 +217,31 @@ pub struct Divergence {
     pub restored: bool,
     /// The learning rate from now on.
     pub new_lr: f32,
+    /// Set when a finite loss exploded over the running loss (rather than a loss, gradient or
+    /// update being non-finite).
+    pub explosion: Option<Explosion>,
 }
 
-/// The divergence guard: non-finite losses, gradients or updates never reach the weights.
+/// A batch loss that exploded over the running loss.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Explosion {
+    /// The batch's mean loss.
+    pub loss: f32,
+    /// The running loss it exceeded by more than [`DivergenceGuard::explosion_factor`].
+    pub running_loss: f32,
+}
+
+/// The divergence guard: non-finite losses, gradients or updates never reach the weights, and
+/// a loss that explodes while staying finite is caught too.
 ///
-/// A bad step is skipped and counted. After `max_bad_steps` bad steps in a row, or at once
-/// when an update would make a weight non-finite, the weights go back to the snapshot, the
-/// optimizer state is reset and the learning rate is multiplied by `lr_factor`.
+/// A bad step is skipped and counted. After `max_bad_steps` bad steps in a row, at once when
+/// an update would make a weight non-finite, and at once when a batch's mean loss exceeds
+/// `explosion_factor` times the running loss (an exponential moving average of the batch
+/// losses, weight 0.1, started from the mean of the first `warmup_steps` batches), the weights
+/// go back to the snapshot, the optimizer state is reset and the learning rate is multiplied by
+/// `lr_factor`. Normal training never comes near the factor: the guard changes nothing, bit for
+/// bit, in a run where it does not fire.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DivergenceGuard {
@@ -231,12 +249,44 @@ pub struct DivergenceGuard {
     pub max_bad_steps: u32,
     /// Learning-rate multiplier applied at each rollback.
     pub lr_factor: f32,
+    /// A batch loss this many times the running loss is an explosion (`f32::INFINITY`: off).
+    pub explosion_factor: f32,
+    /// Batches whose losses start the running loss before explosions are looked for.
+    pub warmup_steps: u32,
 }
 
 impl Default for DivergenceGuard {
-    /// Roll back after 3 bad steps in a row, halving the learning rate.
+    /// Roll back after 3 bad steps in a row or a batch loss 1000 times the running loss (from
+    /// the first batch on), halving the learning rate.
     fn default() -> Self {
-        DivergenceGuard { max_bad_steps: 3, lr_factor: 0.5 }
+        DivergenceGuard { max_bad_steps: 3, lr_factor: 0.5, explosion_factor: 1e3, warmup_steps: 1 }
+    }
+}
+
+/// Weight of the newest batch loss in the guard's running loss.
+const RUNNING_LOSS_WEIGHT: f32 = 0.1;
+
+/// The running loss of the divergence guard: an exponential moving average of the mean batch
+/// losses of accepted steps, the plain mean during the warm-up.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct RunningLoss {
+    value: f32,
+    seen: u32,
+}
+
+impl RunningLoss {
+    /// Whether `loss` is an explosion over the running loss; if not, it joins the average.
+    fn exploded(&mut self, guard: &DivergenceGuard, loss: f32) -> bool {
+        if !loss.is_finite() {
+            return false;
+        }
+        if self.seen >= guard.warmup_steps.max(1) && loss > guard.explosion_factor * self.value {
+            return true;
+        }
+        self.seen = self.seen.saturating_add(1);
+        let weight = if self.seen <= guard.warmup_steps.max(1) { 1.0 / self.seen as f32 } else { RUNNING_LOSS_WEIGHT };
+        self.value += weight * (loss - self.value);
+        false
     }
 }
 
@@ -434,6 +484,7 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
     ///
     /// # Errors
     /// What the dataset reports (an index out of range, a bad label).
+    #[inline]
     pub fn load_sample<T, D>(&mut self, data: &D, i: usize, target: &mut T) -> Result<(), Error>
     where
         D: Dataset<M::Input, T> + ?Sized,
@@ -443,6 +494,7 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
 
     /// Runs the loaded input forward in inference mode and returns the output. The input came
     /// from a [`Dataset`] that checked it; for input from elsewhere use [`Trainer::predict`].
+    #[inline]
     pub fn infer(&mut self) -> &M::Output {
         self.model.predict(&self.x, &mut self.acts, &mut self.y);
         &self.y
@@ -585,6 +637,47 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
         U: UnitMonitor,
         C: Callback,
     {
+        let mut state = FitState::new();
+        M::zero_grads(&mut self.grads);
+        if let Some(s) = snapshot.as_deref_mut() {
+            s.copy_params_from(&self.model);
+        }
+        let report = self.fit_from(&mut state, opt_cfg, loss, train, val, cfg, snapshot, monitor, callback, None)?;
+        report.ok_or(Error::InvalidConfig("training paused without a step limit"))
+    }
+
+    /// Trains from `state` (a fresh [`FitState::new`], or one saved in a training checkpoint
+    /// together with the model, the optimizer state and the snapshot) for at most
+    /// `max_steps` optimizer steps. Returns the report when training is over, or `None` when
+    /// it paused after `max_steps` steps: `state`, the model, the optimizer and the snapshot
+    /// then hold everything needed to go on, in this process or after a restart, with the
+    /// same bits as an uninterrupted run. (The dead-unit monitor's count for a paused epoch
+    /// restarts with the resumed part of it; it does not touch the weights.)
+    ///
+    /// # Errors
+    /// As [`Trainer::fit_with`].
+    #[allow(clippy::too_many_lines)] // the epoch loop reads best top to bottom
+    pub fn fit_from<L, D, V, U, C>(
+        &mut self,
+        state: &mut FitState,
+        opt_cfg: &O::Config,
+        loss: &L,
+        train: &D,
+        val: Option<&V>,
+        cfg: &FitConfig,
+        mut snapshot: Option<&mut M>,
+        monitor: &mut U,
+        callback: &mut C,
+        max_steps: Option<u32>,
+    ) -> Result<Option<FitReport>, Error>
+    where
+        L: Loss<M::Output>,
+        L::Target: Zero,
+        D: Dataset<M::Input, L::Target> + ?Sized,
+        V: Dataset<M::Input, L::Target> + ?Sized,
+        U: UnitMonitor,
+        C: Callback,
+    {
         if cfg.batch_size == 0 {
             return Err(Error::InvalidConfig("batch size must be at least 1"));
         }
@@ -594,26 +687,38 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
         if train.is_empty() {
             return Err(Error::Empty);
         }
+        if cfg.epochs == 0 {
+            return Err(Error::InvalidConfig("epochs must be at least 1"));
+        }
         let n = train.len();
         let batches = n.div_ceil(cfg.batch_size);
         let frozen = frozen_prefix::<M>(cfg.freeze);
-        let mut mode = Mode::Train(Rng::new(cfg.seed).fork(0x0D0F));
+        let fresh = *state == FitState::new();
+        let mut mode = Mode::Train(if fresh { Rng::new(cfg.seed).fork(0x0D0F) } else { Rng::from_state(state.rng) });
+        // The learning rate after the rollbacks so far: the same operations as when they happened.
         let mut opt_cfg = *opt_cfg;
-        let mut best_loss = f32::INFINITY;
-        let (mut best_epoch, mut bad_epochs, mut bad_run) = (0, 0, 0);
-        let (mut skipped_total, mut rollbacks) = (0, 0);
-        let mut stopped_early = false;
-        let mut last = None;
-        M::zero_grads(&mut self.grads);
-        if let Some(s) = snapshot.as_deref_mut() {
-            s.copy_params_from(&self.model);
+        for _ in 0..state.rollbacks {
+            opt_cfg = O::scale_learning_rate(&opt_cfg, cfg.guard.lr_factor);
         }
+        let mut running = RunningLoss { value: state.running_loss, seen: state.running_seen };
+        let mut last = None;
+        let mut steps = 0u32;
+        let pause = |steps: u32| max_steps.is_some_and(|m| steps >= m);
 
-        for epoch in 1..=cfg.epochs {
+        while !state.over && state.epoch <= cfg.epochs {
+            let epoch = state.epoch;
             let seed = cfg.seed.wrapping_add(u64::from(epoch).wrapping_mul(0x9E37_79B9));
             let order = if cfg.shuffle { Permutation::new(n, seed) } else { Permutation::identity(n) };
-            let (mut loss_sum, mut counted, mut correct, mut skipped) = (0.0f64, 0usize, 0usize, 0u32);
-            for b in 0..batches {
+            while (state.batch as usize) < batches {
+                if pause(steps) {
+                    state.rng = match &mode {
+                        Mode::Train(rng) => rng.state(),
+                        Mode::Infer => state.rng,
+                    };
+                    (state.running_loss, state.running_seen) = (running.value, running.seen);
+                    return Ok(None);
+                }
+                let b = state.batch as usize;
                 let start = b * cfg.batch_size;
                 let end = (start + cfg.batch_size).min(n);
                 let batch = self.run_batch(
@@ -627,92 +732,186 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
                     frozen,
                     monitor,
                 )?;
-                loss_sum += f64::from(batch.loss_sum);
-                counted += batch.counted;
-                correct += batch.correct;
-                // An update of finite gradients can still overflow a weight.
+                steps += 1;
+                state.batch += 1;
+                state.loss_sum += f64::from(batch.loss_sum);
+                state.counted += batch.counted as u32;
+                state.correct += batch.correct as u32;
+                // An update of finite gradients can still overflow a weight, or the loss can
+                // explode while staying finite (the batch's loss shows the last update's effect).
                 let overflowed = batch.applied && !self.model.params_finite();
-                if overflowed && snapshot.is_none() {
+                let batch_loss = batch.loss_sum / batch.counted.max(1) as f32;
+                let exploded = batch.counted > 0 && running.exploded(&cfg.guard, batch_loss);
+                if (overflowed || exploded) && snapshot.is_none() {
                     return Err(Error::Diverged);
                 }
-                if batch.applied && !overflowed {
-                    bad_run = 0;
+                if batch.applied && !overflowed && !exploded {
+                    state.bad_run = 0;
                 } else {
-                    skipped += 1;
-                    bad_run += 1;
+                    // An exploded step was applied (and is undone below), not skipped.
+                    state.skipped += u32::from(!exploded);
+                    state.bad_run += 1;
                 }
-                if overflowed || bad_run >= cfg.guard.max_bad_steps.max(1) {
+                if overflowed || exploded || state.bad_run >= cfg.guard.max_bad_steps.max(1) {
                     let restored = self.roll_back(snapshot.as_deref());
                     opt_cfg = O::scale_learning_rate(&opt_cfg, cfg.guard.lr_factor);
-                    rollbacks += 1;
+                    state.rollbacks += 1;
                     callback.on_divergence(&Divergence {
                         epoch,
-                        bad_steps: bad_run,
+                        bad_steps: state.bad_run,
                         restored,
                         new_lr: self.opt.learning_rate(&opt_cfg),
+                        explosion: exploded.then_some(Explosion { loss: batch_loss, running_loss: running.value }),
                     });
-                    bad_run = 0;
+                    state.bad_run = 0;
                 }
                 callback.on_batch_end(epoch, b + 1, batches);
             }
-            skipped_total += skipped;
+            state.skipped_total += state.skipped;
             let val_eval = match val {
                 Some(v) => Some(self.evaluate(loss, v)?),
                 None => None,
             };
-            let train_loss = if counted == 0 { f32::NAN } else { (loss_sum / counted as f64) as f32 };
+            let train_loss =
+                if state.counted == 0 { f32::NAN } else { (state.loss_sum / f64::from(state.counted)) as f32 };
             let stats = EpochStats {
                 epoch,
                 train_loss,
-                train_accuracy: correct as f32 / n as f32,
+                train_accuracy: state.correct as f32 / n as f32,
                 val: val_eval,
                 lr: self.opt.learning_rate(&opt_cfg),
-                skipped_steps: skipped,
+                skipped_steps: state.skipped,
                 dead: monitor.end_epoch(),
             };
             last = Some(stats);
             let monitored = val_eval.map_or(stats.train_loss, |e| e.loss);
-            let improved = monitored < best_loss - cfg.min_delta;
+            let best_before = state.best_loss;
+            let improved = monitored < state.best_loss - cfg.min_delta;
             if improved {
-                best_loss = monitored;
-                best_epoch = epoch;
-                bad_epochs = 0;
+                state.best_loss = monitored;
+                state.best_epoch = epoch;
+                state.bad_epochs = 0;
             } else {
-                bad_epochs += 1;
+                state.bad_epochs += 1;
             }
-            // With early stopping the snapshot keeps the best weights, else the latest.
+            // With early stopping the snapshot keeps the best weights, else the latest, unless
+            // their validation loss exploded over the best one (in the first epoch: over the
+            // running training loss), as the epoch's last update may have made it do unseen.
+            let reference = if best_before.is_finite() { best_before } else { running.value };
+            let limit = cfg.guard.explosion_factor * reference;
+            let sane = val_eval.is_none_or(|e| e.loss.partial_cmp(&limit) != Some(core::cmp::Ordering::Greater));
             if (improved || cfg.patience.is_none())
+                && sane
                 && self.model.params_finite()
                 && let Some(s) = snapshot.as_deref_mut()
             {
                 s.copy_params_from(&self.model);
             }
             let control = callback.on_epoch_end(&stats);
-            let patience_out = cfg.patience.is_some_and(|p| bad_epochs >= p);
+            let patience_out = cfg.patience.is_some_and(|p| state.bad_epochs >= p);
+            (state.loss_sum, state.counted, state.correct, state.skipped, state.batch) = (0.0, 0, 0, 0, 0);
+            state.epoch += 1;
             if control == Control::Stop || patience_out {
-                stopped_early = epoch < cfg.epochs;
-                break;
+                state.stopped_early = epoch < cfg.epochs;
+                state.over = true;
             }
         }
+        state.over = true;
+        (state.running_loss, state.running_seen) = (running.value, running.seen);
 
         let restored_best = match (cfg.patience, snapshot) {
-            (Some(_), Some(s)) if best_epoch > 0 => {
+            (Some(_), Some(s)) if state.best_epoch > 0 => {
                 self.model.copy_params_from(s);
                 true
             }
             _ => false,
         };
-        let last = last.ok_or(Error::InvalidConfig("epochs must be at least 1"))?;
-        Ok(FitReport {
+        let last = last.ok_or(Error::InvalidConfig("training was already over"))?;
+        Ok(Some(FitReport {
             epochs_run: last.epoch,
-            best_epoch,
-            best_loss,
-            stopped_early,
+            best_epoch: state.best_epoch,
+            best_loss: state.best_loss,
+            stopped_early: state.stopped_early,
             restored_best,
-            skipped_steps: skipped_total,
-            rollbacks,
+            skipped_steps: state.skipped_total,
+            rollbacks: state.rollbacks,
             last,
-        })
+        }))
+    }
+}
+
+/// Where a training run is: everything [`Trainer::fit_from`] keeps between optimizer steps
+/// besides the model, the optimizer state and the snapshot. With those it is a training
+/// checkpoint: saved, then loaded after a power cut or a killed process, training goes on with
+/// the same bits as if it had never stopped.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct FitState {
+    /// The epoch in progress, from 1.
+    pub epoch: u32,
+    /// Batches of it done.
+    pub batch: u32,
+    /// State of the generator that dropout draws from.
+    pub rng: [u32; 4],
+    /// Lowest monitored loss so far.
+    pub best_loss: f32,
+    /// Its epoch (0: none yet).
+    pub best_epoch: u32,
+    /// Epochs since the best one.
+    pub bad_epochs: u32,
+    /// Bad steps in a row.
+    pub bad_run: u32,
+    /// Steps skipped in finished epochs.
+    pub skipped_total: u32,
+    /// Rollbacks of the divergence guard (each scaled the learning rate once).
+    pub rollbacks: u32,
+    /// The guard's running loss.
+    pub running_loss: f32,
+    /// Steps in the running loss.
+    pub running_seen: u32,
+    /// Sum of the epoch's batch losses so far.
+    pub loss_sum: f64,
+    /// Samples with a finite loss in the epoch so far.
+    pub counted: u32,
+    /// Correct samples in the epoch so far.
+    pub correct: u32,
+    /// Steps skipped in the epoch so far.
+    pub skipped: u32,
+    /// Training is over.
+    pub over: bool,
+    /// It ended before its last epoch.
+    pub stopped_early: bool,
+}
+
+impl FitState {
+    /// The state before the first step.
+    #[must_use]
+    pub const fn new() -> Self {
+        FitState {
+            epoch: 1,
+            batch: 0,
+            rng: [0; 4],
+            best_loss: f32::INFINITY,
+            best_epoch: 0,
+            bad_epochs: 0,
+            bad_run: 0,
+            skipped_total: 0,
+            rollbacks: 0,
+            running_loss: 0.0,
+            running_seen: 0,
+            loss_sum: 0.0,
+            counted: 0,
+            correct: 0,
+            skipped: 0,
+            over: false,
+            stopped_early: false,
+        }
+    }
+}
+
+impl Default for FitState {
+    fn default() -> Self {
+        FitState::new()
     }
 }
 
@@ -772,6 +971,66 @@ mod tests {
         assert!(t.model.params_finite());
         assert!(r.rollbacks > 0 && events.0 == r.rollbacks, "rollbacks {} events {}", r.rollbacks, events.0);
         assert!(r.last.lr < 1e10);
+    }
+
+    #[derive(Default)]
+    struct Explosions {
+        count: usize,
+        first: Option<Explosion>,
+    }
+    impl Callback for Explosions {
+        fn on_divergence(&mut self, event: &Divergence) {
+            self.count += usize::from(event.explosion.is_some());
+            self.first = self.first.or(event.explosion);
+        }
+    }
+
+    #[test]
+    fn a_finite_explosion_rolls_back_and_lowers_the_learning_rate() {
+        let data = [([0.0, 1.0], [1.0]), ([1.0, 0.0], [1.0]), ([1.0, 1.0], [0.0]), ([0.0, 0.0], [0.0])];
+        let mut t = trainer();
+        let mut snapshot = Net::ZERO;
+        let cfg = FitConfig { epochs: 1, batch_size: 1, shuffle: false, ..FitConfig::default() };
+        let mut events = Explosions::default();
+        // Steps of 1e4: every weight stays finite, the loss jumps by orders of magnitude.
+        let sgd = SgdConfig { lr: Schedule::Constant(1e4) };
+        let r = t
+            .fit_with(&sgd, &Mse::MEAN, &data[..], None::<&Data>, &cfg, Some(&mut snapshot), &mut (), &mut events)
+            .unwrap();
+        assert!(r.rollbacks > 0 && events.count == r.rollbacks as usize, "{r:?}");
+        let e = events.first.unwrap();
+        assert!(e.loss.is_finite() && e.loss > 1e3 * e.running_loss, "{e:?}");
+        assert_eq!(r.skipped_steps, 0, "an exploded step is undone, not skipped");
+        assert!(r.last.lr < 1e4);
+        assert!(t.model.params_finite());
+
+        // Without a snapshot the explosion cannot be undone: an error, as for an overflow.
+        let mut t = trainer();
+        let r = t.fit_with(&sgd, &Mse::MEAN, &data[..], None::<&Data>, &cfg, None, &mut (), &mut ());
+        assert!(matches!(r, Err(Error::Diverged)), "{r:?}");
+
+        // The check off: the same run goes on with its exploded loss.
+        let mut t = trainer();
+        let off = FitConfig {
+            guard: DivergenceGuard { explosion_factor: f32::INFINITY, ..DivergenceGuard::default() },
+            ..cfg
+        };
+        let r = t
+            .fit_with(&sgd, &Mse::MEAN, &data[..], None::<&Data>, &off, Some(&mut snapshot), &mut (), &mut ())
+            .unwrap();
+        assert_eq!(r.rollbacks, 0);
+    }
+
+    #[test]
+    fn the_running_loss_starts_from_the_warm_up_mean() {
+        let guard = DivergenceGuard { warmup_steps: 2, ..DivergenceGuard::default() };
+        let mut running = RunningLoss { value: 0.0, seen: 0 };
+        assert!(!running.exploded(&guard, 1.0));
+        assert!(!running.exploded(&guard, 3000.0), "still warming up");
+        assert_eq!(running.value, 1500.5);
+        assert!(!running.exploded(&guard, 1e6));
+        assert!(running.exploded(&guard, 1e9));
+        assert!(!running.exploded(&guard, f32::NAN), "non-finite losses are the other path's");
     }
 
     #[test]

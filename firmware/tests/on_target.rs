@@ -394,6 +394,7 @@ mod tests {
     use tinytrain::layer::Layer;
     use tinytrain::loss::{CrossEntropy, Loss, Mse};
     use tinytrain::optim::{Adam, AdamConfig, AdamForm, Optimizer, Schedule, Sgd, SgdConfig};
+    use tinytrain::params::Params;
     use tinytrain::prelude::{Dense, Tanh};
     use tinytrain::train::{Step, Trainer};
     use tinytrain::{Mode, Rng, Tensor, Zero};
@@ -476,7 +477,9 @@ mod tests {
         t.model.init(&mut rng);
         t.model.visit_mut(&mut |_, slot| {
             if let tinytrain::params::Slot::Mut(p) = slot {
-                p.iter_mut().for_each(|v| *v += rng.uniform(-0.1, 0.1));
+                for v in p.iter_mut() {
+                    *v += rng.uniform(-0.1, 0.1);
+                }
             }
         });
         let x: [f32; 5] = [0.5, -1.0, 0.25, 2.0, -0.75];

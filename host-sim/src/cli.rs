@@ -14,12 +14,13 @@
 //! ```
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tinytrain::Init;
 
+use crate::atomic;
 use crate::interop::{self, Layout};
 use crate::models::{self, MODELS, Model};
 use crate::optimizers::{OptimizerKind, Overrides};
@@ -38,10 +39,12 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Train a model with its baseline's settings (override any of them), validating on the
-    /// test set after every epoch; the last line is `test accuracy A (correct/total)`.
+    /// Train a model with its baseline's settings (override any of them), validating after every
+    /// epoch on the test set or on data held out with --validation-split; the last line is
+    /// `test accuracy A (correct/total)` (a regression: `test mse E mae E (N samples)`).
     Train(TrainArgs),
-    /// Evaluate saved weights on the test set; the last line is `test accuracy A (correct/total)`.
+    /// Evaluate saved weights on the test set; the last line is `test accuracy A (correct/total)`
+    /// (a regression: `test mse E mae E (N samples)`).
     Eval(EvalArgs),
     /// Print the layers, parameter counts and the RAM for inference and training.
     Summary(SummaryArgs),
@@ -52,7 +55,8 @@ pub enum Command {
     /// non-zero on any difference.
     Qemu(QemuArgs),
     /// Print every test sample's index, predicted class, label and logits, one line each
-    /// (`--json`: JSON lines), to compare with other tools.
+    /// (`--json`: JSON lines), to compare with other tools; `--input FILE` predicts the samples
+    /// of a file of CSV or JSON lines instead.
     Predict(PredictArgs),
     /// Write saved weights as a safetensors file under PyTorch `state_dict` names and layouts
     /// (`fc1.weight` [out, in], `conv1.weight` [C_out, C_in, kh, kw]) or Keras ones.
@@ -94,6 +98,17 @@ fn parse_momentum(s: &str) -> Result<f32, String> {
         Err(e) => Err(e.to_string()),
     }
 }
+
+fn parse_fraction(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if v > 0.0 && v < 1.0 => Ok(v),
+        Ok(_) => Err("must be between 0 and 1 (exclusive)".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The validation split of `--patience` without `--validation-split`.
+pub const DEFAULT_VALIDATION_SPLIT: f32 = 0.1;
 
 fn parse_count(s: &str) -> Result<u32, String> {
     match s.parse::<u32>() {
@@ -155,12 +170,20 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Stop after this many epochs without a lower validation loss, and restore the best weights.
+    /// The validation data is then held out of the training data (`--validation-split`,
+    /// 0.1 unless given), so that the test set is only used once, at the end.
     #[arg(long, value_parser = parse_count)]
     pub patience: Option<u32>,
+    /// Hold out the last fraction F of the training data (before shuffling, as Keras does) as
+    /// the validation data of every epoch and of early stopping; the test set is then evaluated
+    /// once, after training [default: none, the test set validates each epoch as in the
+    /// baselines; 0.1 with --patience].
+    #[arg(long, value_name = "F", value_parser = parse_fraction)]
+    pub validation_split: Option<f32>,
     /// Weight initialiser [default: the model's].
     #[arg(long, value_enum)]
     pub init: Option<InitArg>,
-    /// Directory with the dataset files [default: ./data, else the repository's data/].
+    /// Directory with the dataset files [default: ./data if it holds them, else the repository's data/].
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// Save the trained weights to this file.
@@ -173,6 +196,26 @@ pub struct TrainArgs {
     /// Do not train the first N layers with parameters: they keep the weights they start with.
     #[arg(long, value_name = "N")]
     pub freeze: Option<u32>,
+    /// Draw training and validation loss and accuracy per epoch into this SVG file, the
+    /// early-stopping epoch marked.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Write a training checkpoint to this file every --checkpoint-every optimizer steps and at
+    /// the end: `train --resume FILE` with the same options goes on from it, with the same bits
+    /// as a run that never stopped.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+    /// Optimizer steps between training checkpoints.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = parse_count)]
+    pub checkpoint_every: u32,
+    /// Go on from this training checkpoint (written by --checkpoint); give the same options as
+    /// the run that wrote it. New checkpoints go to the same file unless --checkpoint says.
+    #[arg(long, value_name = "FILE")]
+    pub resume: Option<PathBuf>,
+    /// Write one CSV row per epoch to this file, rewritten after every epoch: epoch, loss,
+    /// accuracy, val_loss, val_accuracy, lr, and one dead_relu_K column per ReLU layer.
+    #[arg(long, value_name = "FILE.csv")]
+    pub log: Option<PathBuf>,
     /// Use the Keras forms and defaults of Adam, RMSprop and momentum instead of PyTorch's
     /// (Adadelta always uses the Keras defaults).
     #[arg(long)]
@@ -212,7 +255,13 @@ impl TrainArgs {
         }
         opts.save.clone_from(&self.save);
         opts.weights.clone_from(&self.weights);
+        opts.checkpoint = self.checkpoint.clone().or_else(|| self.resume.clone());
+        opts.checkpoint_every = self.checkpoint_every;
+        opts.plot.clone_from(&self.plot);
+        opts.resume.clone_from(&self.resume);
         opts.fit.freeze = self.freeze.unwrap_or(0);
+        opts.log.clone_from(&self.log);
+        opts.validation_split = self.validation_split.or(self.patience.map(|_| DEFAULT_VALIDATION_SPLIT));
         if let Some(n) = self.log_every {
             opts.log_every = n;
         }
@@ -230,7 +279,7 @@ pub struct EvalArgs {
     /// The weights file written by `train --save`.
     #[arg(long, value_name = "FILE")]
     pub weights: PathBuf,
-    /// Directory with the dataset files [default: ./data, else the repository's data/].
+    /// Directory with the dataset files [default: ./data if it holds them, else the repository's data/].
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
 }
@@ -255,7 +304,7 @@ pub struct QemuArgs {
     /// Run this firmware ELF instead of building one.
     #[arg(long, value_name = "FILE")]
     pub elf: Option<PathBuf>,
-    /// Directory with the dataset files [default: ./data, else the repository's data/].
+    /// Directory with the dataset files [default: ./data if it holds them, else the repository's data/].
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// Longest QEMU run, in seconds.
@@ -276,12 +325,16 @@ pub struct PredictArgs {
     /// The weights file (`train --save` or `import --to`).
     #[arg(long, value_name = "FILE")]
     pub weights: PathBuf,
-    /// Directory with the dataset files [default: ./data, else the repository's data/].
+    /// Directory with the dataset files [default: ./data if it holds them, else the repository's data/].
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// One JSON object per line: {"index":..,"predicted":..,"label":..,"logits":[..]}.
     #[arg(long)]
     pub json: bool,
+    /// Predict these samples instead of the test set: one per line, the network's input values
+    /// as CSV or a JSON array (`-`: stdin); the label column is then `-` (JSON: null).
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
 }
 
 /// Arguments of `export`.
@@ -331,10 +384,27 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
     match &cli.command {
         Command::Train(args) => {
             let opts = args.options()?;
+            let mut inputs = crate::datasets::input_files(crate::run::dataset_kind(args.model), &opts.data_dir);
+            inputs.extend(opts.weights.iter().cloned());
+            // A run that resumes from a checkpoint may write the next ones over it.
+            inputs.extend(opts.resume.iter().filter(|r| Some(*r) != opts.checkpoint.as_ref()).cloned());
+            let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+            let outputs: Vec<&Path> = opts
+                .save
+                .iter()
+                .chain(&opts.log)
+                .chain(&opts.checkpoint)
+                .chain(&opts.plot)
+                .map(PathBuf::as_path)
+                .collect();
+            atomic::check_outputs(&outputs, &inputs)?;
             args.model.train(&opts, out)?;
         }
         Command::Eval(args) => {
-            let data_dir = args.data.clone().unwrap_or_else(crate::datasets::default_data_dir);
+            let data_dir = args
+                .data
+                .clone()
+                .unwrap_or_else(|| crate::datasets::default_dir_for(crate::run::dataset_kind(args.model)));
             let opts = EvalOptions { weights: args.weights.clone(), data_dir };
             args.model.eval(&opts, out)?;
         }
@@ -361,7 +431,10 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
             let opts = crate::qemu::QemuOptions {
                 firmware: args.firmware.clone().unwrap_or_else(crate::qemu::firmware_dir),
                 elf: args.elf.clone(),
-                data: args.data.clone().unwrap_or_else(crate::datasets::default_data_dir),
+                data: args
+                    .data
+                    .clone()
+                    .unwrap_or_else(|| crate::datasets::default_dir_for(Some(qemu_dataset(args.model)))),
                 timeout: std::time::Duration::from_secs(args.timeout),
                 model: args.model,
             };
@@ -370,8 +443,12 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
         Command::Predict(args) => {
             let opts = PredictOptions {
                 weights: args.weights.clone(),
-                data_dir: args.data.clone().unwrap_or_else(crate::datasets::default_data_dir),
+                data_dir: args
+                    .data
+                    .clone()
+                    .unwrap_or_else(|| crate::datasets::default_dir_for(crate::run::dataset_kind(args.model))),
                 json: args.json,
+                input: args.input.clone(),
             };
             args.model.predict(&opts, out)?;
         }
@@ -382,11 +459,19 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
+fn qemu_dataset(model: crate::qemu::FirmwareModel) -> crate::datasets::DatasetKind {
+    match model {
+        crate::qemu::FirmwareModel::DigitsMlp => crate::datasets::DatasetKind::Digits,
+        crate::qemu::FirmwareModel::MnistCnnTiny => crate::datasets::DatasetKind::Mnist,
+    }
+}
+
 fn export(args: &ExportArgs, out: &mut dyn Write) -> Result<()> {
     let (model, path) = (args.model, &args.weights);
+    atomic::check_outputs(&[&args.to], &[path])?;
     let weights = std::fs::read(path).with_context(|| format!("cannot read weights file {}", path.display()))?;
     let file = model.export(&weights, args.layout).with_context(|| format!("{}", path.display()))?;
-    std::fs::write(&args.to, &file).with_context(|| format!("cannot write {}", args.to.display()))?;
+    atomic::write_atomic(&args.to, &file)?;
     let specs = model.tensor_specs(args.layout)?;
     writeln!(
         out,
@@ -401,22 +486,26 @@ fn export(args: &ExportArgs, out: &mut dyn Write) -> Result<()> {
 
 fn import(args: &ImportArgs, out: &mut dyn Write) -> Result<()> {
     let (model, path) = (args.model, &args.file);
+    let outputs: Vec<&Path> = args.to.iter().chain(&args.rust).map(PathBuf::as_path).collect();
+    atomic::check_outputs(&outputs, &[path])?;
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let imported = model
         .import(&bytes, args.layout, args.rust.is_some())
         .with_context(|| format!("{} does not fit model {} ({} layout)", path.display(), model.name, args.layout))?;
     writeln!(out, "tensors matched by {}", imported.mapping)?;
+    let mut files: Vec<(&Path, &[u8])> = Vec::new();
     if let Some(to) = &args.to {
-        std::fs::write(to, &imported.weights).with_context(|| format!("cannot write {}", to.display()))?;
-        writeln!(
-            out,
-            "wrote weights file {} ({} bytes)",
-            to.display(),
-            crate::text::thousands(imported.weights.len())
-        )?;
+        files.push((to, &imported.weights));
     }
     if let (Some(rs), Some(source)) = (&args.rust, &imported.rust) {
-        std::fs::write(rs, source).with_context(|| format!("cannot write {}", rs.display()))?;
+        files.push((rs, source.as_bytes()));
+    }
+    // Both files or neither.
+    atomic::write_all_atomic(&files)?;
+    if let Some(to) = &args.to {
+        writeln!(out, "wrote weights file {} ({} bytes)", to.display(), crate::run::thousands(imported.weights.len()))?;
+    }
+    if let (Some(rs), Some(_)) = (&args.rust, &imported.rust) {
         writeln!(out, "wrote Rust source {} (pub static NET: {})", rs.display(), model.type_path)?;
     }
     Ok(())

@@ -229,6 +229,18 @@ pub fn load(kind: DatasetKind, dir: &Path) -> Result<TrainTest> {
     Ok(TrainTest { train: load_split(kind, Split::Train, dir)?, test: load_split(kind, Split::Test, dir)? })
 }
 
+/// The dataset files of `kind` that [`find`] finds in `dir` (none without a dataset): the
+/// inputs an output file must not overwrite.
+#[must_use]
+pub fn input_files(kind: Option<DatasetKind>, dir: &Path) -> Vec<PathBuf> {
+    let Some(kind) = kind else { return Vec::new() };
+    [Split::Train, Split::Test]
+        .into_iter()
+        .filter_map(|split| find(kind, split, dir).ok())
+        .flat_map(|(images, labels)| [images, labels])
+        .collect()
+}
+
 /// The data directory of the repository, where the shipped datasets are.
 #[must_use]
 pub fn workspace_data_dir() -> PathBuf {
@@ -236,12 +248,32 @@ pub fn workspace_data_dir() -> PathBuf {
     manifest.parent().unwrap_or(manifest).join("data")
 }
 
-/// `data` under the current directory if it exists, else the repository's data directory,
-/// so that `cargo run` works from anywhere in the repository.
+/// `data` under the current directory if it holds a complete dataset (the train and test
+/// files of digits or MNIST), else the repository's data directory, so that `cargo run` works
+/// from anywhere in the repository and an empty or unrelated `./data` does not hide the shipped
+/// files.
 #[must_use]
 pub fn default_data_dir() -> PathBuf {
     let local = PathBuf::from("data");
-    if local.is_dir() { local } else { workspace_data_dir() }
+    if [DatasetKind::Digits, DatasetKind::Mnist].into_iter().any(|kind| complete(kind, &local)) {
+        local
+    } else {
+        workspace_data_dir()
+    }
+}
+
+/// Where the data of a model reading `kind` is looked for without `--data`: `./data` if it
+/// holds both splits of that dataset, else the repository's data directory (for a model
+/// without a dataset, as [`default_data_dir`]).
+#[must_use]
+pub fn default_dir_for(kind: Option<DatasetKind>) -> PathBuf {
+    let Some(kind) = kind else { return default_data_dir() };
+    let local = PathBuf::from("data");
+    if complete(kind, &local) { local } else { workspace_data_dir() }
+}
+
+fn complete(kind: DatasetKind, dir: &Path) -> bool {
+    dir.is_dir() && [Split::Train, Split::Test].into_iter().all(|split| find(kind, split, dir).is_ok())
 }
 
 #[cfg(test)]

@@ -56,26 +56,104 @@ impl Images {
     }
 }
 
+/// The largest data an IDX header may declare: 1 GiB (the full MNIST training images are
+/// 47 MB). A larger declaration is refused before anything is inflated.
+pub const MAX_PAYLOAD: u64 = 1 << 30;
+
+/// Trailing bytes counted exactly in messages.
+const TRAILING_SHOWN: u64 = 1 << 16;
+
+/// Bytes per element of an IDX data type code (`0x08` unsigned byte, ..., `0x0E` double).
+fn element_size(code: u8) -> u64 {
+    match code {
+        0x0B => 2,
+        0x0C | 0x0D => 4,
+        0x0E => 8,
+        _ => 1,
+    }
+}
+
+/// Reads from `reader` until `out` holds `n` bytes or the stream ends.
+fn fill(reader: &mut impl Read, out: &mut Vec<u8>, n: usize) -> std::io::Result<()> {
+    let missing = n.saturating_sub(out.len());
+    reader.take(missing as u64).read_to_end(out).map(drop)
+}
+
+/// Reads an IDX file from `reader`, bounded by its header: the magic and the dimensions
+/// first, then at most the data they declare, and then up to 64 KiB more to report trailing
+/// data. A declaration over [`MAX_PAYLOAD`] is refused after the header; a stream that is
+/// not IDX stops after its first four bytes (the parser names the bad magic).
+fn read_bounded(mut reader: impl Read) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    fill(&mut reader, &mut out, 4)?;
+    let Some(&[zero0, zero1, code, ndim]) = out.first_chunk::<4>() else { return Ok(out) };
+    if (zero0, zero1) != (0, 0) {
+        return Ok(out);
+    }
+    let header_len = 4 + 4 * usize::from(ndim);
+    fill(&mut reader, &mut out, header_len)?;
+    let Some(dims) = out.get(4..header_len) else { return Ok(out) };
+    let dims: Vec<u64> =
+        dims.chunks_exact(4).map(|c| u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]))).collect();
+    let declared = dims.iter().try_fold(element_size(code), |n, &d| n.checked_mul(d));
+    let shown: Vec<String> = dims.iter().map(u64::to_string).collect();
+    match declared {
+        Some(n) if n <= MAX_PAYLOAD => {
+            reader.by_ref().take(header_len as u64 + n - out.len() as u64).read_to_end(&mut out)?;
+            let mut rest = Vec::new();
+            reader.take(TRAILING_SHOWN + 1).read_to_end(&mut rest)?;
+            match rest.len() as u64 {
+                0 => Ok(out),
+                k if k <= TRAILING_SHOWN => {
+                    bail!("{k} trailing bytes after the {n} bytes of data the header announces")
+                }
+                _ => {
+                    bail!("more than {TRAILING_SHOWN} trailing bytes after the {n} bytes of data the header announces")
+                }
+            }
+        }
+        _ => bail!(
+            "the header declares {} bytes of data ({}), more than the {} bytes (1 GiB) this loader accepts: refused before reading the data",
+            declared.map_or_else(|| "over 2^64".to_owned(), |n| crate::run::thousands(n as usize)),
+            shown.join(" x "),
+            crate::run::thousands(MAX_PAYLOAD as usize)
+        ),
+    }
+}
+
 /// Returns `bytes` decompressed if they start with the gzip magic, unchanged otherwise.
+/// Inflation is bounded by the IDX header at the start of the data: at most the bytes it
+/// declares (and one more) are inflated, and a header declaring more than [`MAX_PAYLOAD`]
+/// is refused as soon as it has been read, so a small gzip bomb costs no memory or time.
 ///
 /// # Errors
-/// When the gzip stream is corrupt or cut short.
+/// When the gzip stream is corrupt or cut short, or the header declares too much data.
 pub fn decompress(bytes: Vec<u8>) -> Result<Vec<u8>> {
     if !bytes.starts_with(&GZIP_MAGIC) {
         return Ok(bytes);
     }
-    let mut out = Vec::with_capacity(bytes.len().saturating_mul(4));
-    MultiGzDecoder::new(bytes.as_slice()).read_to_end(&mut out).context("corrupt gzip data")?;
-    Ok(out)
+    decompress_bounded(MultiGzDecoder::new(bytes.as_slice()))
 }
 
-/// Reads a file whole and decompresses it if it is gzipped.
+fn decompress_bounded(decoder: impl Read) -> Result<Vec<u8>> {
+    read_bounded(decoder).map_err(|e| match e.downcast::<std::io::Error>() {
+        Ok(io) => anyhow::Error::new(io).context("corrupt gzip data"),
+        Err(other) => other,
+    })
+}
+
+/// Reads an IDX file, decompressing it if it is gzipped; reading is bounded by the header
+/// as in [`decompress`], and the file is streamed, not read whole first.
 ///
 /// # Errors
-/// When the file cannot be read or its gzip data is corrupt; the message names the file.
+/// When the file cannot be read, its gzip data is corrupt, or its header declares more than
+/// [`MAX_PAYLOAD`]; the message names the file.
 pub fn read_raw(path: &Path) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    decompress(bytes).with_context(|| path.display().to_string())
+    let cannot_read = || format!("cannot read {}", path.display());
+    let mut file = std::io::BufReader::new(std::fs::File::open(path).with_context(cannot_read)?);
+    let gzipped = std::io::BufRead::fill_buf(&mut file).with_context(cannot_read)?.starts_with(&GZIP_MAGIC);
+    let raw = if gzipped { decompress_bounded(MultiGzDecoder::new(file)) } else { read_bounded(file) };
+    raw.with_context(|| path.display().to_string())
 }
 
 /// Checks the magic and returns the dimensions and the data that follows them.

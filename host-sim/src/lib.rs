@@ -11,14 +11,20 @@
 //! - [`tasks`], [`run`]: training and evaluation, generic over network, optimizer and data.
 //! - [`interop`]: safetensors in and out under PyTorch or Keras names and layouts, and Rust
 //!   source that puts trained weights into flash.
+//! - [`split`]: validation data held out of the training data, as Keras does it.
+//! - [`csvlog`]: the per-epoch CSV log of `train --log`.
 //! - [`predict`]: per-sample predictions and outputs, as text or JSON lines.
 //! - [`session`]: a model in memory behind a dyn-safe trait (train, evaluate, predict, tensors
 //!   in and out), chosen at run time by name: what the Python bindings (`python/`) drive.
+//! - [`plot`]: training curves (`train --plot FILE.svg`).
+//! - [`resume`]: training checkpoints that a killed run goes on from, bit for bit.
+//! - [`atomic`]: output files checked before any work and written whole or not at all.
 //! - [`cli`]: the `tinytrain-sim` command line.
 //! - [`spec`], [`text`]: what the work modules know of a model, and small text helpers.
 //!
 //! Modules form layers with arrows pointing one way: leaves that know nothing of the registry
-//! (`idx`, `datasets`, `flash`, `board`, `interop`, `optimizers`, `spec`, `text`), then the work
+//! (`idx`, `datasets`, `flash`, `board`, `interop`, `optimizers`, `spec`, `text`, `split`,
+//! `csvlog`, `atomic`, `resume`, `plot`), then the work
 //! (`run`, `predict`, `session`, `tasks`, `qemu`, taking a [`spec::ModelSpec`]), then [`models`] (the
 //! registry) and [`cli`] on top.
 //!
@@ -30,18 +36,23 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod atomic;
 pub mod board;
 pub mod cli;
+pub mod csvlog;
 pub mod datasets;
 pub mod flash;
 pub mod idx;
 pub mod interop;
 pub mod models;
 pub mod optimizers;
+pub mod plot;
 pub mod predict;
 pub mod qemu;
+pub mod resume;
 pub mod run;
 pub mod session;
 pub mod spec;
+pub mod split;
 pub mod tasks;
 pub mod text;

@@ -9,15 +9,17 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use tinytrain::checkpoint;
 use tinytrain::loss::Loss;
 use tinytrain::prelude::*;
-use tinytrain::train::{Divergence, UnitMonitor};
+use tinytrain::train::{Divergence, FitState, UnitMonitor};
 
+use crate::csvlog::CsvLog;
 use crate::optimizers::OptimizerConfig;
 use crate::spec::ModelSpec;
+use crate::split::{Either, Part};
 
 /// Everything `train` needs besides the model, resolved from the model's defaults and the
 /// command line.
@@ -35,6 +37,20 @@ pub struct TrainOptions {
     pub save: Option<PathBuf>,
     /// Weights to start from instead of initialising (fine-tuning).
     pub weights: Option<PathBuf>,
+    /// Draw the training curves into this SVG file ([`crate::plot`]).
+    pub plot: Option<PathBuf>,
+    /// Write a training checkpoint ([`crate::resume`]) to this file every `checkpoint_every`
+    /// optimizer steps and at the end.
+    pub checkpoint: Option<PathBuf>,
+    /// Optimizer steps between training checkpoints.
+    pub checkpoint_every: u32,
+    /// Go on from this training checkpoint.
+    pub resume: Option<PathBuf>,
+    /// Hold out this last fraction of the training data for validation (Keras
+    /// `validation_split`); without it the test set is the validation set, as in the baselines.
+    pub validation_split: Option<f32>,
+    /// Write one CSV row per epoch to this file ([`crate::csvlog`]).
+    pub log: Option<PathBuf>,
     /// Print one epoch line every this many epochs (and always the last).
     pub log_every: u32,
     /// Draw progress bars on stderr (only when it is a terminal).
@@ -50,12 +66,27 @@ impl TrainOptions {
             optimizer: d.optimizer_config(false),
             fit: FitConfig { epochs: d.epochs, batch_size: d.batch_size, ..FitConfig::default() },
             init: d.init,
-            data_dir: crate::datasets::default_data_dir(),
+            data_dir: crate::datasets::default_dir_for(dataset_kind(model)),
             save: None,
             weights: None,
+            plot: None,
+            checkpoint: None,
+            checkpoint_every: 100,
+            resume: None,
+            validation_split: None,
+            log: None,
             log_every: d.log_every,
             progress: true,
         }
+    }
+}
+
+/// The image dataset `model` reads, if any.
+#[must_use]
+pub fn dataset_kind(model: &ModelSpec) -> Option<crate::datasets::DatasetKind> {
+    match model.data {
+        crate::models::Data::Images(kind) => Some(kind),
+        crate::models::Data::Builtin => None,
     }
 }
 
@@ -83,10 +114,46 @@ pub struct TrainOutcome {
     pub wall_seconds: f64,
 }
 
-/// The script-readable last line of `train` and `eval`.
+/// The script-readable last line of `train` and `eval` for a classifier.
 #[must_use]
 pub fn accuracy_line(e: &Eval) -> String {
     format!("test accuracy {:.4} ({}/{})", e.accuracy, e.correct, e.samples)
+}
+
+/// The script-readable last line of `train` and `eval` for a regression.
+#[must_use]
+pub fn regression_line(mse: &Eval, mae: &Eval) -> String {
+    format!("test mse {:.6} mae {:.6} ({} samples)", mse.loss, mae.loss, mse.samples)
+}
+
+/// Evaluates the trainer's model on `test` and prints the test loss and, last, the line a
+/// script reads: the accuracy of a classifier, or with `mae` (a regression, whose loss is the
+/// MSE) the MSE and the MAE.
+fn final_lines<M, O, L, A, V>(
+    trainer: &mut Trainer<M, O>,
+    loss: &L,
+    mae: Option<&A>,
+    test: &V,
+    out: &mut dyn Write,
+) -> Result<Eval>
+where
+    M: Layer,
+    O: Optimizer,
+    L: Loss<M::Output>,
+    L::Target: Zero,
+    A: Loss<M::Output, Target = L::Target>,
+    V: Dataset<M::Input, L::Target> + ?Sized,
+{
+    let eval = trainer.evaluate(loss, test).context("evaluating on the test set")?;
+    writeln!(out, "test loss {:.4}", eval.loss)?;
+    match mae {
+        None => writeln!(out, "{}", accuracy_line(&eval))?,
+        Some(mae) => {
+            let abs = trainer.evaluate(mae, test).context("evaluating on the test set")?;
+            writeln!(out, "{}", regression_line(&eval, &abs))?;
+        }
+    }
+    Ok(eval)
 }
 
 pub use crate::text::thousands;
@@ -102,6 +169,10 @@ struct Progress<'a> {
     epoch_start: Instant,
     train_time: Duration,
     events: Vec<String>,
+    csv: Option<CsvLog>,
+    /// Every epoch's figures, for `--plot`.
+    history: Vec<EpochStats>,
+    csv_error: Option<anyhow::Error>,
 }
 
 impl Progress<'_> {
@@ -152,10 +223,13 @@ impl Callback for Progress<'_> {
     }
 
     fn on_divergence(&mut self, event: &Divergence) {
+        let cause = match event.explosion {
+            Some(e) => format!("loss {:.3e} exploded over its running value {:.3e}", e.loss, e.running_loss),
+            None => format!("{} bad steps in a row", event.bad_steps),
+        };
         self.events.push(format!(
-            "epoch {}: {} bad steps in a row: {}, optimizer state reset, lr now {:.3e}",
+            "epoch {}: {cause}: {}, optimizer state reset, lr now {:.3e}",
             event.epoch,
-            event.bad_steps,
             if event.restored { "weights restored from the snapshot" } else { "weights kept" },
             event.new_lr
         ));
@@ -170,47 +244,26 @@ impl Callback for Progress<'_> {
             self.error = Some(e);
             return Control::Stop;
         }
+        if let Some(Err(e)) = self.csv.as_mut().map(|csv| csv.epoch(stats)) {
+            self.csv_error = Some(e);
+            return Control::Stop;
+        }
+        self.history.push(*stats);
         self.epoch_start = Instant::now();
         Control::Continue
     }
 }
 
-/// Trains network `M` with optimizer `O` on `train`, validating on `test` after every epoch
-/// (as the baselines do), then evaluates the final weights on `test`, saves them if asked, and
-/// prints the accuracy line last. `data_note` (lines about the data) is printed after the
-/// model line.
-///
-/// # Errors
-/// Invalid options, errors of the data or the loss, or writing the output or the weights.
-pub fn train<M, O, L, D, V, U>(
+/// The lines `train` prints before the first epoch; `sizes` are the training samples, all the
+/// training data (the rest is validation data) and the test samples.
+fn header_lines<M: Layer, O: Optimizer, L: Loss<M::Output>>(
     model: &ModelSpec,
     data_note: &str,
     opts: &TrainOptions,
-    cfg: &O::Config,
-    loss: &L,
-    train: &D,
-    test: &V,
-    monitor: &mut U,
+    sizes: (usize, usize, usize),
     out: &mut dyn Write,
-) -> Result<TrainOutcome>
-where
-    M: Layer,
-    O: Optimizer,
-    L: Loss<M::Output>,
-    L::Target: Zero,
-    D: Dataset<M::Input, L::Target> + ?Sized,
-    V: Dataset<M::Input, L::Target> + ?Sized,
-    U: UnitMonitor,
-{
-    // Boxed: a Trainer holds the parameters four times over (MNIST MLP with Adam: 1.6 MB).
-    let mut trainer: Box<Trainer<M, O>> = Box::new(Trainer::ZERO);
-    trainer.model.init_with(opts.init, &mut Rng::new(opts.fit.seed));
-    if let Some(path) = &opts.weights {
-        load_weights(&mut trainer.model, path, model.name)?;
-    }
-    // The snapshot the divergence guard rolls back to, and with --patience the best weights.
-    let mut snapshot: Box<M> = Box::new(M::ZERO);
-
+) -> Result<()> {
+    let (at, n, test_len) = sizes;
     writeln!(
         out,
         "model {}: {} parameters, training state {} bytes",
@@ -239,7 +292,80 @@ where
     if let Some(p) = f.patience {
         write!(out, ", early stopping after {p} epochs without improvement")?;
     }
-    writeln!(out, "; {} training samples, {} test samples", train.len(), test.len())?;
+    if at < n {
+        writeln!(
+            out,
+            "; {at} training samples, {} validation samples (the last {} of the training data), {} test samples",
+            n - at,
+            opts.validation_split.unwrap_or_default(),
+            test_len
+        )?;
+    } else {
+        writeln!(out, "; {n} training samples, {test_len} test samples (also the validation data)")?;
+    }
+    Ok(())
+}
+
+/// Trains network `M` with optimizer `O` on `train`, then evaluates the final (or restored
+/// best) weights on `test` once, saves them if asked, and prints the test loss and, last, the
+/// line a script reads ([`accuracy_line`], or [`regression_line`] when `mae` is given).
+/// `data_note` (lines about the data) is printed after the model line.
+///
+/// The validation data of every epoch (and of early stopping) is the last
+/// `opts.validation_split` of `train`, held out and never trained on, or without a split the
+/// test set, as the baselines do.
+///
+/// When the divergence guard rolled back and the weights end no better on the validation data
+/// than they started, or the guard had to cut the learning rate over 1000-fold, training never
+/// recovered: the weights are not saved and the error says so, after the usual lines.
+///
+/// # Errors
+/// Invalid options, errors of the data or the loss, writing the output, the log or the weights,
+/// or training that diverged and never recovered.
+pub fn train<M, O, L, A, D, V, U>(
+    model: &ModelSpec,
+    data_note: &str,
+    opts: &TrainOptions,
+    cfg: &O::Config,
+    loss: &L,
+    mae: Option<&A>,
+    train: &D,
+    test: &V,
+    monitor: &mut U,
+    out: &mut dyn Write,
+) -> Result<TrainOutcome>
+where
+    M: Layer,
+    O: Optimizer,
+    L: Loss<M::Output>,
+    L::Target: Zero,
+    A: Loss<M::Output, Target = L::Target>,
+    D: Dataset<M::Input, L::Target> + ?Sized,
+    V: Dataset<M::Input, L::Target> + ?Sized,
+    U: UnitMonitor,
+{
+    let n = train.len();
+    let at = match opts.validation_split {
+        Some(fraction) => crate::split::keras_split(n, fraction)?,
+        None => n,
+    };
+    let fit_data = Part::new(train, 0..at);
+    let val = if at < n { Either::Left(Part::new(train, at..n)) } else { Either::Right(test) };
+
+    // Boxed: a Trainer holds the parameters four times over (MNIST MLP with Adam: 1.6 MB).
+    let mut trainer: Box<Trainer<M, O>> = Box::new(Trainer::ZERO);
+    trainer.model.init_with(opts.init, &mut Rng::new(opts.fit.seed));
+    if let Some(path) = &opts.weights {
+        load_weights(&mut trainer.model, path, model.name)?;
+    }
+    // The snapshot the divergence guard rolls back to, and with --patience the best weights.
+    let mut snapshot: Box<M> = Box::new(M::ZERO);
+    // The initial weights, to tell whether training recovered after a rollback.
+    let mut initial: Box<M> = Box::new(M::ZERO);
+    initial.copy_params_from(&trainer.model);
+
+    let f = &opts.fit;
+    header_lines::<M, O, L>(model, data_note, opts, (at, n, test.len()), out)?;
 
     let mut progress = Progress {
         out: &mut *out,
@@ -251,9 +377,23 @@ where
         epoch_start: Instant::now(),
         train_time: Duration::ZERO,
         events: Vec::new(),
+        csv: opts.log.clone().map(CsvLog::new),
+        history: Vec::new(),
+        csv_error: None,
     };
     let start = Instant::now();
-    let report = trainer.fit_with(cfg, loss, train, Some(test), f, Some(&mut *snapshot), monitor, &mut progress);
+    let report = fit_resumable(
+        &mut trainer,
+        &mut snapshot,
+        &mut initial,
+        opts,
+        cfg,
+        loss,
+        &fit_data,
+        &val,
+        monitor,
+        &mut progress,
+    );
     let wall = start.elapsed().as_secs_f64();
     if let Some(bar) = progress.bar.take() {
         bar.finish_and_clear();
@@ -261,9 +401,111 @@ where
     if let Some(e) = progress.error {
         return Err(e).context("cannot write the training log");
     }
+    if let Some(e) = progress.csv_error {
+        return Err(e);
+    }
     let train_time = progress.train_time.as_secs_f64();
+    let history = std::mem::take(&mut progress.history);
     let report = report.context("training failed")?;
+    if let Some(path) = &opts.plot {
+        plot(model.name, path, &history, &report, out)?;
+    }
 
+    report_lines(&report, out)?;
+    let samples = report.epochs_run as usize * at;
+    let samples_per_second = if train_time > 0.0 { samples as f64 / train_time } else { f64::INFINITY };
+    writeln!(
+        out,
+        "trained {} samples in {:.2} s: {} samples/s (wall time {:.2} s with evaluation)",
+        thousands(samples),
+        train_time,
+        thousands(samples_per_second.min(1e15) as usize),
+        wall
+    )?;
+    let unrecovered =
+        if report.rollbacks > 0 { never_recovered(&mut trainer, &initial, loss, &val, &report, f)? } else { None };
+    if let Some(path) = opts.save.as_ref().filter(|_| unrecovered.is_none()) {
+        let mut bytes = vec![0u8; checkpoint::file_len::<M>()];
+        let n = checkpoint::save(&trainer.model, &mut bytes).context("cannot save the weights")?;
+        crate::atomic::write_atomic(path, &bytes[..n])?;
+        writeln!(out, "saved weights to {} ({} bytes)", path.display(), thousands(n))?;
+    }
+    let test_eval = final_lines(&mut trainer, loss, mae, test, out)?;
+    out.flush()?;
+    if let Some(why) = unrecovered {
+        let saved = opts.save.as_ref().map(|p| format!("; the weights were not saved to {}", p.display()));
+        bail!(
+            "training diverged and never recovered: {} rollbacks, {why}{}",
+            report.rollbacks,
+            saved.unwrap_or_default()
+        );
+    }
+    Ok(TrainOutcome { report, test: test_eval, train_seconds: train_time, samples_per_second, wall_seconds: wall })
+}
+
+/// Trains from the start, or from the training checkpoint `opts.resume`, writing checkpoints
+/// to `opts.checkpoint` every `opts.checkpoint_every` steps and at the end.
+///
+/// # Errors
+/// An unreadable or foreign checkpoint, a checkpoint that cannot be written, or what training
+/// reports.
+fn fit_resumable<M, O, L, D, V, U>(
+    trainer: &mut Trainer<M, O>,
+    snapshot: &mut M,
+    initial: &mut M,
+    opts: &TrainOptions,
+    cfg: &O::Config,
+    loss: &L,
+    fit_data: &D,
+    val: &V,
+    monitor: &mut U,
+    progress: &mut Progress<'_>,
+) -> Result<FitReport>
+where
+    M: Layer,
+    O: Optimizer,
+    L: Loss<M::Output>,
+    L::Target: Zero,
+    D: Dataset<M::Input, L::Target> + ?Sized,
+    V: Dataset<M::Input, L::Target> + ?Sized,
+    U: UnitMonitor,
+{
+    let settings = settings_hash(opts);
+    let mut state = FitState::new();
+    if let Some(path) = &opts.resume {
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        crate::resume::read(&bytes, settings, trainer, snapshot, initial, &mut state)
+            .with_context(|| format!("cannot resume from {}", path.display()))?;
+        writeln!(progress.out, "resuming from {} at epoch {}, batch {}", path.display(), state.epoch, state.batch + 1)?;
+    } else {
+        snapshot.copy_params_from(&trainer.model);
+    }
+    let every = opts.checkpoint.as_ref().map(|_| opts.checkpoint_every.max(1));
+    loop {
+        let step = trainer.fit_from(
+            &mut state,
+            cfg,
+            loss,
+            fit_data,
+            Some(val),
+            &opts.fit,
+            Some(&mut *snapshot),
+            monitor,
+            progress,
+            every,
+        )?;
+        if let Some(path) = &opts.checkpoint {
+            let c = crate::resume::Checkpoint { trainer, snapshot, initial, state: &state };
+            crate::atomic::write_atomic(path, &crate::resume::write(&c, settings))?;
+        }
+        if let Some(report) = step {
+            return Ok(report);
+        }
+    }
+}
+
+/// The lines about how training ended: early stopping, restored weights, skipped steps.
+fn report_lines(report: &FitReport, out: &mut dyn Write) -> Result<()> {
     if report.stopped_early {
         writeln!(out, "early stopping after epoch {}", report.epochs_run)?;
     }
@@ -277,27 +519,40 @@ where
             report.skipped_steps, report.rollbacks
         )?;
     }
-    let samples = report.epochs_run as usize * train.len();
-    let samples_per_second = if train_time > 0.0 { samples as f64 / train_time } else { f64::INFINITY };
-    writeln!(
-        out,
-        "trained {} samples in {:.2} s: {} samples/s (wall time {:.2} s with evaluation)",
-        thousands(samples),
-        train_time,
-        thousands(samples_per_second.min(1e15) as usize),
-        wall
-    )?;
-    let test_eval = trainer.evaluate(loss, test).context("evaluating on the test set")?;
-    if let Some(path) = &opts.save {
-        let mut bytes = vec![0u8; checkpoint::file_len::<M>()];
-        let n = checkpoint::save(&trainer.model, &mut bytes).context("cannot save the weights")?;
-        std::fs::write(path, &bytes[..n]).with_context(|| format!("cannot write {}", path.display()))?;
-        writeln!(out, "saved weights to {} ({} bytes)", path.display(), thousands(n))?;
-    }
-    writeln!(out, "test loss {:.4}", test_eval.loss)?;
-    writeln!(out, "{}", accuracy_line(&test_eval))?;
-    out.flush()?;
-    Ok(TrainOutcome { report, test: test_eval, train_seconds: train_time, samples_per_second, wall_seconds: wall })
+    Ok(())
+}
+
+/// Writes the training curves of `history` to `path`, the restored epoch marked.
+///
+/// # Errors
+/// No epoch to draw, or a file that cannot be written.
+fn plot(
+    name: &str,
+    path: &std::path::Path,
+    history: &[EpochStats],
+    report: &FitReport,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let best = report.restored_best.then_some(report.best_epoch);
+    let svg = crate::plot::svg(name, history, best)?;
+    crate::atomic::write_atomic(path, svg.as_bytes())?;
+    writeln!(out, "plotted the training curves to {}", path.display())?;
+    Ok(())
+}
+
+/// A hash of the settings that decide a run's bits, so that a training checkpoint resumes only
+/// the run it was written by.
+fn settings_hash(opts: &TrainOptions) -> u32 {
+    let text = format!(
+        "{:?}|{:?}|{:?}|{:?}|{}|{:?}",
+        opts.optimizer,
+        opts.fit,
+        opts.init,
+        opts.validation_split,
+        opts.data_dir.display(),
+        opts.weights
+    );
+    checkpoint::CRC32.checksum(text.as_bytes())
 }
 
 /// The line that says what `--freeze layers` freezes in network `M`.
@@ -327,17 +582,55 @@ fn freeze_note<M: Layer>(name: &str, freeze: u32) -> Result<String> {
     ))
 }
 
+/// After rollbacks of the divergence guard, why training never recovered, if it did not: the
+/// final weights are no better on the validation data than the initial ones (or their loss is
+/// not finite), or the guard had to cut the learning rate more than 1000-fold, so that what
+/// trained is not the run that was asked for.
+fn never_recovered<M, O, L, V>(
+    trainer: &mut Trainer<M, O>,
+    initial: &M,
+    loss: &L,
+    val: &V,
+    report: &FitReport,
+    fit: &FitConfig,
+) -> Result<Option<String>>
+where
+    M: Layer,
+    O: Optimizer,
+    L: Loss<M::Output>,
+    L::Target: Zero,
+    V: Dataset<M::Input, L::Target> + ?Sized,
+{
+    let after = trainer.evaluate(loss, val).context("evaluating on the validation data")?.loss;
+    let mut first: Box<Trainer<M, Sgd>> = Box::new(Trainer::ZERO);
+    first.model.copy_params_from(initial);
+    let before = first.evaluate(loss, val).context("evaluating on the validation data")?.loss;
+    if after.partial_cmp(&before) != Some(core::cmp::Ordering::Less) {
+        return Ok(Some(format!("validation loss {after:.4e} after training, {before:.4e} before")));
+    }
+    let cut = f64::from(fit.guard.lr_factor).powf(f64::from(report.rollbacks));
+    if cut < 1e-3 {
+        return Ok(Some(format!(
+            "the learning rate had to be cut {:.1e}-fold to {:.3e}: use a smaller --lr",
+            1.0 / cut,
+            report.last.lr
+        )));
+    }
+    Ok(None)
+}
+
 /// Loads the weights file of `opts` into network `M` and evaluates it on `test`, printing the
-/// loss and, last, the accuracy line.
+/// loss and, last, the accuracy line (with `mae`, a regression: the MSE and MAE line).
 ///
 /// # Errors
 /// An unreadable or invalid weights file (wrong network, corrupt, truncated), or errors of
 /// the data or the loss.
-pub fn evaluate<M, L, V>(
+pub fn evaluate<M, L, A, V>(
     model: &ModelSpec,
     data_note: &str,
     opts: &EvalOptions,
     loss: &L,
+    mae: Option<&A>,
     test: &V,
     out: &mut dyn Write,
 ) -> Result<Eval>
@@ -345,16 +638,15 @@ where
     M: Layer,
     L: Loss<M::Output>,
     L::Target: Zero,
+    A: Loss<M::Output, Target = L::Target>,
     V: Dataset<M::Input, L::Target> + ?Sized,
 {
     let path = &opts.weights;
     let mut trainer: Box<Trainer<M, Sgd>> = Box::new(Trainer::ZERO);
     load_weights(&mut trainer.model, path, model.name)?;
-    let eval = trainer.evaluate(loss, test).context("evaluating on the test set")?;
     writeln!(out, "model {}: weights from {}", model.name, path.display())?;
     write!(out, "{data_note}")?;
-    writeln!(out, "test loss {:.4}", eval.loss)?;
-    writeln!(out, "{}", accuracy_line(&eval))?;
+    let eval = final_lines(&mut trainer, loss, mae, test, out)?;
     out.flush()?;
     Ok(eval)
 }

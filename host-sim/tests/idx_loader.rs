@@ -135,3 +135,53 @@ fn a_synthetic_set_trains_end_to_end() {
     assert!(run.ok, "{}", run.stderr);
     assert!(run.last_line().starts_with("test accuracy ") && run.last_line().ends_with("/30)"), "{}", run.stdout);
 }
+
+/// A gzip stream of `header` followed by `zeros` zero bytes, compressed as it is written.
+fn gzip_with_zeros(header: &[u8], zeros: usize) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(header).unwrap();
+    let chunk = vec![0u8; 1 << 20];
+    for _ in 0..zeros / chunk.len() {
+        enc.write_all(&chunk).unwrap();
+    }
+    enc.finish().unwrap()
+}
+
+#[test]
+fn a_gzip_bomb_is_refused_after_its_header() {
+    let dir = scratch("gzip-bomb");
+    // 175,000,000 images of 28x28: the header declares 137 GB.
+    let header = idx(IMAGES_MAGIC, &[175_000_000, 28, 28], &[]);
+    let mut bomb = gzip_with_zeros(&header, 64 << 20);
+    // Cut the gzip trailer: a loader that inflated past the header would report corrupt data.
+    bomb.truncate(bomb.len() - 8);
+    assert!(bomb.len() < 1 << 20, "{} bytes", bomb.len());
+    let path = dir.join("digits-train-images-idx3-ubyte.gz");
+    std::fs::write(&path, &bomb).unwrap();
+    let start = std::time::Instant::now();
+    let msg = error_of(loader::read_images(&path));
+    let took = start.elapsed();
+    assert!(msg.contains("declares 137,200,000,000 bytes") && msg.contains("1 GiB"), "{msg}");
+    assert!(msg.contains("175000000 x 28 x 28") && !msg.contains("corrupt"), "{msg}");
+    assert!(took.as_millis() < 2000, "took {took:?}");
+    // The same through decompress, and on the command line in one line.
+    let msg = error_of(loader::decompress(bomb));
+    assert!(msg.contains("declares 137,200,000,000 bytes"), "{msg}");
+    std::fs::write(dir.join("digits-train-labels-idx1-ubyte.gz"), gzip(&idx(LABELS_MAGIC, &[1], &[0]))).unwrap();
+    let run = sim(&["train", "digits-mlp", "--data", dir.to_str().unwrap()]);
+    run.assert_one_line_error("1 GiB");
+}
+
+#[test]
+fn inflation_stops_after_the_declared_data() {
+    let dir = scratch("gzip-trailing");
+    // 4 bytes declared, 16 MiB of zeros after them.
+    let header = idx(IMAGES_MAGIC, &[1, 2, 2], &[]);
+    let path = dir.join("images.gz");
+    std::fs::write(&path, gzip_with_zeros(&header, 16 << 20)).unwrap();
+    let msg = error_of(loader::read_images(&path));
+    assert!(msg.contains("more than 65536 trailing bytes after the 4 bytes"), "{msg}");
+    std::fs::write(&path, gzip(&idx(IMAGES_MAGIC, &[1, 2, 2], &[0; 7]))).unwrap();
+    assert!(error_of(loader::read_images(&path)).contains("3 trailing bytes after the 4 bytes"));
+}

@@ -145,7 +145,7 @@ fn trained_model_round_trips_bit_exactly_in_both_layouts() {
         std::fs::write(&path, &back.weights).unwrap();
         let predict = |weights: &Path| {
             let mut out = Vec::new();
-            let opts = PredictOptions { weights: weights.to_owned(), data_dir: data_dir(), json: false };
+            let opts = PredictOptions { weights: weights.to_owned(), data_dir: data_dir(), json: false, input: None };
             m.predict(&opts, &mut out).unwrap();
             out
         };
@@ -362,7 +362,7 @@ fn predict_agrees_with_eval() {
 
     let run = |json| {
         let mut out = Vec::new();
-        let opts = PredictOptions { weights: weights.clone(), data_dir: data_dir(), json };
+        let opts = PredictOptions { weights: weights.clone(), data_dir: data_dir(), json, input: None };
         let e = m.predict(&opts, &mut out).unwrap();
         assert_eq!(e, eval, "predict's own evaluation");
         String::from_utf8(out).unwrap()
@@ -400,7 +400,9 @@ fn predict_agrees_with_eval() {
     );
     std::fs::write(&xor, xor_bytes.unwrap().weights).unwrap();
     let mut out = Vec::new();
-    model("xor").predict(&PredictOptions { weights: xor, data_dir: data_dir(), json: true }, &mut out).unwrap();
+    model("xor")
+        .predict(&PredictOptions { weights: xor, data_dir: data_dir(), json: true, input: None }, &mut out)
+        .unwrap();
     let lines = parse_json(&String::from_utf8(out).unwrap());
     let labels: Vec<usize> = lines.iter().map(|l| l.label).collect();
     assert_eq!(labels, [0, 1, 1, 0]);

@@ -92,6 +92,21 @@ impl<const N: usize> Optimizer for Adadelta<N> {
             }
         });
         self.t = self.t.saturating_add(1);
+        super::flush_periodically(self);
+    }
+
+    fn set_steps(&mut self, steps: u32) {
+        self.t = steps;
+    }
+
+    fn visit_state(&self, f: &mut impl FnMut(&[f32])) {
+        f(&self.sq_grad);
+        f(&self.sq_delta);
+    }
+
+    fn visit_state_mut(&mut self, f: &mut impl FnMut(&mut [f32])) {
+        f(&mut self.sq_grad);
+        f(&mut self.sq_delta);
     }
 
     fn steps(&self) -> u32 {
@@ -111,6 +126,7 @@ impl<const N: usize> Optimizer for Adadelta<N> {
 mod tests {
     use super::*;
     use crate::layers::Dense;
+    use crate::optim::subnormal_check::assert_state_never_subnormal;
 
     /// Keras 3's Adadelta in f64: `√(b + eps) / √(a + eps)` with two square roots.
     fn reference(grads: &[f64], rho: f64, eps: f64, lr: f64) -> f64 {
@@ -123,6 +139,13 @@ mod tests {
             p -= lr * delta;
         }
         p
+    }
+
+    #[test]
+    fn accumulators_never_go_subnormal() {
+        for cfg in [AdadeltaConfig::default(), AdadeltaConfig::torch()] {
+            assert_state_never_subnormal::<Adadelta<10>>(&cfg, 20_000, |o| [&o.sq_grad, &o.sq_delta]);
+        }
     }
 
     #[test]

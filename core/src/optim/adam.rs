@@ -103,6 +103,21 @@ impl<const N: usize> Optimizer for Adam<N> {
             }
         });
         self.t = t1;
+        super::flush_periodically(self);
+    }
+
+    fn set_steps(&mut self, steps: u32) {
+        self.t = steps;
+    }
+
+    fn visit_state(&self, f: &mut impl FnMut(&[f32])) {
+        f(&self.m);
+        f(&self.v);
+    }
+
+    fn visit_state_mut(&mut self, f: &mut impl FnMut(&mut [f32])) {
+        f(&mut self.m);
+        f(&mut self.v);
     }
 
     fn steps(&self) -> u32 {
@@ -115,5 +130,19 @@ impl<const N: usize> Optimizer for Adam<N> {
 
     fn scale_learning_rate(cfg: &AdamConfig, factor: f32) -> AdamConfig {
         AdamConfig { lr: cfg.lr.scaled(factor), ..*cfg }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::subnormal_check::assert_state_never_subnormal;
+
+    #[test]
+    fn moments_never_go_subnormal() {
+        // v of a gradient that stopped decays as 0.999^t: subnormal after about 83,000 steps.
+        for cfg in [AdamConfig::default(), AdamConfig::keras()] {
+            assert_state_never_subnormal::<Adam<10>>(&cfg, 100_000, |o| [&o.m, &o.v]);
+        }
     }
 }

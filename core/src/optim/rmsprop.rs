@@ -83,6 +83,19 @@ impl<const N: usize> Optimizer for RmsProp<N> {
             }
         });
         self.t = self.t.saturating_add(1);
+        super::flush_periodically(self);
+    }
+
+    fn set_steps(&mut self, steps: u32) {
+        self.t = steps;
+    }
+
+    fn visit_state(&self, f: &mut impl FnMut(&[f32])) {
+        f(&self.v);
+    }
+
+    fn visit_state_mut(&mut self, f: &mut impl FnMut(&mut [f32])) {
+        f(&mut self.v);
     }
 
     fn steps(&self) -> u32 {
@@ -95,5 +108,18 @@ impl<const N: usize> Optimizer for RmsProp<N> {
 
     fn scale_learning_rate(cfg: &RmsPropConfig, factor: f32) -> RmsPropConfig {
         RmsPropConfig { lr: cfg.lr.scaled(factor), ..*cfg }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::subnormal_check::assert_state_never_subnormal;
+
+    #[test]
+    fn mean_square_never_goes_subnormal() {
+        for cfg in [RmsPropConfig::default(), RmsPropConfig::keras()] {
+            assert_state_never_subnormal::<RmsProp<10>>(&cfg, 20_000, |o| [&o.v, &[]]);
+        }
     }
 }

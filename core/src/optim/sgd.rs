@@ -47,7 +47,16 @@ impl Optimizer for Sgd {
             }
         });
         self.t = self.t.saturating_add(1);
+        super::flush_periodically(self);
     }
+
+    fn set_steps(&mut self, steps: u32) {
+        self.t = steps;
+    }
+
+    fn visit_state(&self, _f: &mut impl FnMut(&[f32])) {}
+
+    fn visit_state_mut(&mut self, _f: &mut impl FnMut(&mut [f32])) {}
 
     fn steps(&self) -> u32 {
         self.t
@@ -138,6 +147,19 @@ impl<const N: usize> Optimizer for Momentum<N> {
             }
         });
         self.t = self.t.saturating_add(1);
+        super::flush_periodically(self);
+    }
+
+    fn set_steps(&mut self, steps: u32) {
+        self.t = steps;
+    }
+
+    fn visit_state(&self, f: &mut impl FnMut(&[f32])) {
+        f(&self.velocity);
+    }
+
+    fn visit_state_mut(&mut self, f: &mut impl FnMut(&mut [f32])) {
+        f(&mut self.velocity);
     }
 
     fn steps(&self) -> u32 {
@@ -150,5 +172,21 @@ impl<const N: usize> Optimizer for Momentum<N> {
 
     fn scale_learning_rate(cfg: &MomentumConfig, factor: f32) -> MomentumConfig {
         MomentumConfig { lr: cfg.lr.scaled(factor), ..*cfg }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::subnormal_check::assert_state_never_subnormal;
+
+    #[test]
+    fn velocity_never_goes_subnormal() {
+        for form in [MomentumForm::Torch, MomentumForm::Keras] {
+            for nesterov in [false, true] {
+                let cfg = MomentumConfig { nesterov, form, ..MomentumConfig::default() };
+                assert_state_never_subnormal::<Momentum<10>>(&cfg, 20_000, |o| [&o.velocity, &[]]);
+            }
+        }
     }
 }
