@@ -802,6 +802,205 @@ def xor_training():
     print("xor final outputs:", y64.flatten().tolist())
 
 
+# ----------------------------------------------------------------------------- e. issue 10 layers
+def conv1d_cases():
+    cases = {}
+    specs = [
+        ("stride1_pad0", 3, 1, 0, 1, 1001),
+        ("stride2_pad1", 3, 2, 1, 1, 1002),
+        ("stride1_pad2_batch2", 3, 1, 2, 2, 1003),
+        ("kernel5_stride3_pad2", 5, 3, 2, 1, 1004),
+    ]
+    for name, k, stride, pad, n, seed in specs:
+        r = rs(seed)
+        X = f32(r.uniform(-1, 1, (n, 2, 9)))
+        W = f32(r.uniform(-0.5, 0.5, (3, 2, k)))
+        b = f32(r.uniform(-0.2, 0.2, (3,)))
+        lo = (9 + 2 * pad - k) // stride + 1
+        GY = f32(r.uniform(-1, 1, (n, 3, lo)))
+
+        def fn(dtype, X=X, W=W, b=b, GY=GY, stride=stride, pad=pad):
+            x, w, bb = tt(X, dtype, True), tt(W, dtype, True), tt(b, dtype, True)
+            y = F.conv1d(x, w, bb, stride=stride, padding=pad)
+            gx, gw, gb = grads_of(y, [x, w, bb], tt(GY, dtype))
+            return {"input": x.detach(), "weight": w.detach(), "bias": bb.detach(), "output": y.detach(),
+                    "grad_output": tt(GY, dtype), "grad_input": gx, "grad_weight": gw, "grad_bias": gb}
+
+        c = {"kernel": k, "stride": stride, "padding": pad}
+        c.update(run_case(fn, {"output", "grad_input", "grad_weight", "grad_bias"}))
+        cases[name] = c
+    write("conv1d.json", {
+        "description": "1-D convolution forward+backward (PyTorch nn.Conv1d): 2 input channels of length 9, "
+                       "3 output channels, bias.",
+        "precision": PRECISION_NOTE,
+        "layout": "input [N, C_in, L] (channels first; the batch-1 cases are one [C_in, L] sequence); weight "
+                  "[C_out, C_in, k] (a Keras Conv1D kernel is [k, C_in, C_out]); bias [C_out]; output "
+                  "[N, C_out, L_out]; L_out = floor((L + 2*padding - k)/stride) + 1",
+        "semantics": "cross-correlation: out[n,o,i] = b[o] + sum_{c,u} w[o,c,u] * in_padded[n,c,i*stride+u]",
+        "backward": "grad_weight and grad_bias are SUMMED over the batch and all output positions",
+        "cases": cases,
+    })
+
+
+def pool1d_cases():
+    cases = {}
+    r = rs(1101)
+    X_ties = f32(np.stack([r.randint(0, 3, (8,)), [5, 5, 1, 2, 7, 7, 0, 0]]).reshape(1, 2, 8))
+    X_noties = f32(r.permutation(16).reshape(1, 2, 8) * 0.25 - 2.0)
+    X_odd = f32(r.uniform(-1, 1, (1, 2, 7)))
+    X_batch = f32(r.uniform(-1, 1, (2, 3, 7)))
+    specs = [
+        ("maxpool1d_k2s2_ties", "max", 2, 2, X_ties),
+        ("maxpool1d_k2s2_no_ties", "max", 2, 2, X_noties),
+        ("maxpool1d_k3s2_odd_7", "max", 3, 2, X_odd),
+        ("avgpool1d_k2s2_basic", "avg", 2, 2, X_ties),
+        ("avgpool1d_k3s2_odd_7", "avg", 3, 2, X_odd),
+        ("global_avgpool1d_batch2", "global", 7, 7, X_batch),
+    ]
+    for i, (name, kind, k, stride, X) in enumerate(specs):
+        lo = 1 if kind == "global" else (X.shape[2] - k) // stride + 1
+        shape = (X.shape[0], X.shape[1]) if kind == "global" else (X.shape[0], X.shape[1], lo)
+        GY = f32(rs(1102 + i).uniform(-1, 1, shape))
+
+        def fn(dtype, X=X, GY=GY, kind=kind, k=k, stride=stride):
+            x = tt(X, dtype, True)
+            if kind == "max":
+                y = F.max_pool1d(x, k, stride)
+            elif kind == "avg":
+                y = F.avg_pool1d(x, k, stride)
+            else:
+                y = F.adaptive_avg_pool1d(x, 1).flatten(1)
+            (gx,) = grads_of(y, [x], tt(GY, dtype))
+            return {"input": x.detach(), "output": y.detach(), "grad_output": tt(GY, dtype), "grad_input": gx}
+        c = {"kernel": k, "stride": stride}
+        c.update(run_case(fn, {"output", "grad_input"}))
+        cases[name] = c
+    write("pooling1d.json", {
+        "description": "1-D max and average pooling (no padding, floor mode) and global average pooling "
+                       "(AdaptiveAvgPool1d(1) then flatten) on [N, C, L].",
+        "precision": PRECISION_NOTE,
+        "layout": "[N, C, L] (channels first); pooling is per channel; global pooling gives [N, C]",
+        "maxpool_ties": "the whole upstream gradient of a window goes to the FIRST maximum inside the window "
+                        "(PyTorch CPU)",
+        "odd_sizes": "length 7 with k 3, stride 2 -> 3 overlapping windows; with k 2, stride 2 the last element "
+                     "would be dropped",
+        "cases": cases,
+    })
+
+
+def maxout_ref(x, w, b, o, k):
+    """Maxout as tinytrain lays it out: nn.Linear(I, O*K), row o*K + j is piece j of output o."""
+    z = F.linear(x, w, b)
+    return z.view(x.shape[0], o, k).max(dim=-1)
+
+
+def maxout_cases():
+    cases = {}
+    # random pieces
+    r = rs(1201)
+    I, O, K, N = 5, 3, 4, 3
+    X = f32(r.uniform(-1, 1, (N, I)))
+    W = f32(r.uniform(-0.5, 0.5, (O * K, I)))
+    b = f32(r.uniform(-0.2, 0.2, (O * K,)))
+    GY = f32(r.uniform(-1, 1, (N, O)))
+    # ties: output 0 has pieces 0 and 2 equal (and largest), output 1 pieces 1 and 2
+    r2 = rs(1202)
+    I2, O2, K2, N2 = 4, 2, 3, 2
+    X2 = f32(r2.uniform(-1, 1, (N2, I2)))
+    W2 = f32(r2.uniform(-0.5, 0.5, (O2 * K2, I2)))
+    b2 = f32(r2.uniform(-0.2, 0.2, (O2 * K2,)))
+    W2[2] = W2[0]
+    b2[0] = b2[2] = 5.0
+    W2[5] = W2[4]
+    b2[4] = b2[5] = 5.0
+    GY2 = f32(r2.uniform(-1, 1, (N2, O2)))
+    for name, (X_, W_, b_, GY_, o, k) in (("random_5_3x4_batch3", (X, W, b, GY, O, K)),
+                                          ("ties_4_2x3_batch2", (X2, W2, b2, GY2, O2, K2))):
+        def fn(dtype, X_=X_, W_=W_, b_=b_, GY_=GY_, o=o, k=k):
+            x, w, bb = tt(X_, dtype, True), tt(W_, dtype, True), tt(b_, dtype, True)
+            y, idx = maxout_ref(x, w, bb, o, k)
+            gx, gw, gb = grads_of(y, [x, w, bb], tt(GY_, dtype))
+            return {"input": x.detach(), "weight": w.detach(), "bias": bb.detach(), "output": y.detach(),
+                    "winner": idx.detach(), "grad_output": tt(GY_, dtype), "grad_input": gx, "grad_weight": gw,
+                    "grad_bias": gb}
+        c = {"outputs": o, "pieces": k}
+        c.update(run_case(fn, {"output", "grad_input", "grad_weight", "grad_bias"}))
+        cases[name] = c
+    w = cases["ties_4_2x3_batch2"]["winner"].a
+    assert (w[:, 0] == 0).all() and (w[:, 1] == 1).all(), w  # first maximum on ties
+    write("maxout.json", {
+        "description": "Maxout (Goodfellow et al. 2013), y_o = max_j (W x + b)[o*K + j]: one nn.Linear(I, O*K), "
+                       "then view [N, O, K] and max over the last axis.",
+        "precision": PRECISION_NOTE,
+        "layout": "weight [O*K, I] (row o*K + j is piece j of output o; a Keras kernel would be [I, O*K]); "
+                  "bias [O*K]; input [N, I]; output [N, O]; winner [N, O] = index of the winning piece",
+        "ties": "ties_4_2x3_batch2 has two identical, winning pieces per output; PyTorch CPU max(dim) picks the "
+                "FIRST and the gradient goes to it only (checked when the file is made)",
+        "backward": "grad_weight and grad_bias are SUMMED over the batch; only the winning rows get gradient",
+        "cases": cases,
+    })
+
+
+BN_EPS = 1e-5
+
+
+def batchnorm_cases():
+    cases = {}
+    for name, shape, seed in (("bn1d_4_batch3", (3, 4), 1301), ("bn2d_3x4x5_batch2", (2, 3, 4, 5), 1302),
+                              ("bn1d_seq_3x7_batch2", (2, 3, 7), 1305)):
+        r = rs(seed)
+        C = shape[1]
+        X = f32(r.normal(0.5, 2.0, shape))
+        gamma = f32(r.uniform(0.5, 1.5, (C,)))
+        beta = f32(r.uniform(-0.5, 0.5, (C,)))
+        mean = f32(r.uniform(-1, 1, (C,)))
+        var = f32(r.uniform(0.2, 3.0, (C,)))
+        var[0] = np.float32(1e-3)  # eps matters here
+        GY = f32(r.uniform(-1, 1, shape))
+
+        def fn(dtype, X=X, gamma=gamma, beta=beta, mean=mean, var=var, GY=GY):
+            x, g, bb = tt(X, dtype, True), tt(gamma, dtype, True), tt(beta, dtype, True)
+            y = F.batch_norm(x, tt(mean, dtype), tt(var, dtype), g, bb, training=False, eps=BN_EPS)
+            gx, gg, gb = grads_of(y, [x, g, bb], tt(GY, dtype))
+            return {"input": x.detach(), "weight": g.detach(), "bias": bb.detach(), "running_mean": tt(mean, dtype),
+                    "running_var": tt(var, dtype), "output": y.detach(), "grad_output": tt(GY, dtype),
+                    "grad_input": gx, "grad_weight": gg, "grad_bias": gb}
+        cases[name] = run_case(fn, {"output", "grad_input", "grad_weight", "grad_bias"})
+    # statistics refresh, as torch.optim.swa_utils.update_bn sets them
+    stats = {}
+    for name, shape, batch, seed in (("update_bn_1d_3_n10_batch4", (10, 3), 4, 1303),
+                                     ("update_bn_2d_2x3x3_n5_batch2", (5, 2, 3, 3), 2, 1304),
+                                     ("update_bn_1d_seq_2x5_n7_batch3", (7, 2, 5), 3, 1306)):
+        X = f32(rs(seed).normal(0.7, 1.5, shape))
+
+        def fn(dtype, X=X, batch=batch, shape=shape):
+            bn = (torch.nn.BatchNorm2d if len(shape) == 4 else torch.nn.BatchNorm1d)(shape[1]).to(dtype)
+            bn.running_mean.fill_(3.0)  # update_bn resets them
+            loader = [tt(X[i:i + batch], dtype) for i in range(0, len(X), batch)]
+            torch.optim.swa_utils.update_bn(loader, bn)
+            return {"input": tt(X, dtype), "running_mean": bn.running_mean.detach().clone(),
+                    "running_var": bn.running_var.detach().clone()}
+        c = {"batch_size": batch}
+        c.update(run_case(fn, {"running_mean", "running_var"}))
+        stats[name] = c
+    write("batchnorm.json", {
+        "description": "BatchNorm1d on [N, C] and on [N, C, L], BatchNorm2d on [N, C, H, W] in eval() mode (running statistics), "
+                       "forward and backward; and the running statistics torch.optim.swa_utils.update_bn sets.",
+        "precision": PRECISION_NOTE,
+        "definition": "y = weight * (x - running_mean) / sqrt(running_var + eps) + bias per channel, eps = 1e-5 "
+                      "(PyTorch default; momentum 0.1 plays no part in eval mode). Channel 0 has running_var 1e-3, "
+                      "where eps matters",
+        "backward": "grad_weight = sum dy * (x - mean)/sqrt(var + eps), grad_bias = sum dy (SUMMED over the batch and "
+                    "positions); grad_input = dy * weight/sqrt(var + eps)",
+        "update_bn": "update_bn resets the statistics, sets momentum=None (cumulative average) and runs the loader "
+                     "in training mode: running_mean = mean over batches of the batch mean, running_var = mean over "
+                     "batches of the batch's UNBIASED variance (n - 1, n = batch * H * W). The loader is the input "
+                     "cut into batches of batch_size in order (the last one shorter)",
+        "cases": cases,
+        "update_bn_cases": stats,
+    })
+
+
 def main():
     print("torch", torch.__version__, "numpy", np.__version__)
     slide_example()
@@ -812,6 +1011,10 @@ def main():
     loss_cases()
     optimizer_trajectories()
     xor_training()
+    conv1d_cases()
+    pool1d_cases()
+    maxout_cases()
+    batchnorm_cases()
 
 
 if __name__ == "__main__":

@@ -23,6 +23,10 @@ same tensors, bit for bit; only the order of the metadata in a file's header may
               enough to check the interchange: the weights are trained, not random; the
               modules are created in the baseline's order, so this epoch is the baseline's
               first: loss 0.9186, test accuracy 0.8990)
+- waves-cnn1d: Conv1d(1,8,5,padding 2) ReLU MaxPool1d(2) Conv1d(8,16,5,padding 2) ReLU
+              MaxPool1d(2) Conv1d(16,16,3,padding 1) ReLU mean over time Linear(16,10), input
+              [1,64] = bytes / 255 (the synthesised waves set), Adam lr 3e-3, batch 32, 80
+              epochs (baselines/waves.py's settings)
 
 and writes for each model NAME, into the output directory:
 
@@ -131,6 +135,22 @@ class MnistCnn(nn.Module):
         return self.fc2(self.dropout2(x))
 
 
+class WavesCnn1d(nn.Module):
+    """tinytrain's zoo::WavesCnn1d; conv1, conv2, conv3, fc1 as tinytrain-sim import expects."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv1d(1, 8, 5, padding=2)
+        self.conv2 = nn.Conv1d(8, 16, 5, padding=2)
+        self.conv3 = nn.Conv1d(16, 16, 3, padding=1)
+        self.fc1 = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = F.max_pool1d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool1d(F.relu(self.conv2(x)), 2)
+        return self.fc1(F.relu(self.conv3(x)).mean(dim=2))
+
+
 def train(model, opt, xtr, ytr, epochs, batch, seed):
     g = torch.Generator().manual_seed(seed)
     for epoch in range(1, epochs + 1):
@@ -174,6 +194,8 @@ MODELS = {
                                lambda m: torch.optim.Adam(m.parameters(), lr=2e-3), 20, 32),
     "mnist-cnn": lambda: (load("mnist8k-train", "mnist2k-test", 255.0, (1, 28, 28)), MnistCnn,
                           lambda m: torch.optim.Adadelta(m.parameters(), lr=1.0, rho=0.95, eps=1e-7), 1, 128),
+    "waves-cnn1d": lambda: (load("waves-train", "waves-test", 255.0, (1, 64)), WavesCnn1d,
+                            lambda m: torch.optim.Adam(m.parameters(), lr=3e-3), 80, 32),
 }
 
 

@@ -63,8 +63,9 @@ pub mod prelude {
     pub use crate::init::Init;
     pub use crate::layer::{Chain, Layer, Mode};
     pub use crate::layers::{
-        Act, AvgPool2d, AvgPool2x2, Conv2d, Dense, DepthwiseConv2d, Dropout, Elu, Flatten, GlobalAvgPool2d, KerasSlope,
-        LeakyRelu, MaxPool2d, MaxPool2x2, Relu, ReluFn, Sigmoid, SigmoidFn, Softmax, Tanh, TanhFn, TorchSlope,
+        Act, AvgPool1d, AvgPool2d, AvgPool2x2, BatchNorm1d, BatchNorm1dSeq, BatchNorm2d, Conv1d, Conv2d, Dense,
+        DepthwiseConv2d, Dropout, Elu, Flatten, GlobalAvgPool1d, GlobalAvgPool2d, KerasSlope, LeakyRelu, MaxPool1d,
+        MaxPool2d, MaxPool2x2, Maxout, Relu, ReluFn, Sigmoid, SigmoidFn, Softmax, Tanh, TanhFn, TorchSlope,
     };
     pub use crate::loss::{BinaryCrossEntropy, BinaryHinge, CrossEntropy, Hinge, HingeKind, Loss, Mae, Mse};
     pub use crate::optim::{

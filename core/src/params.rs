@@ -291,6 +291,37 @@ pub trait Leaf: Layer + Params<Grads = Self> {
     }
 }
 
+/// Most tensors a [`Leaf`] may have.
+pub const MAX_LEAF_TENSORS: usize = 8;
+
+/// Whether leaf `L` has a tensor `i`.
+const fn has<L: Leaf>(i: usize) -> bool {
+    i < L::TENSORS.len()
+}
+
+/// Whether tensor `i` of leaf `L` is trainable.
+const fn trainable<L: Leaf>(i: usize) -> bool {
+    has::<L>(i) && matches!(L::TENSORS[i].role, Role::Trainable)
+}
+
+/// Calls `f(i)` for each tensor `i` of `L` that `keep` selects, unrolled with constant
+/// indices, so that each call sees its field directly (as hand-written code would: the same
+/// machine code, vectorised loops included).
+macro_rules! each_tensor {
+    ($l:ty, $keep:ident, |$i:ident| $body:expr) => {{
+        const { assert!(<$l as Leaf>::TENSORS.len() <= MAX_LEAF_TENSORS, "a Leaf has at most 8 tensors") };
+        each_tensor!(@ $l, $keep, $i, $body, 0, 1, 2, 3, 4, 5, 6, 7)
+    }};
+    (@ $l:ty, $keep:ident, $i:ident, $body:expr, $($n:literal),*) => {{
+        $(
+            if const { $keep::<$l>($n) } {
+                let $i = $n;
+                $body;
+            }
+        )*
+    }};
+}
+
 impl<L: Leaf> Params for L {
     type Grads = L;
     const GRADS_ZERO: L = L::ZERO;
@@ -299,50 +330,32 @@ impl<L: Leaf> Params for L {
 
     #[inline]
     fn visit(&self, f: &mut impl FnMut(&TensorDesc, &[f32])) {
-        for (i, d) in L::TENSORS.iter().enumerate() {
-            f(d, self.tensor(i));
-        }
+        each_tensor!(L, has, |i| f(&L::TENSORS[i], self.tensor(i)));
     }
 
     #[inline]
     fn visit_mut(&mut self, f: &mut impl FnMut(&TensorDesc, Slot<'_>)) {
-        for (i, d) in L::TENSORS.iter().enumerate() {
-            f(d, Slot::Mut(self.tensor_mut(i)));
-        }
+        each_tensor!(L, has, |i| f(&L::TENSORS[i], Slot::Mut(self.tensor_mut(i))));
     }
 
     #[inline]
     fn copy_from(&mut self, other: &Self) {
-        for i in 0..L::TENSORS.len() {
-            self.tensor_mut(i).copy_from_slice(other.tensor(i));
-        }
+        each_tensor!(L, has, |i| self.tensor_mut(i).copy_from_slice(other.tensor(i)));
     }
 
     #[inline]
     fn visit_grads(grads: &L, f: &mut impl FnMut(&[f32])) {
-        for (i, d) in L::TENSORS.iter().enumerate() {
-            if d.role == Role::Trainable {
-                f(grads.tensor(i));
-            }
-        }
+        each_tensor!(L, trainable, |i| f(grads.tensor(i)));
     }
 
     #[inline]
     fn visit_grads_mut(grads: &mut L, f: &mut impl FnMut(&mut [f32])) {
-        for (i, d) in L::TENSORS.iter().enumerate() {
-            if d.role == Role::Trainable {
-                f(grads.tensor_mut(i));
-            }
-        }
+        each_tensor!(L, trainable, |i| f(grads.tensor_mut(i)));
     }
 
     #[inline]
     fn zip_grads(&mut self, grads: &L, f: &mut impl FnMut(&mut [f32], &[f32])) {
-        for (i, d) in L::TENSORS.iter().enumerate() {
-            if d.role == Role::Trainable {
-                f(self.tensor_mut(i), grads.tensor(i));
-            }
-        }
+        each_tensor!(L, trainable, |i| f(self.tensor_mut(i), grads.tensor(i)));
     }
 }
 

@@ -238,7 +238,9 @@ pub struct Explosion {
 /// A bad step is skipped and counted. After `max_bad_steps` bad steps in a row, at once when
 /// an update would make a weight non-finite, and at once when a batch's mean loss exceeds
 /// `explosion_factor` times the running loss (an exponential moving average of the batch
-/// losses, weight 0.1, started from the mean of the first `warmup_steps` batches), the weights
+/// losses, weight 0.1, started from the mean of the first `warmup_steps` batches; taken as at
+/// least `explosion_floor`, so that a single hard sample after many easy ones, a loss of 0.5
+/// against a running 1e-4 at batch 1, is not an explosion), the weights
 /// go back to the snapshot, the optimizer state is reset and the learning rate is multiplied by
 /// `lr_factor`. Normal training never comes near the factor: the guard changes nothing, bit for
 /// bit, in a run where it does not fire.
@@ -253,13 +255,22 @@ pub struct DivergenceGuard {
     pub explosion_factor: f32,
     /// Batches whose losses start the running loss before explosions are looked for.
     pub warmup_steps: u32,
+    /// The smallest running loss explosions are measured against (1.0: with the default
+    /// factor, a loss must exceed 1000 to be an explosion).
+    pub explosion_floor: f32,
 }
 
 impl Default for DivergenceGuard {
-    /// Roll back after 3 bad steps in a row or a batch loss 1000 times the running loss (from
-    /// the first batch on), halving the learning rate.
+    /// Roll back after 3 bad steps in a row or a batch loss 1000 times the running loss (and
+    /// over 1000; from the first batch on), halving the learning rate.
     fn default() -> Self {
-        DivergenceGuard { max_bad_steps: 3, lr_factor: 0.5, explosion_factor: 1e3, warmup_steps: 1 }
+        DivergenceGuard {
+            max_bad_steps: 3,
+            lr_factor: 0.5,
+            explosion_factor: 1e3,
+            warmup_steps: 1,
+            explosion_floor: 1.0,
+        }
     }
 }
 
@@ -280,7 +291,9 @@ impl RunningLoss {
         if !loss.is_finite() {
             return false;
         }
-        if self.seen >= guard.warmup_steps.max(1) && loss > guard.explosion_factor * self.value {
+        if self.seen >= guard.warmup_steps.max(1)
+            && loss > guard.explosion_factor * self.value.max(guard.explosion_floor)
+        {
             return true;
         }
         self.seen = self.seen.saturating_add(1);
@@ -798,7 +811,7 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
             // their validation loss exploded over the best one (in the first epoch: over the
             // running training loss), as the epoch's last update may have made it do unseen.
             let reference = if best_before.is_finite() { best_before } else { running.value };
-            let limit = cfg.guard.explosion_factor * reference;
+            let limit = cfg.guard.explosion_factor * reference.max(cfg.guard.explosion_floor);
             let sane = val_eval.is_none_or(|e| e.loss.partial_cmp(&limit) != Some(core::cmp::Ordering::Greater));
             if (improved || cfg.patience.is_none())
                 && sane

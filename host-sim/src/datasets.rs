@@ -33,6 +33,9 @@ pub enum DatasetKind {
     Digits,
     /// MNIST 28x28, pixels 0..255: the shipped 8000/2000 subset or the full 60000/10000.
     Mnist,
+    /// The synthesised "waves" time series (`tools/make_waves.py`): 10 classes of one
+    /// channel of 64 steps, stored as 1x64 IDX images, bytes 0..255 (2000 train / 1000 test).
+    Waves,
 }
 
 /// The training or the test part of a dataset.
@@ -64,6 +67,8 @@ const MNIST_TRAIN: &[NamePair] = &[
     ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     ("train-images.idx3-ubyte", "train-labels.idx1-ubyte"),
 ];
+const WAVES_TRAIN: &[NamePair] = &[("waves-train-images-idx3-ubyte", "waves-train-labels-idx1-ubyte")];
+const WAVES_TEST: &[NamePair] = &[("waves-test-images-idx3-ubyte", "waves-test-labels-idx1-ubyte")];
 const MNIST_TEST: &[NamePair] = &[
     ("mnist2k-test-images-idx3-ubyte", "mnist2k-test-labels-idx1-ubyte"),
     ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -77,6 +82,7 @@ impl DatasetKind {
         match self {
             DatasetKind::Digits => "digits",
             DatasetKind::Mnist => "MNIST",
+            DatasetKind::Waves => "waves",
         }
     }
 
@@ -85,7 +91,7 @@ impl DatasetKind {
     pub fn scale(self) -> f32 {
         match self {
             DatasetKind::Digits => 1.0 / 16.0,
-            DatasetKind::Mnist => 1.0 / 255.0,
+            DatasetKind::Mnist | DatasetKind::Waves => 1.0 / 255.0,
         }
     }
 
@@ -95,6 +101,7 @@ impl DatasetKind {
         match self {
             DatasetKind::Digits => (8, 8),
             DatasetKind::Mnist => (28, 28),
+            DatasetKind::Waves => (1, 64),
         }
     }
 
@@ -110,6 +117,8 @@ impl DatasetKind {
             (DatasetKind::Digits, Split::Test) => DIGITS_TEST,
             (DatasetKind::Mnist, Split::Train) => MNIST_TRAIN,
             (DatasetKind::Mnist, Split::Test) => MNIST_TEST,
+            (DatasetKind::Waves, Split::Train) => WAVES_TRAIN,
+            (DatasetKind::Waves, Split::Test) => WAVES_TEST,
         }
     }
 }

@@ -114,9 +114,9 @@ fn read_bounded(mut reader: impl Read) -> Result<Vec<u8>> {
         }
         _ => bail!(
             "the header declares {} bytes of data ({}), more than the {} bytes (1 GiB) this loader accepts: refused before reading the data",
-            declared.map_or_else(|| "over 2^64".to_owned(), |n| crate::run::thousands(n as usize)),
+            declared.map_or_else(|| "over 2^64".to_owned(), |n| crate::text::thousands(n as usize)),
             shown.join(" x "),
-            crate::run::thousands(MAX_PAYLOAD as usize)
+            crate::text::thousands(MAX_PAYLOAD as usize)
         ),
     }
 }

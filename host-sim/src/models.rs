@@ -6,6 +6,9 @@
 //! | `xor` | [`zoo::Xor`], 2-4-1 sigmoid | 4 built-in samples | Adam lr 0.05, batch 4, 1000 epochs, MSE, Glorot uniform |
 //! | `digits-mlp` | [`zoo::DigitsMlp`], 64-32-10 ReLU | digits 1437/360 | Adam lr 1e-3, batch 32, 30 epochs, cross-entropy, PyTorch init |
 //! | `mnist-mlp` | [`zoo::MnistMlp`], 784-128-10 ReLU | MNIST 8000/2000 | SGD lr 0.05 momentum 0.9 (PyTorch form), batch 32, 10 epochs, PyTorch init |
+//! | `digits-bn-mlp` | [`zoo::DigitsBnMlp`], 64-32-10, BatchNorm1d, ReLU | digits 1437/360 | Adam lr 1e-3, batch 32, 30 epochs, PyTorch init; statistics frozen (import them from PyTorch) |
+//! | `waves-cnn1d` | [`zoo::WavesCnn1d`], three 1-D convolutions, global average, dense 10 | waves 2000/1000 | Adam lr 3e-3, batch 32, 80 epochs, PyTorch init (`baselines/waves.py`: median 0.7860 over 5 seeds) |
+//! | `mnist-bn-cnn` | [`zoo::MnistBnCnn`], conv 8 s2, BatchNorm2d, ReLU, max-pool, dense 10 | MNIST 8000/2000 | Adam lr 2e-3, batch 32, 5 epochs, PyTorch init; statistics frozen |
 //!
 //! # Adding a model
 //!
@@ -314,6 +317,54 @@ pub static MODELS: &[Model] = &[
             epochs: 20,
             init: Init::HeUniform,
             log_every: 1,
+        },
+    },
+    model! {
+        name: "digits-bn-mlp",
+        net: zoo::DigitsBnMlp,
+        task: classify,
+        data: Data::Images(DatasetKind::Digits),
+        about: "64-32-10 MLP with BatchNorm1d after the hidden layer (PyTorch, tools/bn_reference.py: 0.9222)",
+        defaults: Defaults {
+            optimizer: OptimizerKind::Adam,
+            lr: 1e-3,
+            momentum: 0.9,
+            batch_size: 32,
+            epochs: 30,
+            init: Init::TorchDefault,
+            log_every: 1,
+        },
+    },
+    model! {
+        name: "mnist-bn-cnn",
+        net: zoo::MnistBnCnn,
+        task: classify,
+        data: Data::Images(DatasetKind::Mnist),
+        about: "Conv-BN-ReLU CNN: conv 8 s2, BatchNorm2d, max-pool, dense 10 (PyTorch, tools/bn_reference.py: 0.9450)",
+        defaults: Defaults {
+            optimizer: OptimizerKind::Adam,
+            lr: 2e-3,
+            momentum: 0.9,
+            batch_size: 32,
+            epochs: 5,
+            init: Init::TorchDefault,
+            log_every: 1,
+        },
+    },
+    model! {
+        name: "waves-cnn1d",
+        net: zoo::WavesCnn1d,
+        task: classify,
+        data: Data::Images(DatasetKind::Waves),
+        about: "1-D CNN on the synthesised waves time series: conv1d 8, 16, 16, global average, dense 10 (PyTorch: 0.7860)",
+        defaults: Defaults {
+            optimizer: OptimizerKind::Adam,
+            lr: 3e-3,
+            momentum: 0.9,
+            batch_size: 32,
+            epochs: 80,
+            init: Init::TorchDefault,
+            log_every: 10,
         },
     },
 ];

@@ -85,8 +85,8 @@ impl TrainOptions {
 #[must_use]
 pub fn dataset_kind(model: &ModelSpec) -> Option<crate::datasets::DatasetKind> {
     match model.data {
-        crate::models::Data::Images(kind) => Some(kind),
-        crate::models::Data::Builtin => None,
+        crate::spec::Data::Images(kind) => Some(kind),
+        crate::spec::Data::Builtin => None,
     }
 }
 

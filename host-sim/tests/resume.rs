@@ -16,7 +16,7 @@ const KILLS: usize = 50;
 /// early-stopping state and the best-weights snapshot must survive the kills too.
 fn options(data: &str, epochs: u32, seed: u32) -> Vec<String> {
     let (epochs, seed) = (epochs.to_string(), seed.to_string());
-    ["train", "digits-mlp", "--epochs", &epochs, "--seed", &seed, "--validation-split", "0.2", "--patience", "30"]
+    ["train", "digits-mlp", "--epochs", &epochs, "--seed", &seed, "--validation-split", "0.2", "--patience", "200"]
         .iter()
         .map(|s| (*s).to_owned())
         .chain(["--data".to_owned(), data.to_owned(), "--no-progress".to_owned()])
@@ -28,13 +28,13 @@ fn fifty_sigkills_and_resumes_give_the_uninterrupted_weights() {
     let dir = scratch("resume-kills");
     let data = data_dir().to_str().unwrap().to_owned();
     let reference = dir.join("reference.ttw");
-    let mut args = options(&data, 40, 3);
+    let mut args = options(&data, 150, 3);
     args.extend(["--save".to_owned(), reference.to_str().unwrap().to_owned()]);
     let run = sim(&args);
     assert!(run.ok, "{}", run.stderr);
 
     let (checkpoint, resumed) = (dir.join("run.tt"), dir.join("resumed.ttw"));
-    let mut base = options(&data, 40, 3);
+    let mut base = options(&data, 150, 3);
     base.extend(["--save", resumed.to_str().unwrap(), "--checkpoint-every", "10"].map(str::to_owned));
     base.extend(["--checkpoint".to_owned(), checkpoint.to_str().unwrap().to_owned()]);
     let with_resume = |args: &[String]| {

@@ -43,6 +43,53 @@ layer_case!(tanh_on_a_matrix, Act<TanhFn, [[f32; 3]; 2]>);
 layer_case!(relu_on_a_chw_tensor, Act<ReluFn, [[[f32; 3]; 2]; 2]>);
 layer_case!(chain_dense_tanh_dense, tinytrain::sequential![Dense<4, 8>, Tanh<8>, Dense<8, 3>]);
 layer_case!(chain_with_softmax_output, tinytrain::sequential![Dense<3, 5>, Sigmoid<5>, Dense<5, 4>, Softmax<4>]);
+// Maxout: a kink is an input or weight step that changes the winning piece.
+layer_case!(maxout_5_3x4, Maxout<5, 3, 4>, Options::SMOOTH.allowing_kinks(3));
+layer_case!(maxout_1_1x2, Maxout<1, 1, 2>, Options::SMOOTH.allowing_kinks(1));
+
+/// BatchNorm with random statistics (the initialisation makes them 0 and 1, gamma 1, beta 0).
+fn batchnorm_case<L: Layer>(name: &str, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let mut layer = Box::new(L::ZERO);
+    layer.visit_mut(&mut |d, slot| {
+        if let tinytrain::params::Slot::Mut(p) = slot {
+            for v in p.iter_mut() {
+                // Variances in [0.05, 2]; the rest in +-1.5.
+                *v = if d.name == "running_var" { rng.uniform(0.05, 2.0) } else { rng.uniform(-1.5, 1.5) };
+            }
+        }
+    });
+    let x: Box<L::Input> = Box::new(random_tensor(&mut rng, 1.5, 0.1));
+    let head = Linear(random_tensor::<L::Output>(&mut rng, 1.0, 0.05));
+    check_layer_with(name, &mut *layer, &x, &head, &Options::SMOOTH);
+}
+
+#[test]
+fn batchnorm1d() {
+    for seed in 0..3 {
+        batchnorm_case::<BatchNorm1d<6>>("BatchNorm1d<6>", seed);
+    }
+}
+
+#[test]
+fn batchnorm1d_on_sequences() {
+    for seed in 0..3 {
+        batchnorm_case::<BatchNorm1dSeq<3, 5>>("BatchNorm1dSeq<3, 5>", seed);
+    }
+}
+
+#[test]
+fn batchnorm2d() {
+    for seed in 0..3 {
+        batchnorm_case::<BatchNorm2d<3, 2, 4>>("BatchNorm2d<3, 2, 4>", seed);
+    }
+}
+
+#[test]
+fn batchnorm_in_a_network() {
+    type Net = tinytrain::sequential![Dense<4, 6>, BatchNorm1d<6>, Tanh<6>, Maxout<6, 3, 2>, Dense<3, 2>];
+    network_case::<Net, _>("dense-bn-tanh-maxout + CE", &CrossEntropy, &1, 5, &Options::SMOOTH.allowing_kinks(2));
+}
 
 /// Softmax at large logits: the gradient is still right (it is tiny but not NaN).
 #[test]

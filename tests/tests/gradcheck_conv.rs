@@ -164,3 +164,44 @@ fn dropout_rate_zero_is_the_identity_in_training() {
     d.forward(&x, &mut m, &mut y, &mut Mode::Train(Rng::new(1)));
     assert_eq!(y, x);
 }
+
+#[test]
+fn conv1d_stride1_no_padding() {
+    check_layer::<Conv1d<3, 4, 3, 1, 0, 11, 9>>("conv1d 3->4 k3 s1 p0", 21, &SMOOTH);
+}
+
+#[test]
+fn conv1d_stride2_padding1() {
+    check_layer::<Conv1d<2, 3, 3, 2, 1, 9, 5>>("conv1d 2->3 k3 s2 p1", 22, &SMOOTH);
+}
+
+#[test]
+fn conv1d_stride3_padding2_kernel5() {
+    check_layer::<Conv1d<2, 2, 5, 3, 2, 10, 4>>("conv1d 2->2 k5 s3 p2", 23, &SMOOTH);
+}
+
+#[test]
+fn maxpool1d_and_avgpool1d() {
+    check_layer::<MaxPool1d<2, 2, 2, 9, 4>>("maxpool1d k2 s2", 24, &SMOOTH.allowing_kinks(2));
+    check_layer::<MaxPool1d<2, 3, 2, 9, 4>>("maxpool1d k3 s2", 25, &SMOOTH.allowing_kinks(2));
+    check_layer::<AvgPool1d<2, 3, 2, 9, 4>>("avgpool1d k3 s2", 26, &SMOOTH);
+    check_layer::<GlobalAvgPool1d<3, 7>>("global avg pool 1d", 27, &SMOOTH);
+}
+
+#[test]
+fn a_small_1d_cnn_end_to_end() {
+    type Net = tinytrain::sequential![
+        Conv1d<2, 4, 3, 1, 1, 12, 12>,
+        Act<ReluFn, [[f32; 12]; 4]>,
+        MaxPool1d<4, 2, 2, 12, 6>,
+        Conv1d<4, 3, 3, 2, 0, 6, 2>,
+        GlobalAvgPool1d<3, 2>,
+        Dense<3, 2>,
+    ];
+    let mut rng = Rng::new(28);
+    let mut net = Box::new(Net::ZERO);
+    net.init_with(Init::TorchDefault, &mut rng);
+    let x: [[f32; 12]; 2] = random_tensor(&mut rng, 1.5, 0.1);
+    let head = Linear(random_tensor::<[f32; 2]>(&mut rng, 1.0, 0.1));
+    check_layer_with("small 1-d cnn", &mut *net, &x, &head, &SMOOTH.allowing_kinks(6));
+}

@@ -88,17 +88,25 @@ impl<const N: usize> Optimizer for Adam<N> {
             *p -= step_size * (*m / denom);
         };
         for_each_with_state(model, grads, &mut self.m, &mut self.v, &mut |p, g, m, v| {
-            // Two parameters per iteration: on a Cortex-M this halves the loop's pointer
-            // arithmetic. Each parameter's arithmetic is the same, so are the bits.
-            let (p2, p1) = p.as_chunks_mut::<2>();
-            let (g2, g1) = g.as_chunks::<2>();
-            let (m2, m1) = m.as_chunks_mut::<2>();
-            let (v2, v1) = v.as_chunks_mut::<2>();
-            for (((p, g), m), v) in p2.iter_mut().zip(g2).zip(m2.iter_mut()).zip(v2.iter_mut()) {
-                update(&mut p[0], g[0], &mut m[0], &mut v[0]);
-                update(&mut p[1], g[1], &mut m[1], &mut v[1]);
+            // Two parameters per iteration on a Cortex-M: it halves the loop's pointer
+            // arithmetic. Elsewhere one per iteration, which the host vectorises (the paired
+            // loop is not, there). Each parameter's arithmetic is the same, so are the bits.
+            #[cfg(target_arch = "arm")]
+            {
+                let (p2, p1) = p.as_chunks_mut::<2>();
+                let (g2, g1) = g.as_chunks::<2>();
+                let (m2, m1) = m.as_chunks_mut::<2>();
+                let (v2, v1) = v.as_chunks_mut::<2>();
+                for (((p, g), m), v) in p2.iter_mut().zip(g2).zip(m2.iter_mut()).zip(v2.iter_mut()) {
+                    update(&mut p[0], g[0], &mut m[0], &mut v[0]);
+                    update(&mut p[1], g[1], &mut m[1], &mut v[1]);
+                }
+                for (((p, &g), m), v) in p1.iter_mut().zip(g1).zip(m1.iter_mut()).zip(v1.iter_mut()) {
+                    update(p, g, m, v);
+                }
             }
-            for (((p, &g), m), v) in p1.iter_mut().zip(g1).zip(m1.iter_mut()).zip(v1.iter_mut()) {
+            #[cfg(not(target_arch = "arm"))]
+            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
                 update(p, g, m, v);
             }
         });
