@@ -335,7 +335,8 @@ pub fn tensor_specs<M: Layer>(names: &[LayerNames], layout: Layout) -> Result<Ve
 }
 
 /// Every stored value of `net`, in visiting order.
-fn flat_values<M: Layer>(net: &M) -> Vec<f32> {
+#[must_use]
+pub fn flat_values<M: Layer>(net: &M) -> Vec<f32> {
     let mut flat = Vec::with_capacity(M::STORED_LEN);
     net.visit(&mut |_, p| flat.extend_from_slice(p));
     flat
@@ -649,24 +650,44 @@ pub fn import<M: Layer>(names: &[LayerNames], bytes: &[u8], layout: Layout) -> R
         bail!("{}", problems.join("; "));
     }
     let mut net: Box<M> = Box::new(M::ZERO);
-    let mut at = 0;
-    let mut differs = None;
+    set_flat_values(&mut *net, &flat)?;
+    Ok((net, matched.how))
+}
+
+/// Writes `flat` (every stored value, in visiting order, as [`flat_values`] reads them) into
+/// `net`. Tensors in flash cannot be written: their values in `flat` must be theirs, bit for
+/// bit. Nothing is written when they are not.
+///
+/// # Errors
+/// A length other than the network's stored values, or values that differ from weights in
+/// flash.
+pub fn set_flat_values<M: Layer>(net: &mut M, flat: &[f32]) -> Result<()> {
+    if flat.len() != M::STORED_LEN {
+        bail!("{} values given, the network stores {}", flat.len(), M::STORED_LEN);
+    }
+    let (mut at, mut fixed_differs) = (0, None);
     net.visit_mut(&mut |_, slot| {
         let n = slot.values().len();
-        match slot {
-            Slot::Mut(p) => p.copy_from_slice(&flat[at..at + n]),
-            Slot::Fixed(p) => {
-                if differs.is_none() && p.iter().zip(&flat[at..at + n]).any(|(a, b)| a.to_bits() != b.to_bits()) {
-                    differs = Some(at);
-                }
-            }
+        if let Slot::Fixed(p) = slot
+            && fixed_differs.is_none()
+            && p.iter().zip(&flat[at..at + n]).any(|(a, b)| a.to_bits() != b.to_bits())
+        {
+            fixed_differs = Some(at);
         }
         at += n;
     });
-    if let Some(at) = differs {
-        bail!("the file's values from {at} on differ from the frozen weights in flash");
+    if let Some(at) = fixed_differs {
+        bail!("the values from {at} on differ from the frozen weights in flash");
     }
-    Ok((net, matched.how))
+    let mut at = 0;
+    net.visit_mut(&mut |_, slot| {
+        let n = slot.values().len();
+        if let Slot::Mut(p) = slot {
+            p.copy_from_slice(&flat[at..at + n]);
+        }
+        at += n;
+    });
+    Ok(())
 }
 
 /// The weights file of `net` ([`checkpoint::save`]).

@@ -14,6 +14,8 @@
 //! - [`split`]: validation data held out of the training data, as Keras does it.
 //! - [`csvlog`]: the per-epoch CSV log of `train --log`.
 //! - [`predict`]: per-sample predictions and outputs, as text or JSON lines.
+//! - [`session`]: a model in memory behind a dyn-safe trait (train, evaluate, predict, tensors
+//!   in and out), chosen at run time by name: what the Python bindings (`python/`) drive.
 //! - [`plot`]: training curves (`train --plot FILE.svg`).
 //! - [`resume`]: training checkpoints that a killed run goes on from, bit for bit.
 //! - [`atomic`]: output files checked before any work and written whole or not at all.
@@ -23,7 +25,7 @@
 //! Modules form layers with arrows pointing one way: leaves that know nothing of the registry
 //! (`idx`, `datasets`, `flash`, `board`, `interop`, `optimizers`, `spec`, `text`, `split`,
 //! `csvlog`, `atomic`, `resume`, `plot`), then the work
-//! (`run`, `predict`, `tasks`, `qemu`, taking a [`spec::ModelSpec`]), then [`models`] (the
+//! (`run`, `predict`, `session`, `tasks`, `qemu`, taking a [`spec::ModelSpec`]), then [`models`] (the
 //! registry) and [`cli`] on top.
 //!
 //! ```no_run
@@ -49,6 +51,7 @@ pub mod predict;
 pub mod qemu;
 pub mod resume;
 pub mod run;
+pub mod session;
 pub mod spec;
 pub mod split;
 pub mod tasks;

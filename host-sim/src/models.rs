@@ -42,7 +42,8 @@
 //! },
 //! ```
 //!
-//! That is all: `train`, `eval`, `summary`, `predict`, `export` and `import` pick it up, and
+//! That is all: `train`, `eval`, `summary`, `predict`, `export`, `import` and the
+//! [`Model::session`] of the Python bindings pick it up, and
 //! so does the list of models in `--help`. The `classify` task takes any network whose output is 10 logits and whose input
 //! tensor has as many elements as the images have pixels (so a CHW input
 //! `[[[f32; 28]; 28]; 1]` reads MNIST as it is). A model with other data gets a task module of
@@ -61,6 +62,7 @@ use crate::interop::{self, Imported, LayerNames, Layout, TensorSpec};
 use crate::optimizers::{OptimizerConfig, OptimizerKind};
 use crate::predict::PredictOptions;
 use crate::run::{EvalOptions, TrainOptions, TrainOutcome};
+use crate::session::{NetSession, Session};
 pub use crate::spec::{Data, Defaults, ModelSpec};
 
 type TrainFn = fn(&ModelSpec, &TrainOptions, &mut dyn Write) -> Result<TrainOutcome>;
@@ -70,6 +72,7 @@ type PredictFn = fn(&ModelSpec, &PredictOptions, &mut dyn Write) -> Result<Eval>
 type SpecsFn = fn(&ModelSpec, Layout) -> Result<Vec<TensorSpec>>;
 type ExportFn = fn(&ModelSpec, &[u8], Layout) -> Result<Vec<u8>>;
 type ImportFn = fn(&ModelSpec, &[u8], Layout, bool) -> Result<Imported>;
+type SessionFn = fn(&'static ModelSpec) -> Box<dyn Session>;
 
 /// A registered model: its [`ModelSpec`] (reachable through `Deref`) and the functions
 /// monomorphised for its network type.
@@ -84,6 +87,7 @@ pub struct Model {
     specs: SpecsFn,
     export: ExportFn,
     import: ImportFn,
+    session: SessionFn,
 }
 
 impl std::ops::Deref for Model {
@@ -147,6 +151,15 @@ impl Model {
     pub fn import(&self, safetensors: &[u8], layout: Layout, rust: bool) -> Result<Imported> {
         (self.import)(&self.spec, safetensors, layout, rust)
     }
+
+    /// The model in memory, its weights initialised from `seed` as `train --seed` does: to
+    /// train, evaluate, predict and move weights at run time ([`crate::session`]).
+    #[must_use]
+    pub fn session(&'static self, seed: u64) -> Box<dyn Session> {
+        let mut s = (self.session)(&self.spec);
+        s.init(seed);
+        s
+    }
 }
 
 /// Builds a [`Model`] for a concrete network type: expands the optimizer dispatch and the
@@ -189,6 +202,17 @@ macro_rules! model {
             export: |model, weights, layout| interop::export::<$net>(model.name, model.tensors, weights, layout),
             import: |model, bytes, layout, rust| {
                 interop::import_model::<$net>(model.name, model.type_path, model.tensors, bytes, layout, rust)
+            },
+            session: |model| {
+                Box::new(NetSession::<$net>::new(
+                    model,
+                    |net, opts, train, val| {
+                        $crate::with_optimizer!($net, opts.optimizer, |Opt, cfg| {
+                            $crate::tasks::$task::fit_arrays::<$net, Opt>(net, &cfg, &opts.fit, train, val)
+                        })
+                    },
+                    |net, data| $crate::tasks::$task::eval_arrays::<$net>(net, data),
+                ))
             },
         }
     };

@@ -1,6 +1,8 @@
-//! Tasks: how a kind of model gets its data and its loss. Each task is a module with two
-//! generic functions, `train::<M, O, U>` and `eval::<M>`, that the model registry calls with a
-//! concrete network; the bounds on `M` say which networks fit the task.
+//! Tasks: how a kind of model gets its data and its loss. Each task is a module with generic
+//! functions, `train::<M, O, U>`, `eval::<M>` and `predict::<M>` on the model's own data, and
+//! `fit_arrays::<M, O>` and `eval_arrays::<M>` on samples handed over as arrays
+//! ([`crate::session`]), that the model registry calls with a concrete network; the bounds on
+//! `M` say which networks fit the task.
 //!
 //! - [`classify`]: images with class labels from IDX files, softmax cross-entropy on 10
 //!   logits; any input tensor of `rows · cols` elements (a vector for an MLP, CHW for a CNN).
@@ -13,9 +15,11 @@ pub mod classify {
     use std::io::Write;
 
     use anyhow::{Result, bail};
-    use tinytrain::prelude::{CrossEntropy, Eval, Layer, Optimizer, Tensor};
+    use tinytrain::prelude::{CrossEntropy, Eval, FitConfig, Layer, Optimizer, Tensor};
     use tinytrain::tensor::argmax;
     use tinytrain::train::UnitMonitor;
+
+    use crate::session::{self, Fitted, Labelled, Samples};
 
     use crate::datasets::{self, ImageSet, Split};
     use crate::predict::{self, PredictOptions};
@@ -100,6 +104,39 @@ pub mod classify {
         run::evaluate::<M, _, _, _>(model, &note, opts, &CrossEntropy, None::<&CrossEntropy>, &images, out)
     }
 
+    /// Trains `net` on samples given as arrays ([`crate::session`]), with integer labels.
+    ///
+    /// # Errors
+    /// Bad samples or labels; whatever [`session::fit`] reports.
+    pub fn fit_arrays<M, O>(
+        net: &mut M,
+        cfg: &O::Config,
+        opts: &FitConfig,
+        train: &Samples<'_>,
+        val: Option<&Samples<'_>>,
+    ) -> Result<Fitted>
+    where
+        M: Layer<Output = [f32; CLASSES]>,
+        O: Optimizer,
+    {
+        let len = <M::Input as Tensor>::LEN;
+        let train = Labelled::new(train, len, CLASSES)?;
+        let val = val.map(|v| Labelled::new(v, len, CLASSES)).transpose()?;
+        session::fit::<M, O, _, _>(net, cfg, opts, &CrossEntropy, &train, val.as_ref())
+    }
+
+    /// Evaluates `net` on samples given as arrays, with integer labels.
+    ///
+    /// # Errors
+    /// Bad samples or labels.
+    pub fn eval_arrays<M>(net: &M, data: &Samples<'_>) -> Result<Eval>
+    where
+        M: Layer<Output = [f32; CLASSES]>,
+    {
+        let data = Labelled::new(data, <M::Input as Tensor>::LEN, CLASSES)?;
+        session::evaluate(net, &CrossEntropy, &data)
+    }
+
     /// Prints every test sample's prediction, label and logits ([`crate::predict`]).
     ///
     /// # Errors
@@ -120,8 +157,10 @@ pub mod xor {
     use std::io::Write;
 
     use anyhow::Result;
-    use tinytrain::prelude::{Eval, Layer, Mse, Optimizer};
+    use tinytrain::prelude::{Eval, FitConfig, Layer, Mse, Optimizer, Tensor};
     use tinytrain::train::UnitMonitor;
+
+    use crate::session::{self, Fitted, Samples, Valued};
 
     use crate::predict::{self, PredictOptions};
     use crate::run::{self, EvalOptions, TrainOptions, TrainOutcome};
@@ -164,6 +203,38 @@ pub mod xor {
         run::evaluate::<M, _, _, _>(model, note, opts, &Mse::MEAN, None::<&Mse>, &SAMPLES[..], out)
     }
 
+    /// Trains `net` on samples given as arrays ([`crate::session`]), with target values.
+    ///
+    /// # Errors
+    /// Bad samples or targets; whatever [`session::fit`] reports.
+    pub fn fit_arrays<M, O>(
+        net: &mut M,
+        cfg: &O::Config,
+        opts: &FitConfig,
+        train: &Samples<'_>,
+        val: Option<&Samples<'_>>,
+    ) -> Result<Fitted>
+    where
+        M: Layer<Input = [f32; 2], Output = [f32; 1]>,
+        O: Optimizer,
+    {
+        let train = Valued::new(train, <M::Input as Tensor>::LEN, 1)?;
+        let val = val.map(|v| Valued::new(v, <M::Input as Tensor>::LEN, 1)).transpose()?;
+        session::fit::<M, O, _, _>(net, cfg, opts, &Mse::MEAN, &train, val.as_ref())
+    }
+
+    /// Evaluates `net` on samples given as arrays, with target values.
+    ///
+    /// # Errors
+    /// Bad samples or targets.
+    pub fn eval_arrays<M>(net: &M, data: &Samples<'_>) -> Result<Eval>
+    where
+        M: Layer<Input = [f32; 2], Output = [f32; 1]>,
+    {
+        let data = Valued::new(data, <M::Input as Tensor>::LEN, 1)?;
+        session::evaluate(net, &Mse::MEAN, &data)
+    }
+
     /// Prints the prediction (output rounded to 0 or 1), label and output of each sample.
     ///
     /// # Errors
@@ -184,8 +255,10 @@ pub mod sine {
     use std::io::Write;
 
     use anyhow::Result;
-    use tinytrain::prelude::{Eval, Layer, Mae, Mse, Optimizer, Rng};
+    use tinytrain::prelude::{Eval, FitConfig, Layer, Mae, Mse, Optimizer, Rng, Tensor};
     use tinytrain::train::UnitMonitor;
+
+    use crate::session::{self, Fitted, Samples, Valued};
 
     use crate::predict::{self, PredictOptions};
     use crate::run::{self, EvalOptions, TrainOptions, TrainOutcome};
@@ -252,6 +325,38 @@ pub mod sine {
         M: Layer<Input = [f32; 1], Output = [f32; 1]>,
     {
         run::evaluate::<M, _, _, _>(model, &note(), opts, &Mse::MEAN, Some(&Mae), &samples(TEST, 2)[..], out)
+    }
+
+    /// Trains `net` on samples given as arrays ([`crate::session`]), with target values.
+    ///
+    /// # Errors
+    /// Bad samples or targets; whatever [`session::fit`] reports.
+    pub fn fit_arrays<M, O>(
+        net: &mut M,
+        cfg: &O::Config,
+        opts: &FitConfig,
+        train: &Samples<'_>,
+        val: Option<&Samples<'_>>,
+    ) -> Result<Fitted>
+    where
+        M: Layer<Input = [f32; 1], Output = [f32; 1]>,
+        O: Optimizer,
+    {
+        let train = Valued::new(train, <M::Input as Tensor>::LEN, 1)?;
+        let val = val.map(|v| Valued::new(v, <M::Input as Tensor>::LEN, 1)).transpose()?;
+        session::fit::<M, O, _, _>(net, cfg, opts, &Mse::MEAN, &train, val.as_ref())
+    }
+
+    /// Evaluates `net` on samples given as arrays, with target values.
+    ///
+    /// # Errors
+    /// Bad samples or targets.
+    pub fn eval_arrays<M>(net: &M, data: &Samples<'_>) -> Result<Eval>
+    where
+        M: Layer<Input = [f32; 1], Output = [f32; 1]>,
+    {
+        let data = Valued::new(data, <M::Input as Tensor>::LEN, 1)?;
+        session::evaluate(net, &Mse::MEAN, &data)
     }
 
     /// Prints each test sample's output and target (the class columns are 0: a regression).

@@ -1,0 +1,1 @@
+"""Fleet learning with tinytrain: a Flower ServerApp and ClientApp training digits-mlp."""
