@@ -232,7 +232,7 @@ impl<'a> Node<'a> {
         self.value.as_str().unwrap_or_else(|| panic!("{}: not a string", self.file))
     }
 
-    /// The concatenation of the tensors at `keys` (parameters in `for_each_param` order).
+    /// The concatenation of the tensors at `keys` (parameters in visiting order).
     #[must_use]
     pub fn concat(&self, keys: &[&str]) -> Vec<f32> {
         keys.iter().flat_map(|k| self.at(k).tensor().data).collect()

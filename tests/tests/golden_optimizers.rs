@@ -15,7 +15,7 @@ use tinytrain_tests::{Golden, Tol, assert_close, assert_close_scalar, flat_param
 
 type Net = tinytrain::sequential![Dense<4, 8>, Tanh<8>, Dense<8, 3>];
 const P: usize = <Net as Layer>::NUM_PARAMS;
-/// The golden parameters in `for_each_param` order.
+/// The golden parameters in visiting order.
 const KEYS: [&str; 4] = ["W1", "b1", "W2", "b2"];
 const STEPS: usize = 10;
 
