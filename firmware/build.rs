@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
 use tinytrain_firmware_app::digits::{idx_payload, pack, packed_len};
-use tinytrain_firmware_app::{CNN_TEST_IMAGES, CNN_TRAIN_IMAGES, mnist};
+use tinytrain_firmware_app::{
+    CNN_TEST_IMAGES, CNN_TRAIN_IMAGES, WAVES_TEST_SIGNALS, WAVES_TRAIN_SIGNALS, mnist, waves,
+};
 
 fn gunzip(path: &Path) -> Result<Vec<u8>, Box<dyn Error>> {
     let mut bytes = Vec::new();
@@ -68,6 +70,23 @@ fn pack_mnist_slice(data: &Path, file: &str, split: &str, count: usize, out: &Pa
     Ok(())
 }
 
+fn pack_waves(data: &Path, split: &str, count: usize, out: &Path) -> Result<(), Box<dyn Error>> {
+    let images_path = data.join(format!("waves-{split}-images-idx3-ubyte.gz"));
+    let labels_path = data.join(format!("waves-{split}-labels-idx1-ubyte.gz"));
+    println!("cargo:rerun-if-changed={}", images_path.display());
+    println!("cargo:rerun-if-changed={}", labels_path.display());
+    let (images, labels) = (gunzip(&images_path)?, gunzip(&labels_path)?);
+    let (signals, n) = idx_payload(&images, 3).map_err(|e| format!("{}: {e}", images_path.display()))?;
+    let (labels, m) = idx_payload(&labels, 1).map_err(|e| format!("{}: {e}", labels_path.display()))?;
+    if n != m || n < count || signals.len() != n * waves::SAMPLES {
+        return Err(format!("waves-{split}: {n} signals and {m} labels, need {count} of {}", waves::SAMPLES).into());
+    }
+    let mut packed = vec![0u8; waves::packed_len(count)];
+    waves::pack(&signals[..count * waves::SAMPLES], &labels[..count], &mut packed)?;
+    fs::write(out.join(format!("waves-{split}.ttwv")), packed)?;
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn Error>> {
     let out = PathBuf::from(env::var_os("OUT_DIR").ok_or("OUT_DIR not set")?);
     let root = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").ok_or("CARGO_MANIFEST_DIR not set")?);
@@ -91,5 +110,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     pack_split(&data, "test", &out)?;
     pack_mnist_slice(&data, "mnist8k-train", "train", CNN_TRAIN_IMAGES, &out)?;
     pack_mnist_slice(&data, "mnist2k-test", "test", CNN_TEST_IMAGES, &out)?;
+    pack_waves(&data, "train", WAVES_TRAIN_SIGNALS, &out)?;
+    pack_waves(&data, "test", WAVES_TEST_SIGNALS, &out)?;
     Ok(())
 }

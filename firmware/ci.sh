@@ -10,6 +10,7 @@ ROOT="$(cd .. && pwd)"
 ELF="$FIRMWARE/target/thumbv7em-none-eabihf/release/qemu"
 ELF_BOARD="$FIRMWARE/target/thumbv7em-none-eabihf/release/stm32f411"
 ELF_CNN="$FIRMWARE/target/thumbv7em-none-eabihf/release/qemu_cnn"
+ELF_WAVES="$FIRMWARE/target/thumbv7em-none-eabihf/release/qemu_waves"
 LOG="$(mktemp -d)"
 trap 'rm -rf "$LOG"' EXIT
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -59,6 +60,7 @@ echo "qemu: $(command -v qemu-system-arm || echo missing); defmt-print: $(comman
 check "format (firmware crate)" cargo fmt --check
 check "build: QEMU firmware" cargo build --release --bin qemu
 check "build: QEMU CNN firmware (mnist-cnn-tiny)" cargo build --release --bin qemu_cnn
+check "build: QEMU 1-D firmware (waves-cnn1d)" cargo build --release --bin qemu_waves
 check "build: STM32F411 firmware" cargo build --release --no-default-features --features stm32f411 --bin stm32f411
 check "clippy thumbv7em (QEMU binary, library, on-target tests)" \
   cargo clippy --release --all-targets -- -D warnings
@@ -123,6 +125,19 @@ cnn_firmware() {
 CNN_WALL="?"; CNN_FLASH="?"; CNN_RAM="?"
 check "mnist-cnn-tiny training firmware in QEMU: runs, flash < 512 KiB with the MNIST slice, RAM < 128 KiB with the stack" cnn_firmware
 
+waves_firmware() {
+  ./qemu-run.sh "$ELF_WAVES" 2>&1 | tee "$LOG/waves.txt"
+  [ "${PIPESTATUS[0]}" -eq 0 ] && grep -q "^TT-DONE" "$LOG/waves.txt" || return 1
+  [ -n "$SIZE" ] || { echo "no size tool"; return 1; }
+  read -r text data _ < <("$SIZE" "$ELF_WAVES" | awk 'NR==2 {print $1, $2, $3}')
+  WAVES_FLASH=$((text + data))
+  WAVES_RAM=$(grep "^TT-MEMORY " "$LOG/waves.txt" | tr ' ' '\n' | sed -n 's/^ram_total=//p')
+  echo "waves firmware: flash $WAVES_FLASH bytes (budget 524288), RAM $WAVES_RAM bytes (budget 131072)"
+  [ "$WAVES_FLASH" -lt 524288 ] && [ -n "$WAVES_RAM" ] && [ "$WAVES_RAM" -lt 131072 ]
+}
+WAVES_FLASH="?"; WAVES_RAM="?"
+check "waves-cnn1d (Conv1d) training firmware in QEMU: runs, flash < 512 KiB with the signals, RAM < 128 KiB" waves_firmware
+
 SINE="$FIRMWARE/target/thumbv7em-none-eabihf/release/sine"
 SINE_BARE="$FIRMWARE/target/thumbv7em-none-eabihf/release/sine_bare"
 sine_footprint() {
@@ -145,7 +160,7 @@ check "sine model, inference only: runs, outputs within 0.25 of sin(x), flash < 
 identical() {
   (cd "$ROOT" && TINYTRAIN_REQUIRE_QEMU=1 cargo test -p tinytrain-sim --test firmware -- --nocapture)
 }
-check "firmware and simulator bit-identical, digits MLP and mnist-cnn-tiny (losses, weights CRC)" identical
+check "firmware and simulator bit-identical, digits MLP, mnist-cnn-tiny and waves-cnn1d (losses, weights CRC)" identical
 
 # ---- figures
 step "figures (instruction counts from SysTick under QEMU -icount shift=7; not Cortex-M4 cycles)"
@@ -175,6 +190,16 @@ if [ -f "$LOG/cnn.txt" ]; then
     "mnist-cnn-tiny: test accuracy, $(cfield TT-DONE epochs) epochs" "$(cfield TT-TEST accuracy) ($(cfield TT-TEST samples) test images)" \
     "mnist-cnn-tiny: params CRC-32" "$(cfield TT-DONE params_crc)" \
     "mnist-cnn-tiny: QEMU wall time" "${CNN_WALL} s"
+fi
+if [ -f "$LOG/waves.txt" ]; then
+  wfield() { grep "^$1 " "$LOG/waves.txt" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
+  printf '%-46s %s\n' "waves-cnn1d: flash (text + data)" "$WAVES_FLASH bytes (signals $(wfield TT-START dataset_bytes) B; budget 524288)" \
+    "waves-cnn1d: RAM (data + bss + stack)" "$WAVES_RAM bytes (stack $(wfield TT-MEMORY stack_used) B; budget 131072)" \
+    "waves-cnn1d: instructions/sample, batch 32" "$(wfield TT-INSTRUCTIONS per_sample_batch)" \
+    "waves-cnn1d: instructions/sample, batch 1" "$(wfield TT-INSTRUCTIONS per_sample_batch1)" \
+    "waves-cnn1d: instructions per inference" "$(wfield TT-INSTRUCTIONS per_inference)" \
+    "waves-cnn1d: test accuracy, $(wfield TT-DONE epochs) epochs" "$(wfield TT-TEST accuracy) ($(wfield TT-TEST samples) test signals)" \
+    "waves-cnn1d: params CRC-32" "$(wfield TT-DONE params_crc)"
 fi
 
 if [ "$failed" -gt 0 ]; then

@@ -31,6 +31,10 @@ pub static TEST: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/digits-test.t
 pub static MNIST_TRAIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/mnist-train.ttmp"));
 /// The packed MNIST test slice (the first 200 images of the shipped test subset).
 pub static MNIST_TEST: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/mnist-test.ttmp"));
+/// The packed waves training signals (the first 1,000 of the shipped set).
+pub static WAVES_TRAIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/waves-train.ttwv"));
+/// The packed waves test signals (the first 200 of the shipped test set).
+pub static WAVES_TEST: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/waves-test.ttwv"));
 
 /// Reports over defmt. Lines starting with `TT-` are parsed by the host: keep their shape.
 #[derive(Debug, Default)]

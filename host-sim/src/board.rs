@@ -37,7 +37,8 @@ use tinytrain::storage::CheckpointStore;
 use tinytrain_firmware_app::digits::{pack, packed_len};
 use tinytrain_firmware_app::{
     AppTrainer, Board, CNN_TEST_IMAGES, CNN_TRAIN_IMAGES, CNN_WEIGHTS_LEN, CnnNet, CnnTrainer, Digits, MnistSlice, Net,
-    Outcome, Report, RunConfig, WEIGHTS_LEN, mnist, run, run_cnn,
+    Outcome, Report, RunConfig, WAVES_TEST_SIGNALS, WAVES_TRAIN_SIGNALS, WAVES_WEIGHTS_LEN, WEIGHTS_LEN, WavesNet,
+    WavesSets, WavesTrainer, mnist, run, run_cnn, run_waves, waves,
 };
 
 use crate::datasets::{self, DatasetKind, ImageSet};
@@ -243,6 +244,41 @@ pub fn pack_mnist_slice(data_dir: &Path) -> Result<PackedSets> {
         train: slice(&data.train, "mnist8k-train", CNN_TRAIN_IMAGES)?,
         test: slice(&data.test, "mnist2k-test", CNN_TEST_IMAGES)?,
     })
+}
+
+/// Packs the waves signals the `qemu_waves` firmware trains on, as its `build.rs` does.
+///
+/// # Errors
+/// When the files are missing, invalid or hold too few signals.
+pub fn pack_waves(data_dir: &Path) -> Result<PackedSets> {
+    let data = datasets::load(DatasetKind::Waves, data_dir)?;
+    let pack = |set: &ImageSet, count: usize| -> Result<Vec<u8>> {
+        ensure!(set.len() >= count, "{}: {} signals, the firmware needs {count}", set.images_path.display(), set.len());
+        let mut out = vec![0u8; waves::packed_len(count)];
+        waves::pack(&set.pixels[..count * waves::SAMPLES], &set.labels[..count], &mut out)
+            .with_context(|| set.images_path.display().to_string())?;
+        Ok(out)
+    };
+    Ok(PackedSets { train: pack(&data.train, WAVES_TRAIN_SIGNALS)?, test: pack(&data.test, WAVES_TEST_SIGNALS)? })
+}
+
+/// Runs the 1-D firmware app ([`run_waves`]) on a simulated board with the waves signals from
+/// `data_dir` and `cfg`.
+///
+/// # Errors
+/// When the data cannot be loaded or the app fails.
+pub fn run_waves_app(data_dir: &Path, cfg: &RunConfig, report: &mut impl Report) -> Result<SimRun> {
+    let sets = pack_waves(data_dir)?;
+    let data = WavesSets::new(&sets.train, &sets.test).context("packed waves signals")?;
+    let mut board = sim_board();
+    let mut trainer = Box::new(WavesTrainer::ZERO);
+    let outcome = run_waves(&mut board, &mut trainer, &data, cfg, report).map_err(|e| anyhow!("firmware app: {e}"))?;
+    let store = CheckpointStore::<WavesNet>::new(&board.flash, cfg.storage_offset)?;
+    let mut saved = Box::new(WavesNet::ZERO);
+    store.load(&mut board.flash, &mut *saved)?.context("no valid checkpoint in the simulated flash")?;
+    let mut weights = vec![0u8; WAVES_WEIGHTS_LEN];
+    checkpoint::save(&*saved, &mut weights)?;
+    Ok(SimRun { outcome, board, weights })
 }
 
 /// Runs the CNN firmware app ([`run_cnn`]) on a simulated board with the MNIST slice from

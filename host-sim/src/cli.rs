@@ -463,6 +463,7 @@ fn qemu_dataset(model: crate::qemu::FirmwareModel) -> crate::datasets::DatasetKi
     match model {
         crate::qemu::FirmwareModel::DigitsMlp => crate::datasets::DatasetKind::Digits,
         crate::qemu::FirmwareModel::MnistCnnTiny => crate::datasets::DatasetKind::Mnist,
+        crate::qemu::FirmwareModel::WavesCnn1d => crate::datasets::DatasetKind::Waves,
     }
 }
 

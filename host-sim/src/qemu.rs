@@ -65,6 +65,9 @@ pub enum FirmwareModel {
     /// `mnist-cnn-tiny` on 1,000 MNIST training images (binary `qemu_cnn`).
     #[value(name = "mnist-cnn-tiny")]
     MnistCnnTiny,
+    /// `waves-cnn1d` (Conv1d) on 1,000 waves signals (binary `qemu_waves`).
+    #[value(name = "waves-cnn1d")]
+    WavesCnn1d,
 }
 
 impl FirmwareModel {
@@ -74,6 +77,7 @@ impl FirmwareModel {
         match self {
             FirmwareModel::DigitsMlp => "qemu",
             FirmwareModel::MnistCnnTiny => "qemu_cnn",
+            FirmwareModel::WavesCnn1d => "qemu_waves",
         }
     }
 
@@ -83,6 +87,7 @@ impl FirmwareModel {
         match self {
             FirmwareModel::DigitsMlp => RunConfig::STANDARD,
             FirmwareModel::MnistCnnTiny => RunConfig::CNN,
+            FirmwareModel::WavesCnn1d => RunConfig::WAVES,
         }
     }
 
@@ -94,6 +99,7 @@ impl FirmwareModel {
         match self {
             FirmwareModel::DigitsMlp => crate::board::run_app(data, &self.config(), &mut ()),
             FirmwareModel::MnistCnnTiny => crate::board::run_cnn_app(data, &self.config(), &mut ()),
+            FirmwareModel::WavesCnn1d => crate::board::run_waves_app(data, &self.config(), &mut ()),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The firmware app on the simulated board, and the same app on a Cortex-M4F in QEMU: the two
 //! must agree bit for bit, for the digits MLP (`qemu`) and for `mnist-cnn-tiny` on a slice of
-//! MNIST (`qemu_cnn`).
+//! MNIST (`qemu_cnn`), and for the 1-D `waves-cnn1d` on waves signals (`qemu_waves`).
 //!
 //! The QEMU test needs `qemu-system-arm` and `defmt-print` (`firmware/ci.sh` installs both);
 //! without them it says so and passes, unless `TINYTRAIN_REQUIRE_QEMU=1` is set, as
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tinytrain::Layer;
 use tinytrain::checkpoint::{CRC32, load};
-use tinytrain_firmware_app::{CNN_WEIGHTS_LEN, CnnNet, Net, Report, RunConfig};
+use tinytrain_firmware_app::{CNN_WEIGHTS_LEN, CnnNet, Net, Report, RunConfig, WAVES_WEIGHTS_LEN};
 use tinytrain_sim::board::{run_app, run_cnn_app};
 use tinytrain_sim::datasets::workspace_data_dir;
 use tinytrain_sim::qemu::{
@@ -110,6 +110,27 @@ fn qemu_cnn_firmware_matches_the_simulator_bit_for_bit() {
     assert_eq!(firmware.epochs.len(), RunConfig::CNN.epochs as usize);
     assert_eq!(firmware.params_crc, Some(CRC32.checksum(&sim.weights[..CNN_WEIGHTS_LEN - 4])));
     assert!(firmware.epochs.iter().all(|e| e.instructions > 0), "SysTick counted instructions");
+}
+
+#[test]
+fn qemu_waves_firmware_matches_the_simulator_bit_for_bit() {
+    if !qemu_available("qemu_waves_firmware_matches_the_simulator_bit_for_bit") {
+        return;
+    }
+    let model = FirmwareModel::WavesCnn1d;
+    let elf = build_firmware_bin(&firmware_dir(), model.bin()).unwrap();
+    let qemu = run_qemu(&elf, Duration::from_mins(5)).unwrap();
+    assert_eq!(qemu.exit_code, 0, "firmware failed:\n{}", qemu.log);
+    let firmware = parse_log(&qemu.log).unwrap();
+    let sim = model.simulate(&workspace_data_dir()).unwrap();
+    let comparison = compare(&firmware, &sim.outcome);
+    println!("{}", comparison.text);
+    assert!(comparison.identical, "firmware and simulator differ:\n{}\nlog:\n{}", comparison.text, qemu.log);
+    assert_eq!(firmware.epochs.len(), RunConfig::WAVES.epochs as usize);
+    assert_eq!(firmware.params_crc, Some(CRC32.checksum(&sim.weights[..WAVES_WEIGHTS_LEN - 4])));
+    // It learns: the last epoch's loss is below the first's.
+    let losses: Vec<f32> = firmware.epochs.iter().map(|e| f32::from_bits(e.loss_bits)).collect();
+    assert!(losses[losses.len() - 1] < losses[0], "{losses:?}");
 }
 
 #[test]
