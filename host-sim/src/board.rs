@@ -38,7 +38,7 @@ use tinytrain_firmware_app::digits::{pack, packed_len};
 use tinytrain_firmware_app::{
     AppTrainer, Board, CNN_TEST_IMAGES, CNN_TRAIN_IMAGES, CNN_WEIGHTS_LEN, CnnNet, CnnTrainer, Digits, MnistSlice, Net,
     Outcome, Report, RunConfig, WAVES_TEST_SIGNALS, WAVES_TRAIN_SIGNALS, WAVES_WEIGHTS_LEN, WEIGHTS_LEN, WavesNet,
-    WavesSets, WavesTrainer, mnist, run, run_cnn, run_waves, waves,
+    WavesSets, WavesTrainer, mnist, run, run_cnn, run_net, waves,
 };
 
 use crate::datasets::{self, DatasetKind, ImageSet};
@@ -262,7 +262,7 @@ pub fn pack_waves(data_dir: &Path) -> Result<PackedSets> {
     Ok(PackedSets { train: pack(&data.train, WAVES_TRAIN_SIGNALS)?, test: pack(&data.test, WAVES_TEST_SIGNALS)? })
 }
 
-/// Runs the 1-D firmware app ([`run_waves`]) on a simulated board with the waves signals from
+/// Runs the 1-D firmware app ([`run_net`] for `WavesNet`) on a simulated board with the waves signals from
 /// `data_dir` and `cfg`.
 ///
 /// # Errors
@@ -272,7 +272,8 @@ pub fn run_waves_app(data_dir: &Path, cfg: &RunConfig, report: &mut impl Report)
     let data = WavesSets::new(&sets.train, &sets.test).context("packed waves signals")?;
     let mut board = sim_board();
     let mut trainer = Box::new(WavesTrainer::ZERO);
-    let outcome = run_waves(&mut board, &mut trainer, &data, cfg, report).map_err(|e| anyhow!("firmware app: {e}"))?;
+    let outcome = run_net(&mut board, &mut trainer, &data.train, &data.test, cfg, report)
+        .map_err(|e| anyhow!("firmware app: {e}"))?;
     let store = CheckpointStore::<WavesNet>::new(&board.flash, cfg.storage_offset)?;
     let mut saved = Box::new(WavesNet::ZERO);
     store.load(&mut board.flash, &mut *saved)?.context("no valid checkpoint in the simulated flash")?;

@@ -100,7 +100,7 @@ impl RunConfig {
         RunConfig { epochs: 3, batch_size: 32, seed: 7, storage_offset: 0, blink_ms: 50, bench_samples: 64 };
     /// The CNN run ([`run_cnn`]): 3 epochs, batch 32, seed 7, 16 single-sample steps counted.
     pub const CNN: RunConfig = RunConfig { bench_samples: 16, ..RunConfig::STANDARD };
-    /// The 1-D run ([`run_waves`]): 10 epochs, batch 32, seed 7, 16 single-sample steps counted.
+    /// The 1-D run (`qemu_waves`): 10 epochs, batch 32, seed 7, 16 single-sample steps counted.
     pub const WAVES: RunConfig = RunConfig { epochs: 10, bench_samples: 16, ..RunConfig::STANDARD };
 }
 
@@ -420,13 +420,13 @@ where
     run_net(board, trainer, &data.train, &data.test, cfg, report)
 }
 
-/// The 1-D network [`run_waves`] trains.
+/// The 1-D network the `qemu_waves` firmware trains with [`run_net`].
 pub type WavesNet = WavesCnn1d;
 /// Its trainable parameters.
 pub const WAVES_PARAMS: usize = <WavesNet as Layer>::NUM_PARAMS;
 /// Adam sized for it.
 pub type WavesOpt = Adam<WAVES_PARAMS>;
-/// Everything [`run_waves`] needs for training (about 52 KB).
+/// Everything [`run_net`] needs to train [`WavesNet`] (about 52 KB).
 pub type WavesTrainer = Trainer<WavesNet, WavesOpt>;
 /// Bytes of its weights file.
 pub const WAVES_WEIGHTS_LEN: usize = file_len::<WavesNet>();
@@ -434,28 +434,6 @@ pub const WAVES_WEIGHTS_LEN: usize = file_len::<WavesNet>();
 pub const WAVES_TRAIN_SIGNALS: usize = 1000;
 /// Test signals baked into it.
 pub const WAVES_TEST_SIGNALS: usize = 200;
-
-/// [`run`] for [`WavesNet`] (Conv1d, pooling, the mean over time) on waves signals: trains,
-/// evaluates, saves and measures.
-///
-/// # Errors
-/// As [`run`].
-pub fn run_waves<L, D, F, C, R>(
-    board: &mut Board<L, D, F, C>,
-    trainer: &mut WavesTrainer,
-    data: &WavesSets<'_>,
-    cfg: &RunConfig,
-    report: &mut R,
-) -> Result<Outcome, AppError>
-where
-    L: OutputPin,
-    D: DelayNs,
-    F: NorFlash,
-    C: Counter,
-    R: Report,
-{
-    run_net(board, trainer, &data.train, &data.test, cfg, report)
-}
 
 impl PackedSet for PackedWaves<'_> {
     fn packed_bytes(&self) -> usize {

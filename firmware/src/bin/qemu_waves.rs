@@ -12,7 +12,7 @@ use core::ptr::addr_of_mut;
 use cortex_m_rt::entry;
 use defmt_semihosting as _;
 use tinytrain_firmware::{DefmtReport, WAVES_TEST, WAVES_TRAIN};
-use tinytrain_firmware_app::{RunConfig, WavesSets, WavesTrainer, run_waves};
+use tinytrain_firmware_app::{RunConfig, WavesSets, WavesTrainer, run_net};
 
 /// The whole training state (about 52 KB), zero-initialised in `.bss`.
 static mut TRAINER: WavesTrainer = WavesTrainer::ZERO;
@@ -23,7 +23,7 @@ fn main() -> ! {
     let trainer = unsafe { &mut *addr_of_mut!(TRAINER) };
     tinytrain_firmware::qemu_training("waves-cnn1d", |board| {
         let data = WavesSets::new(WAVES_TRAIN, WAVES_TEST)?;
-        run_waves(board, trainer, &data, &RunConfig::WAVES, &mut DefmtReport)
+        run_net(board, trainer, &data.train, &data.test, &RunConfig::WAVES, &mut DefmtReport)
     })
 }
 
