@@ -11,6 +11,7 @@ ELF="$FIRMWARE/target/thumbv7em-none-eabihf/release/qemu"
 ELF_BOARD="$FIRMWARE/target/thumbv7em-none-eabihf/release/stm32f411"
 ELF_CNN="$FIRMWARE/target/thumbv7em-none-eabihf/release/qemu_cnn"
 ELF_WAVES="$FIRMWARE/target/thumbv7em-none-eabihf/release/qemu_waves"
+ELF_RESUME="$FIRMWARE/target/thumbv7em-none-eabihf/release/qemu_resume"
 LOG="$(mktemp -d)"
 trap 'rm -rf "$LOG"' EXIT
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -61,6 +62,7 @@ check "format (firmware crate)" cargo fmt --check
 check "build: QEMU firmware" cargo build --release --bin qemu
 check "build: QEMU CNN firmware (mnist-cnn-tiny)" cargo build --release --bin qemu_cnn
 check "build: QEMU 1-D firmware (waves-cnn1d)" cargo build --release --bin qemu_waves
+check "build: QEMU power-cut firmware (resumable digits MLP)" cargo build --release --bin qemu_resume
 check "build: STM32F411 firmware" cargo build --release --no-default-features --features stm32f411 --bin stm32f411
 check "clippy thumbv7em (QEMU binary, library, on-target tests)" \
   cargo clippy --release --all-targets -- -D warnings
@@ -138,6 +140,19 @@ waves_firmware() {
 WAVES_FLASH="?"; WAVES_RAM="?"
 check "waves-cnn1d (Conv1d) training firmware in QEMU: runs, flash < 512 KiB with the signals, RAM < 128 KiB" waves_firmware
 
+power_cut() {
+  ./qemu-run.sh "$ELF_RESUME" 2>&1 | tee "$LOG/resume.txt"
+  [ "${PIPESTATUS[0]}" -eq 0 ] && grep -q "^TT-CUT " "$LOG/resume.txt" && grep -q "^TT-DONE" "$LOG/resume.txt" || return 1
+  rfield() { grep "^$1 " "$LOG/resume.txt" | tail -1 | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
+  local cut_crc plain_crc cut_loss plain_loss
+  cut_crc=$(rfield TT-DONE params_crc); plain_crc=$(field TT-DONE params_crc)
+  cut_loss=$(grep "^TT-EPOCH epoch=3 " "$LOG/resume.txt" | tr ' ' '\n' | sed -n 's/^loss_bits=//p')
+  plain_loss=$(grep "^TT-EPOCH epoch=3 " "$LOG/run.txt" | tr ' ' '\n' | sed -n 's/^loss_bits=//p')
+  echo "power cut after step $(rfield TT-CUT steps), resumed from step $(rfield TT-RESUMED steps_before): params CRC $cut_crc (uncut run $plain_crc), epoch 3 loss $cut_loss (uncut $plain_loss)"
+  [ -n "$cut_crc" ] && [ "$cut_crc" = "$plain_crc" ] && [ -n "$cut_loss" ] && [ "$cut_loss" = "$plain_loss" ]
+}
+check "power cut in QEMU: a core reset mid-training, resumed from the flash checkpoint, ends with the uncut run's weights" power_cut
+
 SINE="$FIRMWARE/target/thumbv7em-none-eabihf/release/sine"
 SINE_BARE="$FIRMWARE/target/thumbv7em-none-eabihf/release/sine_bare"
 sine_footprint() {
@@ -174,6 +189,7 @@ if [ -f "$LOG/run.txt" ]; then
     "test accuracy after $(field TT-DONE epochs) epochs" "$(field TT-TEST accuracy)" \
     "weights CRC-32" "$(field TT-DONE weights_crc)" \
     "weights CRC-32 without the trailer (params)" "$(field TT-DONE params_crc)" \
+    "training checkpoint (power-cut firmware)" "$(grep '^TT-RESUMED ' "$LOG/resume.txt" 2>/dev/null | tr ' ' '\n' | sed -n 's/^checkpoint_bytes=//p') bytes, $(grep '^TT-RESUMED ' "$LOG/resume.txt" 2>/dev/null | tr ' ' '\n' | sed -n 's/^per_checkpoint=//p') instructions to save" \
     "QEMU wall time" "${WALL} s" \
     "sine firmware: flash (text + data)" "$SINE_FLASH bytes (target < 12288)" \
     "sine firmware: RAM (statics + stack)" "$SINE_RAM bytes (target < 2048)" \

@@ -922,6 +922,74 @@ impl FitState {
     }
 }
 
+impl FitState {
+    /// Bytes of [`FitState::to_bytes`].
+    pub const BYTES: usize = 19 * 4 + 8;
+
+    /// The state as little-endian bytes, for a training checkpoint: the 19 32-bit fields in
+    /// declaration order (flags as 0 or 1, losses as raw `f32` bits), then `loss_sum` as `f64`.
+    #[must_use]
+    pub fn to_bytes(&self) -> [u8; FitState::BYTES] {
+        let words = [
+            self.epoch,
+            self.batch,
+            self.rng[0],
+            self.rng[1],
+            self.rng[2],
+            self.rng[3],
+            self.best_loss.to_bits(),
+            self.best_epoch,
+            self.bad_epochs,
+            self.bad_run,
+            self.skipped_total,
+            self.rollbacks,
+            self.running_loss.to_bits(),
+            self.running_seen,
+            self.counted,
+            self.correct,
+            self.skipped,
+            u32::from(self.over),
+            u32::from(self.stopped_early),
+        ];
+        let mut out = [0u8; FitState::BYTES];
+        for (chunk, w) in out.chunks_exact_mut(4).zip(words) {
+            chunk.copy_from_slice(&w.to_le_bytes());
+        }
+        out[19 * 4..].copy_from_slice(&self.loss_sum.to_le_bytes());
+        out
+    }
+
+    /// The state [`FitState::to_bytes`] wrote.
+    #[must_use]
+    pub fn from_bytes(bytes: &[u8; FitState::BYTES]) -> FitState {
+        let mut w = [0u32; 19];
+        for (v, chunk) in w.iter_mut().zip(bytes.chunks_exact(4)) {
+            *v = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        }
+        let mut sum = [0u8; 8];
+        sum.copy_from_slice(&bytes[19 * 4..]);
+        FitState {
+            epoch: w[0],
+            batch: w[1],
+            rng: [w[2], w[3], w[4], w[5]],
+            best_loss: f32::from_bits(w[6]),
+            best_epoch: w[7],
+            bad_epochs: w[8],
+            bad_run: w[9],
+            skipped_total: w[10],
+            rollbacks: w[11],
+            running_loss: f32::from_bits(w[12]),
+            running_seen: w[13],
+            loss_sum: f64::from_le_bytes(sum),
+            counted: w[14],
+            correct: w[15],
+            skipped: w[16],
+            over: w[17] != 0,
+            stopped_early: w[18] != 0,
+        }
+    }
+}
+
 impl Default for FitState {
     fn default() -> Self {
         FitState::new()

@@ -20,7 +20,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m::peripheral::{SCB, SYST};
-use tinytrain_firmware_app::{AppError, Board, Counter, EpochRecord, Outcome, Report, StartInfo};
+use tinytrain_firmware_app::{AppError, Board, Boot, Counter, EpochRecord, Outcome, Report, StartInfo};
 
 /// The packed digits training set (1,437 images).
 pub static TRAIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/digits-train.ttdp"));
@@ -186,6 +186,64 @@ pub fn qemu_training(what: &str, train: impl FnOnce(&mut QemuBoard) -> Result<Ou
         }
         Err(e) => {
             defmt::error!("run failed: {}", e);
+            exit_failure()
+        }
+    }
+}
+
+/// The body of the QEMU power-cut binary: like [`qemu_training`], but `boot` is one boot of
+/// `tinytrain_firmware_app::run_resumable`. When it reports a power cut the core is reset
+/// (`SYSRESETREQ`): QEMU restarts the firmware with fresh RAM while the flash region keeps
+/// what the boot wrote, and the next boot resumes from it. A finished boot reports the run
+/// and ends with exit code 0; an error ends it with 1.
+pub fn qemu_resumable(what: &str, boot: impl FnOnce(&mut QemuBoard) -> Result<Boot, AppError>) -> ! {
+    stack::paint();
+    let Some(cp) = cortex_m::Peripherals::take() else { exit_failure() };
+    let counter = SysTickCounter::start(cp.SYST);
+    let mut board = Board { led: qemu::Led::default(), delay: qemu::Delay, flash: qemu::Flash::new(), counter };
+    defmt::info!("tinytrain firmware: {=str}, resumable, on QEMU mps2-an386 (Cortex-M4F)", what);
+    match boot(&mut board) {
+        Ok(Boot::PowerCut { steps }) => {
+            defmt::println!("TT-CUT steps={=u32}", steps);
+            SCB::sys_reset()
+        }
+        Ok(Boot::Finished(r)) => {
+            defmt::println!(
+                "TT-RESUMED from={=u32} steps_before={=u32} steps={=u32} checkpoints={=u32} checkpoint_bytes={=u32} checkpoint_flash={=u32} per_checkpoint={=u64}",
+                r.resumed_from.unwrap_or(0),
+                r.steps_before,
+                r.steps,
+                r.checkpoints,
+                r.checkpoint_bytes,
+                r.checkpoint_flash,
+                r.instructions_per_checkpoint
+            );
+            defmt::println!(
+                "TT-TEST loss_bits={=u32:#010x} loss={=f32} accuracy={=f32} correct={=usize} samples={=usize}",
+                r.test.loss.to_bits(),
+                r.test.loss,
+                r.test.accuracy,
+                r.test.correct,
+                r.test.samples
+            );
+            defmt::println!(
+                "TT-DONE weights_crc={=u32:#010x} params_crc={=u32:#010x} weights_len={=u32} epochs_this_boot={=u32}",
+                r.weights_crc,
+                r.params_crc,
+                r.weights_len,
+                r.epochs_run
+            );
+            let (statics, stack) = (stack::static_ram(), stack::used());
+            defmt::println!(
+                "TT-MEMORY static_ram={=usize} stack_used={=usize} ram_total={=usize}",
+                statics,
+                stack,
+                statics + stack
+            );
+            exit_success()
+        }
+        Err(e) => {
+            defmt::error!("boot failed: {}", e);
             exit_failure()
         }
     }

@@ -70,7 +70,7 @@ impl DelayNs for Delay {
 /// Start of the flash region.
 pub const FLASH_BASE: usize = 0x0030_0000;
 /// Its size.
-pub const FLASH_SIZE: usize = 64 * 1024;
+pub const FLASH_SIZE: usize = 256 * 1024;
 
 /// NOR flash in QEMU's code memory: 4 KiB erase blocks, 4-byte writes.
 #[derive(Debug)]

@@ -6,7 +6,9 @@
 //! on this board with the shipped digits set packed as `build.rs` packs it for flash, so its
 //! outcome can be compared bit for bit with a QEMU run ([`crate::qemu`]). [`run_cnn_app`]
 //! does the same for `tinytrain_firmware_app::run_cnn` (`mnist-cnn-tiny` on the MNIST slice
-//! the `qemu_cnn` firmware bakes into flash).
+//! the `qemu_cnn` firmware bakes into flash). [`boot_resumable`] is one boot of the resumable
+//! app (`tinytrain_firmware_app::run_resumable`) on a flash left as a previous boot (or a power
+//! cut) left it.
 //!
 //! ```
 //! use embedded_hal::delay::DelayNs;
@@ -36,9 +38,10 @@ use tinytrain::checkpoint;
 use tinytrain::storage::CheckpointStore;
 use tinytrain_firmware_app::digits::{pack, packed_len};
 use tinytrain_firmware_app::{
-    AppTrainer, Board, CNN_TEST_IMAGES, CNN_TRAIN_IMAGES, CNN_WEIGHTS_LEN, CnnNet, CnnTrainer, Digits, MnistSlice, Net,
-    Outcome, Report, RunConfig, WAVES_TEST_SIGNALS, WAVES_TRAIN_SIGNALS, WAVES_WEIGHTS_LEN, WEIGHTS_LEN, WavesNet,
-    WavesSets, WavesTrainer, mnist, run, run_cnn, run_net, waves,
+    AppError, AppTrainer, Board, Boot, CHECKPOINT_EVERY, CNN_TEST_IMAGES, CNN_TRAIN_IMAGES, CNN_WEIGHTS_LEN, CnnNet,
+    CnnTrainer, Digits, MnistSlice, Net, Outcome, Report, RunConfig, WAVES_TEST_SIGNALS, WAVES_TRAIN_SIGNALS,
+    WAVES_WEIGHTS_LEN, WEIGHTS_LEN, WavesNet, WavesSets, WavesTrainer, mnist, run, run_cnn, run_net, run_resumable,
+    waves,
 };
 
 use crate::datasets::{self, DatasetKind, ImageSet};
@@ -155,14 +158,54 @@ impl OutputPin for SimPin {
     }
 }
 
-/// The simulated board the app runs on: LED, delay, 64 KiB of flash, no instruction counter.
+/// Bytes of the simulated board's flash region: the QEMU firmware's (256 KiB).
+pub const SIM_FLASH_BYTES: usize = 256 * 1024;
+
+/// The simulated board the app runs on: LED, delay, [`SIM_FLASH_BYTES`] of flash, no
+/// instruction counter.
 pub type SimBoard = Board<SimPin, SimDelay, SimFlash<4, 4096>, ()>;
 
-/// A fresh [`SimBoard`]: LED low, clock at 0, 64 KiB of flash not yet erased.
+/// A fresh [`SimBoard`]: LED low, clock at 0, flash not yet erased.
 #[must_use]
 pub fn sim_board() -> SimBoard {
+    sim_board_with(SimFlash::new(SIM_FLASH_BYTES))
+}
+
+/// A [`SimBoard`] just powered on with `flash` as it was left: what a reboot sees.
+#[must_use]
+pub fn sim_board_with(flash: SimFlash<4, 4096>) -> SimBoard {
     let clock = VirtualClock::default();
-    Board { led: SimPin::new(&clock), delay: SimDelay::new(&clock), flash: SimFlash::new(64 * 1024), counter: () }
+    Board { led: SimPin::new(&clock), delay: SimDelay::new(&clock), flash, counter: () }
+}
+
+/// One boot of the resumable digits app ([`run_resumable`]) on a simulated board whose flash
+/// is `flash` (taken as it was left, power back on), with a fresh trainer as after a reset.
+/// Returns how the boot ended (an error is what a power cut during a flash operation gives)
+/// and the flash as the boot left it.
+///
+/// # Errors
+/// When the packed sets do not read.
+pub fn boot_resumable(
+    sets: &PackedSets,
+    flash: SimFlash<4, 4096>,
+    cfg: &RunConfig,
+    cut_after_steps: Option<u32>,
+    report: &mut impl Report,
+) -> Result<(std::result::Result<Boot, AppError>, SimFlash<4, 4096>)> {
+    let digits = Digits::new(&sets.train, &sets.test).context("packed digits")?;
+    let mut board = sim_board_with(flash);
+    let mut trainer = Box::new(AppTrainer::ZERO);
+    let boot = run_resumable(
+        &mut board,
+        &mut trainer,
+        &digits.train,
+        &digits.test,
+        cfg,
+        CHECKPOINT_EVERY,
+        cut_after_steps,
+        report,
+    );
+    Ok((boot, board.flash))
 }
 
 /// The digits set packed for flash, as the firmware's `build.rs` packs it.

@@ -65,35 +65,11 @@ fn put_model<M: Layer>(out: &mut Vec<u8>, m: &M) {
 }
 
 fn put_state(out: &mut Vec<u8>, s: &FitState) {
-    let words = [
-        s.epoch,
-        s.batch,
-        s.rng[0],
-        s.rng[1],
-        s.rng[2],
-        s.rng[3],
-        s.best_loss.to_bits(),
-        s.best_epoch,
-        s.bad_epochs,
-        s.bad_run,
-        s.skipped_total,
-        s.rollbacks,
-        s.running_loss.to_bits(),
-        s.running_seen,
-        s.counted,
-        s.correct,
-        s.skipped,
-        u32::from(s.over),
-        u32::from(s.stopped_early),
-    ];
-    for w in words {
-        out.extend_from_slice(&w.to_le_bytes());
-    }
-    out.extend_from_slice(&s.loss_sum.to_le_bytes());
+    out.extend_from_slice(&s.to_bytes());
 }
 
 /// Bytes of the state part.
-const STATE_LEN: usize = 19 * 4 + 8;
+const STATE_LEN: usize = FitState::BYTES;
 
 /// The training checkpoint of `c`, for a run whose settings hash to `settings`.
 #[must_use]
@@ -188,31 +164,10 @@ pub fn read<M: Layer, O: Optimizer>(
         theirs == settings,
         "training checkpoint of a run with other settings (seed, batch, epochs, optimizer, data or validation split): resume with the same options"
     );
-    let mut w = [0u32; 19];
-    for v in &mut w {
-        *v = r.u32();
-    }
-    let loss_sum = f64::from_le_bytes(body[r.at..r.at + 8].try_into()?);
-    r.at += 8;
-    *state = FitState {
-        epoch: w[0],
-        batch: w[1],
-        rng: [w[2], w[3], w[4], w[5]],
-        best_loss: f32::from_bits(w[6]),
-        best_epoch: w[7],
-        bad_epochs: w[8],
-        bad_run: w[9],
-        skipped_total: w[10],
-        rollbacks: w[11],
-        running_loss: f32::from_bits(w[12]),
-        running_seen: w[13],
-        loss_sum,
-        counted: w[14],
-        correct: w[15],
-        skipped: w[16],
-        over: w[17] != 0,
-        stopped_early: w[18] != 0,
-    };
+    let mut bytes_of_state = [0u8; FitState::BYTES];
+    bytes_of_state.copy_from_slice(&body[r.at..r.at + FitState::BYTES]);
+    r.at += FitState::BYTES;
+    *state = FitState::from_bytes(&bytes_of_state);
     let steps = r.u32();
     trainer.opt.set_steps(steps);
     trainer.opt.visit_state_mut(&mut |p| r.values(p));

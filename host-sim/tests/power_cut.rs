@@ -134,3 +134,100 @@ fn checkpoint_of_another_network_is_not_loaded() {
     assert_eq!(store_other.load(&mut flash, &mut other).unwrap(), None);
     assert!(matches!(CheckpointStore::<DigitsMlp>::new(&Flash::new(16 * 1024), 0), Err(Error::StorageTooSmall { .. })));
 }
+
+mod training_store {
+    use super::Flash;
+    use tinytrain::prelude::*;
+    use tinytrain::storage::TrainingStore;
+    use tinytrain::train::FitState;
+
+    type Small = tinytrain::sequential![Dense<4, 3>, Tanh<3>, Dense<3, 2>];
+    type Run = Trainer<Small, Adam<{ <Small as Layer>::NUM_PARAMS }>>;
+
+    /// A trainer with distinct weights and optimizer state, and a state in the middle of a run.
+    fn run(seed: u64) -> (Box<Run>, FitState) {
+        let mut t = Box::new(Run::ZERO);
+        t.model.init(&mut Rng::new(seed));
+        let mut rng = Rng::new(seed + 100);
+        t.opt.visit_state_mut(&mut |p| p.iter_mut().for_each(|v| *v = rng.next_f32()));
+        t.opt.set_steps(seed as u32 * 7);
+        let state =
+            FitState { epoch: 2, batch: seed as u32, rng: [1, 2, 3, seed as u32], loss_sum: 0.25, ..FitState::new() };
+        (t, state)
+    }
+
+    fn image(t: &Run, s: &FitState) -> Vec<u32> {
+        let mut v = Vec::new();
+        t.model.visit(&mut |_, p| v.extend(p.iter().map(|x| x.to_bits())));
+        t.opt.visit_state(&mut |p| v.extend(p.iter().map(|x| x.to_bits())));
+        v.push(t.opt.steps());
+        v.extend(s.to_bytes().iter().map(|&b| u32::from(b)));
+        v
+    }
+
+    fn load(
+        store: TrainingStore<Small, Adam<{ <Small as Layer>::NUM_PARAMS }>>,
+        f: &mut Flash,
+        settings: u32,
+    ) -> Option<Vec<u32>> {
+        let mut t = Box::new(Run::ZERO);
+        let mut s = FitState::new();
+        store.load(f, &mut t, &mut s, settings).unwrap().map(|_| image(&t, &s))
+    }
+
+    #[test]
+    fn power_cut_at_every_operation_of_a_training_checkpoint_keeps_the_previous_or_the_new() {
+        let mut flash = Flash::new(64 * 1024);
+        let store = TrainingStore::new(&flash, 8192).unwrap();
+        let (a, sa) = run(1);
+        let (b, sb) = run(2);
+        store.save(&mut flash, &a, &sa, 9).unwrap();
+        let mut probe = flash.clone();
+        let before = probe.operations();
+        store.save(&mut probe, &b, &sb, 9).unwrap();
+        let total = probe.operations() - before;
+        let (mut kept, mut advanced) = (0, 0);
+        for k in 0..=total {
+            let mut f = flash.clone();
+            f.cut_power_after(k);
+            assert_eq!(store.save(&mut f, &b, &sb, 9).is_ok(), k == total);
+            f.power_on();
+            let loaded = load(store, &mut f, 9).expect("a checkpoint survives every cut");
+            if loaded == image(&b, &sb) {
+                advanced += 1;
+            } else {
+                assert_eq!(
+                    loaded,
+                    image(&a, &sa),
+                    "cut after {k} of {total}: neither the previous nor the new checkpoint"
+                );
+                kept += 1;
+            }
+        }
+        println!("training checkpoint: {} cuts, {kept} kept the previous, {advanced} gave the new one", total + 1);
+        assert!(kept >= 1 && advanced >= 1);
+    }
+
+    #[test]
+    fn checkpoint_of_other_settings_or_corrupt_is_not_resumed_and_nothing_is_touched() {
+        let mut flash = Flash::new(64 * 1024);
+        let store = TrainingStore::new(&flash, 0).unwrap();
+        let (a, sa) = run(1);
+        let (b, sb) = run(2);
+        store.save(&mut flash, &a, &sa, 9).unwrap();
+        store.save(&mut flash, &b, &sb, 9).unwrap();
+        assert_eq!(load(store, &mut flash, 10), None, "other settings");
+        // Any flipped bit of the newest slot's header or payload: the previous one is resumed.
+        let newest = store.slot_offset(1) as usize;
+        let len = tinytrain::storage::DATA_OFFSET
+            + TrainingStore::<Small, Adam<{ <Small as Layer>::NUM_PARAMS }>>::PAYLOAD_LEN;
+        for bit in (0..16 * 8).chain((tinytrain::storage::DATA_OFFSET * 8..len * 8).step_by(13)) {
+            let mut f = flash.clone();
+            f.flip_bit(newest + bit / 8, (bit % 8) as u8);
+            assert_eq!(load(store, &mut f, 9), Some(image(&a, &sa)), "bit {bit}");
+        }
+        // A weights store over the same region sees no checkpoint of its own.
+        let weights = tinytrain::storage::CheckpointStore::<Small>::new(&flash, 0).unwrap();
+        assert_eq!(weights.scan(&mut flash).unwrap().newest(), None);
+    }
+}

@@ -29,6 +29,7 @@
 
 pub mod digits;
 pub mod mnist;
+pub mod resumable;
 pub mod waves;
 
 use core::fmt;
@@ -46,6 +47,7 @@ use tinytrain::zoo::{DigitsMlp, MnistCnnTiny, WavesCnn1d};
 
 pub use digits::PackedDigits;
 pub use mnist::PackedMnist;
+pub use resumable::{Boot, CHECKPOINT_EVERY, Resumed, run_resumable};
 pub use waves::{PackedWaves, WavesSets};
 
 /// The network the app trains.
