@@ -21,7 +21,8 @@
 //!
 //! Modules: [`layer`] (the `Layer` trait and `sequential!`), [`params`] (tensors that describe
 //! themselves, frozen layers), [`layers`], [`loss`], [`optim`],
-//! [`shape`], [`train`], [`fit`], [`summary`], [`checkpoint`], [`data`], [`zoo`].
+//! [`shape`], [`train`], [`fit`], [`summary`], [`checkpoint`], [`data`], [`zoo`]; [`int8`] holds
+//! int8 inference kernels bit-exact with TensorFlow Lite's reference kernels.
 #![no_std]
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
@@ -34,6 +35,7 @@ pub mod data;
 mod error;
 pub mod fit;
 pub mod init;
+pub mod int8;
 pub mod kernels;
 pub mod layer;
 pub mod layers;

@@ -1,0 +1,72 @@
+//! Int8 inference kernels, bit-exact with TensorFlow Lite's reference kernels.
+//!
+//! The arithmetic of TFLite's `BUILTIN_REF` op resolver (the reference kernels TFLite Micro
+//! mirrors), ported from its sources and checked bit for bit against TensorFlow 2.21's
+//! interpreter (`tests/tests/int8_tflite_ref.rs`):
+//!
+//! - [`fixedpoint`]: gemmlowp's and TFLite's fixed-point primitives
+//!   ([`saturating_rounding_doubling_high_mul`], [`rounding_divide_by_pot`],
+//!   [`multiply_by_quantized_multiplier`], `exp_on_negative_values`, ...);
+//! - prepare-time parameters from real scales: [`quantize_multiplier`], [`activation_range`],
+//!   [`per_channel_multipliers`], [`effective_scale`], [`compute_padding`],
+//!   [`SoftmaxParams::new`], [`AddParams::new`], [`logistic_table`], [`tanh_table`];
+//! - slice kernels with run-time shapes, NHWC, for an interpreter: [`fully_connected`],
+//!   [`conv_2d`], [`depthwise_conv_2d`], [`average_pool`], [`max_pool`], [`softmax`],
+//!   [`lookup`] (LOGISTIC, TANH), [`add`], [`quantize`], [`dequantize`]. They check every
+//!   length and return [`Error`](crate::Error) instead of panicking; integer overflow wraps as
+//!   it does in TFLite's C++ on real hardware;
+//! - const-generic layers over them ([`Int8Dense`], [`Int8Conv2d`], [`Int8DepthwiseConv2d`],
+//!   chained with [`Int8Chain`]) for networks known at compile time, weights borrowed from
+//!   `static`s in flash.
+//!
+//! Rounding: TFLite's default build (PyPI wheels) uses the double-rounding
+//! `MultiplyByQuantizedMultiplier` ([`multiply_by_quantized_multiplier`]); CONV_2D,
+//! DEPTHWISE_CONV_2D and ADD use it. TensorFlow 2.20+ requantises the reference
+//! FULLY_CONNECTED in `f64` instead ([`Requant::FloatPerTensor`]); TFLM's FULLY_CONNECTED uses
+//! the fixed-point multiplier ([`Requant::PerTensor`]). Builds with `TFLITE_SINGLE_ROUNDING`
+//! use [`multiply_by_quantized_multiplier_single_rounding`].
+//!
+//! ```
+//! use tinytrain::int8::{activation_range, effective_scale, fully_connected, FullyConnectedParams,
+//!     FusedActivation, Requant};
+//! // A 2-input, 1-output FULLY_CONNECTED with ReLU, as an importer would set it up.
+//! let (input_scale, input_zp, weight_scale, output_scale, output_zp) = (0.02f32, -128, 0.01f32, 0.05f32, -10);
+//! let (activation_min, activation_max) = activation_range(FusedActivation::Relu, output_scale, output_zp);
+//! let p = FullyConnectedParams { input_offset: -input_zp, weights_offset: 0, output_offset: output_zp,
+//!     activation_min, activation_max };
+//! let scale = effective_scale(input_scale, weight_scale, output_scale);
+//! let mut y = [0i8; 1];
+//! fully_connected(&p, Requant::FloatPerTensor(scale), &[127, -28], &[100, 50], 1, Some(&[1000]), &mut y).unwrap();
+//! // acc = 100 * 255 + 50 * 100 + 1000 = 31500; * 0.004 = 126; - 10
+//! assert_eq!(y, [116]);
+//! ```
+
+mod add;
+mod conv;
+pub mod fixedpoint;
+mod fully_connected;
+mod layers;
+mod lut;
+mod pool;
+mod quant;
+mod requant;
+mod softmax;
+
+pub use add::{AddParams, add, add_one};
+pub use conv::{ConvParams, conv_2d, depthwise_conv_2d};
+pub use fixedpoint::{
+    multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_greater_than_one,
+    multiply_by_quantized_multiplier_single_rounding, multiply_by_quantized_multiplier_smaller_than_one_exp,
+    rounding_divide_by_pot, saturating_rounding_doubling_high_mul,
+};
+pub use fully_connected::{FullyConnectedParams, fully_connected};
+pub use layers::{Int8Chain, Int8Conv2d, Int8Dense, Int8DepthwiseConv2d, Int8Layer, OutputScale};
+pub use lut::{Lut, logistic_table, lookup, tanh_table};
+pub use pool::{PoolParams, average_pool, max_pool};
+pub use quant::{
+    FusedActivation, Padding, QuantizedMultiplier, activation_range, compute_out_size, compute_padding, dequantize,
+    effective_scale, fully_connected_real_multiplier, per_channel_multipliers, quantize, quantize_multiplier,
+    quantize_multiplier_greater_than_one, quantize_multiplier_smaller_than_one_exp,
+};
+pub use requant::{Requant, Shape4};
+pub use softmax::{SoftmaxParams, calculate_input_radius, softmax};

@@ -1,0 +1,118 @@
+//! Shapes and output rescaling shared by the int8 kernels.
+//!
+//! ```
+//! use tinytrain::int8::{QuantizedMultiplier, Requant, Shape4};
+//! let s = Shape4([1, 2, 3, 4]);
+//! assert_eq!(s.flat_size(), Some(24));
+//! assert_eq!(s.offset(0, 1, 2, 3), 23);
+//! let r = Requant::PerTensor(QuantizedMultiplier::from_real(0.5));
+//! assert_eq!(r.apply(-3, 0), -1); // -1.5: the doubling high multiply rounds ties up
+//! assert_eq!(Requant::FloatPerTensor(0.5).apply(-3, 0), -2); // f64 `round`: away from zero
+//! ```
+
+use super::quant::QuantizedMultiplier;
+use crate::Error;
+
+/// A 4-D shape in TFLite's order: NHWC for activations, OHWI for CONV_2D filters, 1HWO for
+/// DEPTHWISE_CONV_2D filters (TFLite's `RuntimeShape` of rank 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Shape4(pub [usize; 4]);
+
+impl Shape4 {
+    /// Number of elements, or `None` if it overflows `usize`.
+    #[must_use]
+    pub const fn flat_size(&self) -> Option<usize> {
+        let [a, b, c, d] = self.0;
+        match a.checked_mul(b) {
+            Some(ab) => match ab.checked_mul(c) {
+                Some(abc) => abc.checked_mul(d),
+                None => None,
+            },
+            None => None,
+        }
+    }
+
+    /// Index of element `(i0, i1, i2, i3)` in the flat buffer (TFLite's `Offset`). Only
+    /// meaningful for indices inside the shape.
+    #[must_use]
+    pub const fn offset(&self, i0: usize, i1: usize, i2: usize, i3: usize) -> usize {
+        let [_, d1, d2, d3] = self.0;
+        ((i0 * d1 + i1) * d2 + i2) * d3 + i3
+    }
+
+    /// `Ok(())` if `len` is the number of elements.
+    pub(crate) fn check_len(&self, len: usize) -> Result<(), Error> {
+        match self.flat_size() {
+            Some(n) if n == len => Ok(()),
+            Some(n) => Err(Error::ShapeMismatch { expected: n, found: len }),
+            None => Err(Error::InvalidConfig("int8: shape too large")),
+        }
+    }
+}
+
+/// How an int32 accumulator is scaled to output units, per tensor or per output channel.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Requant<'a> {
+    /// One fixed-point multiplier for every channel: TFLite's `MultiplyByQuantizedMultiplier`
+    /// (default double-rounding build).
+    PerTensor(QuantizedMultiplier),
+    /// One fixed-point multiplier per output channel (CONV_2D, DEPTHWISE_CONV_2D, per-channel
+    /// FULLY_CONNECTED).
+    PerChannel(&'a [QuantizedMultiplier]),
+    /// `round(acc * scale)` in `f64`, ties away from zero, with `scale = (double)input_scale *
+    /// (double)filter_scale / (double)output_scale`: what TFLite 2.20+'s reference
+    /// FULLY_CONNECTED does (`reference_integer_ops::FullyConnected` with float scales, "requant
+    /// in float"), checked bit for bit against TensorFlow 2.21's `BUILTIN_REF` interpreter.
+    FloatPerTensor(f64),
+    /// [`Requant::FloatPerTensor`] with one scale per output channel
+    /// (`FullyConnectedPerChannel` with float scales).
+    FloatPerChannel(&'a [f64]),
+}
+
+impl Requant<'_> {
+    /// `Ok(())` if a per-channel table has one entry per output channel.
+    pub(crate) fn check(&self, channels: usize) -> Result<(), Error> {
+        let found = match *self {
+            Requant::PerChannel(m) => m.len(),
+            Requant::FloatPerChannel(s) => s.len(),
+            Requant::PerTensor(_) | Requant::FloatPerTensor(_) => return Ok(()),
+        };
+        if found == channels { Ok(()) } else { Err(Error::ShapeMismatch { expected: channels, found }) }
+    }
+
+    /// The accumulator `acc` of output channel `channel` in output units (before the output
+    /// zero point). A channel past a per-channel table's end gives 0.
+    #[must_use]
+    #[inline]
+    pub fn apply(&self, acc: i32, channel: usize) -> i32 {
+        match *self {
+            Requant::PerTensor(m) => m.apply(acc),
+            Requant::PerChannel(m) => m.get(channel).map_or(0, |m| m.apply(acc)),
+            Requant::FloatPerTensor(s) => float_requant(acc, s),
+            Requant::FloatPerChannel(s) => s.get(channel).map_or(0, |&s| float_requant(acc, s)),
+        }
+    }
+}
+
+/// `static_cast<int32_t>(round(static_cast<double>(acc) * scale))` (the cast saturates here).
+#[inline]
+fn float_requant(acc: i32, scale: f64) -> i32 {
+    libm::round(f64::from(acc) * scale) as i32
+}
+
+/// Adds the output zero point, clamps to the activation range and narrows to `i8` as the
+/// kernels' epilogue does (`static_cast<int8_t>` of the clamped value).
+#[inline]
+pub(crate) fn finish(scaled: i32, output_offset: i32, activation_min: i32, activation_max: i32) -> i8 {
+    scaled.wrapping_add(output_offset).max(activation_min).min(activation_max) as i8
+}
+
+/// `Ok(())` if the activation range is not empty.
+pub(crate) fn check_activation(activation_min: i32, activation_max: i32) -> Result<(), Error> {
+    if activation_min <= activation_max {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig("int8: activation_min > activation_max"))
+    }
+}
