@@ -10,6 +10,7 @@
 //! assert_eq!(Requant::FloatPerTensor(0.5).apply(-3, 0), -2); // f64 `round`: away from zero
 //! ```
 
+use super::fixedpoint::multiply_by_quantized_multiplier_single_rounding;
 use super::quant::QuantizedMultiplier;
 use crate::Error;
 
@@ -68,15 +69,20 @@ pub enum Requant<'a> {
     /// [`Requant::FloatPerTensor`] with one scale per output channel
     /// (`FullyConnectedPerChannel` with float scales).
     FloatPerChannel(&'a [f64]),
+    /// [`Requant::PerTensor`] in a `TFLITE_SINGLE_ROUNDING` build (some TFLM and CMSIS-NN
+    /// builds): [`multiply_by_quantized_multiplier_single_rounding`].
+    SingleRoundingPerTensor(QuantizedMultiplier),
+    /// [`Requant::PerChannel`] in a `TFLITE_SINGLE_ROUNDING` build.
+    SingleRoundingPerChannel(&'a [QuantizedMultiplier]),
 }
 
 impl Requant<'_> {
     /// `Ok(())` if a per-channel table has one entry per output channel.
     pub(crate) fn check(&self, channels: usize) -> Result<(), Error> {
         let found = match *self {
-            Requant::PerChannel(m) => m.len(),
+            Requant::PerChannel(m) | Requant::SingleRoundingPerChannel(m) => m.len(),
             Requant::FloatPerChannel(s) => s.len(),
-            Requant::PerTensor(_) | Requant::FloatPerTensor(_) => return Ok(()),
+            Requant::PerTensor(_) | Requant::FloatPerTensor(_) | Requant::SingleRoundingPerTensor(_) => return Ok(()),
         };
         if found == channels { Ok(()) } else { Err(Error::ShapeMismatch { expected: channels, found }) }
     }
@@ -91,8 +97,15 @@ impl Requant<'_> {
             Requant::PerChannel(m) => m.get(channel).map_or(0, |m| m.apply(acc)),
             Requant::FloatPerTensor(s) => float_requant(acc, s),
             Requant::FloatPerChannel(s) => s.get(channel).map_or(0, |&s| float_requant(acc, s)),
+            Requant::SingleRoundingPerTensor(m) => single(acc, m),
+            Requant::SingleRoundingPerChannel(m) => m.get(channel).map_or(0, |&m| single(acc, m)),
         }
     }
+}
+
+#[inline]
+fn single(acc: i32, m: QuantizedMultiplier) -> i32 {
+    multiply_by_quantized_multiplier_single_rounding(acc, m.multiplier, m.shift)
 }
 
 /// `static_cast<int32_t>(round(static_cast<double>(acc) * scale))` (the cast saturates here).
