@@ -62,7 +62,7 @@ pub const fn saturating_rounding_multiply_by_pot(x: i32, exponent: i32) -> i32 {
     if exponent == 0 {
         x
     } else if exponent < 0 {
-        rounding_divide_by_pot(x, -exponent)
+        rounding_divide_by_pot(x, exponent.saturating_neg())
     } else if exponent >= 31 {
         if x > 0 {
             i32::MAX
@@ -106,7 +106,7 @@ const fn shl_wrapping(x: i32, left_shift: i32) -> i32 {
 #[must_use]
 pub const fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> i32 {
     let left_shift = if shift > 0 { shift } else { 0 };
-    let right_shift = if shift > 0 { 0 } else { -shift };
+    let right_shift = if shift > 0 { 0 } else { shift.saturating_neg() };
     rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shl_wrapping(x, left_shift), multiplier), right_shift)
 }
 
@@ -141,7 +141,7 @@ pub const fn multiply_by_quantized_multiplier_single_rounding(x: i32, multiplier
 /// `left_shift <= 0`. ADD uses it for its input and output rescaling.
 #[must_use]
 pub const fn multiply_by_quantized_multiplier_smaller_than_one_exp(x: i32, multiplier: i32, left_shift: i32) -> i32 {
-    rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), -left_shift)
+    rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), left_shift.saturating_neg())
 }
 
 /// TFLite's `MultiplyByQuantizedMultiplierGreaterThanOne` (default build):
@@ -180,7 +180,7 @@ const fn exp_on_interval_between_negative_one_quarter_and_0_excl(a: i32) -> i32 
 
 /// `exp(a)` for `a <= 0`: `a` in Q`INTEGER_BITS`.(31 - `INTEGER_BITS`), the result in Q0.31
 /// (gemmlowp's `exp_on_negative_values<int32_t, INTEGER_BITS>`). SOFTMAX uses
-/// `INTEGER_BITS = 5`.
+/// `INTEGER_BITS = 5`. `INTEGER_BITS` must be in `0..=29` (checked at compile time).
 #[must_use]
 pub const fn exp_on_negative_values<const INTEGER_BITS: i32>(a: i32) -> i32 {
     // The barrel shifter: exp(-2^e) for e = -2..=4, applied where the remainder has that bit.
@@ -193,6 +193,7 @@ pub const fn exp_on_negative_values<const INTEGER_BITS: i32>(a: i32) -> i32 {
         (3, 720_401),        // exp(-8)
         (4, 242),            // exp(-16)
     ];
+    const { assert!(INTEGER_BITS >= 0 && INTEGER_BITS <= 29, "exp_on_negative_values: INTEGER_BITS outside 0..=29") };
     let fractional_bits = 31 - INTEGER_BITS;
     let one_quarter = 1i32 << (fractional_bits - 2);
     let mask = one_quarter - 1;
@@ -252,7 +253,7 @@ pub const fn one_over_one_plus_x_for_x_in_0_1(a: i32) -> i32 {
 #[must_use]
 pub const fn get_reciprocal(x: i32, x_integer_digits: i32) -> (i32, i32) {
     let headroom_plus_one = x.cast_unsigned().leading_zeros().cast_signed();
-    let num_bits_over_unit = x_integer_digits - headroom_plus_one;
+    let num_bits_over_unit = x_integer_digits.saturating_sub(headroom_plus_one);
     let shifted = if headroom_plus_one >= 32 { 0 } else { x.cast_unsigned() << headroom_plus_one };
     let shifted_sum_minus_one = shifted.wrapping_sub(1 << 31).cast_signed();
     (one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one), num_bits_over_unit)
@@ -329,6 +330,27 @@ mod tests {
         }
         // The double rounding does differ sometimes (ties of the first rounding).
         assert!(double_differs > 0);
+    }
+
+    #[test]
+    fn extreme_arguments_do_not_panic() {
+        let values = [i32::MIN, i32::MIN + 1, -1, 0, 1, i32::MAX - 1, i32::MAX];
+        for &x in &values {
+            for &m in &values {
+                for &s in &values {
+                    let _ = multiply_by_quantized_multiplier(x, m, s);
+                    let _ = multiply_by_quantized_multiplier_single_rounding(x, m, s);
+                    let _ = multiply_by_quantized_multiplier_smaller_than_one_exp(x, m, s);
+                    let _ = multiply_by_quantized_multiplier_greater_than_one(x, m, s);
+                    let _ = rounding_divide_by_pot(x, s);
+                    let _ = saturating_rounding_multiply_by_pot(x, s);
+                    let _ = get_reciprocal(x, s);
+                }
+            }
+            let _ = exp_on_negative_values::<5>(x);
+            let _ = exp_on_negative_values::<12>(x);
+            let _ = one_over_one_plus_x_for_x_in_0_1(x);
+        }
     }
 
     #[test]

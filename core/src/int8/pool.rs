@@ -110,7 +110,8 @@ pub fn average_pool(
                             acc = acc.wrapping_add(i32::from(input[input_shape.offset(b, iy, ix, c)]));
                         }
                     }
-                    let avg = if acc > 0 { (acc + count / 2) / count } else { (acc - count / 2) / count };
+                    let avg =
+                        if acc > 0 { acc.wrapping_add(count / 2) / count } else { acc.wrapping_sub(count / 2) / count };
                     output[output_shape.offset(b, oy, ox, c)] =
                         avg.max(params.activation_min).min(params.activation_max) as i8;
                 }

@@ -190,7 +190,7 @@ pub fn compute_out_size(
     let effective_filter = (filter_size - 1).saturating_mul(dilation).saturating_add(1);
     match padding {
         Padding::Same => image_size.div_ceil(stride),
-        Padding::Valid => (image_size + stride).saturating_sub(effective_filter) / stride,
+        Padding::Valid => image_size.saturating_add(stride).saturating_sub(effective_filter) / stride,
     }
 }
 

@@ -77,7 +77,7 @@ impl SoftmaxParams {
 #[must_use]
 pub fn calculate_input_radius(input_integer_bits: i32, input_left_shift: i32, total_signed_bits: i32) -> i32 {
     let max_input_rescaled = f64::from((1i32 << input_integer_bits.clamp(0, 30)) - 1)
-        * libm::exp2(f64::from(total_signed_bits - input_integer_bits))
+        * libm::exp2(f64::from(total_signed_bits.saturating_sub(input_integer_bits)))
         / libm::exp2(f64::from(input_left_shift));
     libm::floor(max_input_rescaled) as i32
 }
