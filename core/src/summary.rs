@@ -183,8 +183,15 @@ impl<M: Layer, O: Optimizer> fmt::Display for Summary<M, O> {
         M::describe(&mut |info: &LayerInfo| {
             let shape = ShapeText(info.output_shape);
             let shape_text = ShapeWidth(&shape);
-            let row =
-                writeln!(f, "{:<28}{:<26}{:>11}", LayerName(info.name, index), shape_text, ThousandsPad(info.params()));
+            // A name longer than its column goes on a line of its own, as Keras wraps it.
+            let mut name = Buf::<48>::new();
+            let _ = fmt::write(&mut name, format_args!("{}", LayerName(info.name, index)));
+            let row = if name.as_str().len() < 28 {
+                writeln!(f, "{:<28}{:<26}{:>11}", name.as_str(), shape_text, ThousandsPad(info.params()))
+            } else {
+                writeln!(f, "{}", name.as_str())
+                    .and_then(|()| writeln!(f, "{:<28}{:<26}{:>11}", "", shape_text, ThousandsPad(info.params())))
+            };
             if result.is_ok() {
                 result = row;
             }

@@ -93,3 +93,21 @@ fn thousands(n: usize) -> String {
     }
     out
 }
+
+#[test]
+fn every_summary_line_fits_the_65_column_table() {
+    use tinytrain::zoo::{DigitsBnMlp, MnistBnCnn};
+    let texts = [
+        Summary::<DigitsBnMlp, Adam<{ <DigitsBnMlp as Layer>::NUM_PARAMS }>>::new("digits-bn-mlp").to_string(),
+        Summary::<MnistBnCnn, Adam<{ <MnistBnCnn as Layer>::NUM_PARAMS }>>::new("mnist-bn-cnn").to_string(),
+    ];
+    for text in &texts {
+        for line in text.lines() {
+            assert!(line.len() <= 65, "line of {} columns:\n{line}\nin\n{text}", line.len());
+        }
+        // The long BatchNormalization name wraps, its figures stay in their columns.
+        let at = text.lines().position(|l| l.starts_with("batchnormalization_")).expect("a BatchNorm row");
+        let next = text.lines().nth(at + 1).unwrap();
+        assert!(next.starts_with(&" ".repeat(28)) && next.contains("(None, "), "{next}");
+    }
+}
