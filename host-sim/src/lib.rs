@@ -56,3 +56,4 @@ pub mod spec;
 pub mod split;
 pub mod tasks;
 pub mod text;
+pub mod tflite;
