@@ -54,8 +54,10 @@ pub(super) fn op(op: &Op, tensors: &[Tensor], known: &[Option<Data>], here: &str
                     if depthwise { "[1, KH, KW, C × multiplier]" } else { "[C_out, KH, KW, C_in]" }
                 ),
             };
-            let (Some(oh), Some(ow)) = (window.padding.out_size(h, kh, window.stride_h), window.padding.out_size(wd, kw, window.stride_w))
-            else {
+            let (Some(oh), Some(ow)) = (
+                window.padding.out_size(h, kh, window.stride_h, window.dilation_h),
+                window.padding.out_size(wd, kw, window.stride_w, window.dilation_w),
+            ) else {
                 bail!("{here}: the {kh}x{kw} filter does not fit the {h}x{wd} input")
             };
             c.output_shape(&[n, oh, ow, co])?;
@@ -66,8 +68,8 @@ pub(super) fn op(op: &Op, tensors: &[Tensor], known: &[Option<Data>], here: &str
             c.same_type(x, out)?;
             c.float_or_int8(x)?;
             let [n, h, w, ch] = x.shape[..] else { bail!("{here} has an input of shape {}; expected [N, H, W, C]", shape_text(&x.shape)) };
-            let Window { padding, stride_h, stride_w, filter_h, filter_w } = *window;
-            let (Some(oh), Some(ow)) = (padding.out_size(h, filter_h, stride_h), padding.out_size(w, filter_w, stride_w)) else {
+            let Window { padding, stride_h, stride_w, filter_h, filter_w, .. } = *window;
+            let (Some(oh), Some(ow)) = (padding.out_size(h, filter_h, stride_h, 1), padding.out_size(w, filter_w, stride_w, 1)) else {
                 bail!("{here}: the {filter_h}x{filter_w} window does not fit the {h}x{w} input")
             };
             c.output_shape(&[n, oh, ow, ch])?;

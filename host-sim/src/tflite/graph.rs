@@ -225,12 +225,14 @@ pub enum Padding {
 }
 
 impl Padding {
-    /// Output size of one spatial dimension (None if the filter does not fit).
+    /// Output size of one spatial dimension (None if the filter does not fit), for a filter of
+    /// `filter` taps `dilation` apart.
     #[must_use]
-    pub fn out_size(self, input: usize, filter: usize, stride: usize) -> Option<usize> {
-        if stride == 0 || filter == 0 {
+    pub fn out_size(self, input: usize, filter: usize, stride: usize, dilation: usize) -> Option<usize> {
+        if stride == 0 || filter == 0 || dilation == 0 {
             return None;
         }
+        let filter = (filter - 1).checked_mul(dilation)?.checked_add(1)?;
         match self {
             Padding::Same => Some(input.div_ceil(stride)),
             Padding::Valid => input.checked_sub(filter).map(|d| d / stride + 1),
@@ -240,10 +242,11 @@ impl Padding {
     /// Padding before the first input element, as TFLite computes it
     /// (`ComputePaddingHeightWidth`): half the total, rounded down.
     #[must_use]
-    pub fn before(self, input: usize, filter: usize, stride: usize, output: usize) -> usize {
+    pub fn before(self, input: usize, filter: usize, stride: usize, dilation: usize, output: usize) -> usize {
+        let filter = filter.saturating_sub(1).saturating_mul(dilation).saturating_add(1);
         match self {
             Padding::Valid => 0,
-            Padding::Same => ((output.saturating_sub(1) * stride + filter).saturating_sub(input)) / 2,
+            Padding::Same => (output.saturating_sub(1).saturating_mul(stride).saturating_add(filter)).saturating_sub(input) / 2,
         }
     }
 }
@@ -271,6 +274,10 @@ pub struct Window {
     pub filter_h: usize,
     /// Filter width (pools only; 0 for convolutions).
     pub filter_w: usize,
+    /// Vertical dilation (1 for pools).
+    pub dilation_h: usize,
+    /// Horizontal dilation (1 for pools).
+    pub dilation_w: usize,
 }
 
 /// The operators tinytrain runs, with their options.

@@ -358,13 +358,6 @@ fn kind(op: &fb::Operator<'_>, code: &fb::OperatorCode<'_>, builtin: i32, index:
                 _ => bail!("{here} has {what} {v}"),
             }
         };
-        let dilation = |h: i32, w: i32| -> Result<()> {
-            if (h, w) == (1, 1) {
-                Ok(())
-            } else {
-                bail!("{here} has dilation {h}x{w}; tinytrain supports dilation 1")
-            }
-        };
         Ok(match fb::BuiltinOperator(builtin) {
             fb::BuiltinOperator::FULLY_CONNECTED => {
                 let Some(o) = op.builtin_options_as_fully_connected_options() else {
@@ -384,7 +377,6 @@ fn kind(op: &fb::Operator<'_>, code: &fb::OperatorCode<'_>, builtin: i32, index:
             }
             fb::BuiltinOperator::CONV_2D => {
                 let Some(o) = op.builtin_options_as_conv_2_doptions() else { bail!("{here} has no options") };
-                dilation(o.dilation_h_factor(), o.dilation_w_factor())?;
                 bias_type(o.quantized_bias_type(), here)?;
                 OpKind::Conv2d {
                     window: Window {
@@ -393,13 +385,14 @@ fn kind(op: &fb::Operator<'_>, code: &fb::OperatorCode<'_>, builtin: i32, index:
                         stride_w: positive(o.stride_w(), "stride_w")?,
                         filter_h: 0,
                         filter_w: 0,
+                        dilation_h: positive(o.dilation_h_factor(), "dilation_h_factor")?,
+                        dilation_w: positive(o.dilation_w_factor(), "dilation_w_factor")?,
                     },
                     activation: activation(o.fused_activation_function())?,
                 }
             }
             fb::BuiltinOperator::DEPTHWISE_CONV_2D => {
                 let Some(o) = op.builtin_options_as_depthwise_conv_2_doptions() else { bail!("{here} has no options") };
-                dilation(o.dilation_h_factor(), o.dilation_w_factor())?;
                 OpKind::DepthwiseConv2d {
                     window: Window {
                         padding: padding(o.padding())?,
@@ -407,6 +400,8 @@ fn kind(op: &fb::Operator<'_>, code: &fb::OperatorCode<'_>, builtin: i32, index:
                         stride_w: positive(o.stride_w(), "stride_w")?,
                         filter_h: 0,
                         filter_w: 0,
+                        dilation_h: positive(o.dilation_h_factor(), "dilation_h_factor")?,
+                        dilation_w: positive(o.dilation_w_factor(), "dilation_w_factor")?,
                     },
                     activation: activation(o.fused_activation_function())?,
                 }
@@ -419,6 +414,8 @@ fn kind(op: &fb::Operator<'_>, code: &fb::OperatorCode<'_>, builtin: i32, index:
                     stride_w: positive(o.stride_w(), "stride_w")?,
                     filter_h: positive(o.filter_height(), "filter_height")?,
                     filter_w: positive(o.filter_width(), "filter_width")?,
+                    dilation_h: 1,
+                    dilation_w: 1,
                 };
                 let activation = activation(o.fused_activation_function())?;
                 if b == fb::BuiltinOperator::AVERAGE_POOL_2D {

@@ -83,6 +83,9 @@ fn op_label(g: &Graph, pos: usize) -> String {
                 let _ = write!(s, " {kh}x{kw}");
             }
             let _ = write!(s, "/{} {}", stride(window.stride_h, window.stride_w), window.padding);
+            if (window.dilation_h, window.dilation_w) != (1, 1) {
+                let _ = write!(s, " dilation {}", stride(window.dilation_h, window.dilation_w));
+            }
         }
         OpKind::AveragePool2d { window, .. } | OpKind::MaxPool2d { window, .. } => {
             let _ = write!(s, " {}x{}/{} {}", window.filter_h, window.filter_w, stride(window.stride_h, window.stride_w), window.padding);
@@ -96,7 +99,7 @@ fn op_label(g: &Graph, pos: usize) -> String {
         let _ = write!(s, " {a}");
     }
     if !op.folded.is_empty() {
-        let _ = write!(s, " (Flatten: {} folded)", op.folded.join(", "));
+        s.push_str(" (Flatten)");
     }
     s
 }
@@ -139,7 +142,11 @@ pub fn summary(g: &Graph, name: &str) -> String {
             .map(|&i| g.tensors[i].len())
             .sum();
         let _ = writeln!(s, "{:>3}  {:<44} {:<22} {:>9}", op.index, op_label(g, pos), out.type_and_shape(), thousands(params));
-        for (k, &i) in op.inputs.iter().enumerate().skip(1) {
+        if !op.folded.is_empty() {
+            let _ = writeln!(s, "{:>3}    folded into it: {}", "", op.folded.join(", "));
+        }
+        let first = usize::from(!matches!(op.kind, OpKind::Add { .. }));
+        for (k, &i) in op.inputs.iter().enumerate().skip(first) {
             let Some(i) = i else { continue };
             let t = &g.tensors[i];
             let role = match (&op.kind, k) {
