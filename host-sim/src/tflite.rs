@@ -36,11 +36,14 @@ mod load;
     clippy::pedantic
 )]
 mod schema_generated;
+mod float;
+mod interp;
 mod summary;
 
 pub use check::broadcast;
 pub use graph::{Activation, DType, Data, Graph, Op, OpKind, Padding, Quant, Tensor, Window};
 pub use load::{MAX_ELEMENTS, MAX_RANK, SUPPORTED_OPS, SUPPORTED_TYPES, load};
+pub use interp::Interpreter;
 pub use summary::{Arena, arena, summary};
 
 /// A path that names a `.tflite` file (by its extension) rather than a registry model.
