@@ -75,6 +75,24 @@ fn parse_model(name: &str) -> Result<&'static Model, String> {
     models::find(name).ok_or_else(|| format!("unknown model (available: {})", models::names()))
 }
 
+/// A registry model by name, or a TensorFlow Lite model by the path of its `.tflite` file.
+#[derive(Debug, Clone)]
+pub enum ModelArg {
+    /// A model of the registry.
+    Registry(&'static Model),
+    /// A `.tflite` file.
+    Tflite(PathBuf),
+}
+
+fn parse_model_or_tflite(arg: &str) -> Result<ModelArg, String> {
+    if crate::tflite::is_tflite_path(arg) {
+        return Ok(ModelArg::Tflite(PathBuf::from(arg)));
+    }
+    models::find(arg)
+        .map(ModelArg::Registry)
+        .ok_or_else(|| format!("unknown model (available: {}; or a .tflite file)", models::names()))
+}
+
 fn parse_positive(s: &str) -> Result<f32, String> {
     match s.parse::<f32>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
@@ -287,9 +305,10 @@ pub struct EvalArgs {
 /// Arguments of `summary`.
 #[derive(Debug, Args)]
 pub struct SummaryArgs {
-    /// The model.
-    #[arg(value_parser = parse_model)]
-    pub model: &'static Model,
+    /// The model: a registry name, or a TensorFlow Lite model (`model.tflite`: its operators,
+    /// shapes, quantisation, parameters, flash and tensor arena).
+    #[arg(value_parser = parse_model_or_tflite)]
+    pub model: ModelArg,
     /// Optimizer whose state the training budget includes [default: the model's].
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerKind>,
@@ -319,12 +338,14 @@ pub struct QemuArgs {
 /// Arguments of `predict`.
 #[derive(Debug, Args)]
 pub struct PredictArgs {
-    /// The model the weights belong to.
-    #[arg(value_parser = parse_model)]
-    pub model: &'static Model,
-    /// The weights file (`train --save` or `import --to`).
+    /// The model the weights belong to, or a TensorFlow Lite model (`model.tflite`, with
+    /// `--input`: one JSON array of the input tensor's values per line in, one of the output's
+    /// per line out, in the model's own type).
+    #[arg(value_parser = parse_model_or_tflite)]
+    pub model: ModelArg,
+    /// The weights file (`train --save` or `import --to`); required for a registry model.
     #[arg(long, value_name = "FILE")]
-    pub weights: PathBuf,
+    pub weights: Option<PathBuf>,
     /// Directory with the dataset files [default: ./data if it holds them, else the repository's data/].
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
@@ -408,10 +429,21 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
             let opts = EvalOptions { weights: args.weights.clone(), data_dir };
             args.model.eval(&opts, out)?;
         }
-        Command::Summary(args) => {
-            let kind = args.optimizer.unwrap_or(args.model.defaults.optimizer);
-            write!(out, "{}", args.model.summary(kind))?;
-        }
+        Command::Summary(args) => match &args.model {
+            ModelArg::Registry(model) => {
+                let kind = args.optimizer.unwrap_or(model.defaults.optimizer);
+                write!(out, "{}", model.summary(kind))?;
+            }
+            ModelArg::Tflite(path) => {
+                if args.optimizer.is_some() {
+                    anyhow::bail!("--optimizer applies to registry models, not to {}", path.display());
+                }
+                let graph = load_tflite(path)?;
+                let name =
+                    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+                write!(out, "{}", crate::tflite::summary(&graph, &name))?;
+            }
+        },
         Command::Models => {
             for m in MODELS {
                 let d = &m.defaults;
@@ -440,22 +472,61 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
             };
             crate::qemu::run_and_compare(&opts, out)?;
         }
-        Command::Predict(args) => {
-            let opts = PredictOptions {
-                weights: args.weights.clone(),
-                data_dir: args
-                    .data
-                    .clone()
-                    .unwrap_or_else(|| crate::datasets::default_dir_for(crate::run::dataset_kind(args.model))),
-                json: args.json,
-                input: args.input.clone(),
-            };
-            args.model.predict(&opts, out)?;
-        }
+        Command::Predict(args) => match &args.model {
+            ModelArg::Registry(model) => {
+                let Some(weights) = args.weights.clone() else {
+                    anyhow::bail!("predict {} needs --weights FILE (from train --save or import --to)", model.name)
+                };
+                let opts = PredictOptions {
+                    weights,
+                    data_dir: args
+                        .data
+                        .clone()
+                        .unwrap_or_else(|| crate::datasets::default_dir_for(crate::run::dataset_kind(model))),
+                    json: args.json,
+                    input: args.input.clone(),
+                };
+                model.predict(&opts, out)?;
+            }
+            ModelArg::Tflite(path) => predict_tflite(args, path, out)?,
+        },
         Command::Export(args) => export(args, out)?,
         Command::Import(args) => import(args, out)?,
     }
     out.flush()?;
+    Ok(())
+}
+
+/// Reads and checks a `.tflite` file.
+fn load_tflite(path: &Path) -> Result<crate::tflite::Graph> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    crate::tflite::load(&bytes).with_context(|| format!("{}", path.display()))
+}
+
+fn predict_tflite(args: &PredictArgs, path: &Path, out: &mut dyn Write) -> Result<()> {
+    if args.weights.is_some() || args.data.is_some() {
+        anyhow::bail!(
+            "{} holds its weights and has no test set: give the samples with --input FILE (or -)",
+            path.display()
+        );
+    }
+    let Some(input) = &args.input else {
+        anyhow::bail!(
+            "predict {} needs --input FILE (or - for stdin): one JSON array of input values per line",
+            path.display()
+        )
+    };
+    let graph = load_tflite(path)?;
+    let interpreter = crate::tflite::Interpreter::new(&graph).with_context(|| format!("{}", path.display()))?;
+    let text = if input.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .context("cannot read the samples from stdin")?;
+        text
+    } else {
+        std::fs::read_to_string(input).with_context(|| format!("cannot read {}", input.display()))?
+    };
+    crate::tflite::samples::predict(&interpreter, &text, out).with_context(|| format!("{}", input.display()))?;
     Ok(())
 }
 

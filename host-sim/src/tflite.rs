@@ -19,8 +19,11 @@
 //! from `tflite/schema.fbs` (TensorFlow's schema, Apache License 2.0; see `tflite/README.md`).
 
 mod check;
+mod float;
 pub mod graph;
+mod interp;
 mod load;
+pub mod samples;
 #[allow(
     unsafe_code,
     unsafe_op_in_unsafe_fn,
@@ -33,18 +36,24 @@ mod load;
     non_upper_case_globals,
     mismatched_lifetime_syntaxes,
     clippy::all,
-    clippy::pedantic
+    clippy::pedantic,
+    // `get(field, Some(default))` is always `Some`: the generated getters unwrap it.
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
 )]
 mod schema_generated;
-mod float;
-mod interp;
 mod summary;
+
+/// The flatbuffer readers and builders generated from TFLite's schema (`flatc --rust`), for
+/// tools and tests that write or edit `.tflite` files; `load` is the way to read one.
+pub use schema_generated::tflite as schema;
 
 pub use check::broadcast;
 pub use graph::{Activation, DType, Data, Graph, Op, OpKind, Padding, Quant, Tensor, Window};
-pub use load::{MAX_ELEMENTS, MAX_RANK, SUPPORTED_OPS, SUPPORTED_TYPES, load};
 pub use interp::Interpreter;
-pub use summary::{Arena, arena, summary};
+pub use load::{MAX_ELEMENTS, MAX_RANK, SUPPORTED_OPS, SUPPORTED_TYPES, load};
+pub use summary::{Arena, arena, macs, summary};
 
 /// A path that names a `.tflite` file (by its extension) rather than a registry model.
 #[must_use]

@@ -5,7 +5,7 @@
 //!
 //! Inputs are regenerated here with SplitMix64 as the fixtures' README says; their CRC-32
 //! (and, for the small models, the stored inputs) must match before outputs are compared.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::cast_possible_wrap)]
 
 use std::path::PathBuf;
 
@@ -86,13 +86,16 @@ fn compare(got: &Data, want: &Data, out: &mut Outcome) {
             assert_eq!(g.len(), w.len());
             out.values += g.len();
             out.differ += g.iter().zip(w).filter(|(a, b)| a != b).count();
-            out.max_error = out.max_error.max(g.iter().zip(w).map(|(a, b)| f64::from((i32::from(*a) - i32::from(*b)).abs())).fold(0.0, f64::max));
+            out.max_error = out.max_error.max(
+                g.iter().zip(w).map(|(a, b)| f64::from((i32::from(*a) - i32::from(*b)).abs())).fold(0.0, f64::max),
+            );
         }
         (Data::F32(g), Data::F32(w)) => {
             assert_eq!(g.len(), w.len());
             out.values += g.len();
             out.differ += g.iter().zip(w).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
-            out.max_error = out.max_error.max(g.iter().zip(w).map(|(a, b)| f64::from((a - b).abs())).fold(0.0, f64::max));
+            out.max_error =
+                out.max_error.max(g.iter().zip(w).map(|(a, b)| f64::from((a - b).abs())).fold(0.0, f64::max));
         }
         _ => panic!("output types differ: {got:?} vs {want:?}"),
     }
@@ -100,11 +103,13 @@ fn compare(got: &Data, want: &Data, out: &mut Outcome) {
 
 /// Runs one model on its fixture inputs; returns how its outputs compare.
 fn run_model(name: &str) -> Outcome {
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(dir().join(format!("{name}.ref.json"))).unwrap()).unwrap();
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir().join(format!("{name}.ref.json"))).unwrap()).unwrap();
     let graph = load(&std::fs::read(dir().join(r["model"].as_str().unwrap())).unwrap()).unwrap();
     let ops: Vec<&str> = graph.ops.iter().map(|o| o.kind.name()).collect();
     let want_ops: Vec<&str> = r["ops"].as_array().unwrap().iter().map(|o| o.as_str().unwrap()).collect();
-    let kept: Vec<&str> = want_ops.iter().copied().filter(|o| !matches!(*o, "SHAPE" | "STRIDED_SLICE" | "PACK")).collect();
+    let kept: Vec<&str> =
+        want_ops.iter().copied().filter(|o| !matches!(*o, "SHAPE" | "STRIDED_SLICE" | "PACK")).collect();
     assert_eq!(ops, kept, "{name}: operators");
     let interpreter = Interpreter::new(&graph).unwrap();
     let input = graph.input(0).unwrap();
@@ -113,7 +118,11 @@ fn run_model(name: &str) -> Outcome {
     assert_eq!(u64::from(crc32(&all)), r["inputs_crc32"].as_u64().unwrap(), "{name}: inputs differ from the fixture's");
     if let Some(stored) = r["inputs"].as_array() {
         for (x, s) in xs.iter().zip(stored) {
-            assert_eq!(bytes_of(x), bytes_of(&as_data(s, r["input"]["dtype"].as_str().unwrap())), "{name}: stored input");
+            assert_eq!(
+                bytes_of(x),
+                bytes_of(&as_data(s, r["input"]["dtype"].as_str().unwrap())),
+                "{name}: stored input"
+            );
         }
     }
     let dtype = r["output"]["dtype"].as_str().unwrap();
@@ -129,7 +138,11 @@ fn run_model(name: &str) -> Outcome {
 fn assert_bit_exact(name: &str) {
     let out = run_model(name);
     assert!(out.values > 0);
-    assert_eq!(out.differ, 0, "{name}: {} of {} outputs differ from TFLite's (largest by {})", out.differ, out.values, out.max_error);
+    assert_eq!(
+        out.differ, 0,
+        "{name}: {} of {} outputs differ from TFLite's (largest by {})",
+        out.differ, out.values, out.max_error
+    );
 }
 
 #[test]
@@ -191,7 +204,8 @@ fn bmp(bytes: &[u8]) -> Vec<(u8, u8)> {
 
 #[test]
 fn person_detect_scores_the_two_images_as_tflite_does() {
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(dir().join("person_detect.ref.json")).unwrap()).unwrap();
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir().join("person_detect.ref.json")).unwrap()).unwrap();
     let graph = load(&std::fs::read(dir().join("person_detect.tflite")).unwrap()).unwrap();
     let interpreter = Interpreter::new(&graph).unwrap();
     let images = r["images"].as_array().unwrap();

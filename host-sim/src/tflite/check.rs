@@ -8,16 +8,19 @@ use super::graph::{DType, Data, Graph, Op, OpKind, Quant, Tensor, Window, shape_
 
 /// The checks of one operator. `known` holds the values known before running (constants and
 /// folded shapes), indexed like `tensors`.
+#[allow(clippy::too_many_lines)] // one arm per operator, read top to bottom
 pub(super) fn op(op: &Op, tensors: &[Tensor], known: &[Option<Data>], here: &str) -> Result<()> {
     let c = Ctx { op, tensors, here };
     let x = c.input(0)?;
-    let out = c.output()?;
+    let out = c.output();
     match &op.kind {
         OpKind::FullyConnected { keep_num_dims, .. } => {
             c.inputs_between(2, 3)?;
             let w = c.constant(1, "weights")?;
             c.same_type(x, out)?;
-            let [o, i] = w.shape[..] else { bail!("{here} has weights of shape {}; expected [units, inputs]", shape_text(&w.shape)) };
+            let [o, i] = w.shape[..] else {
+                bail!("{here} has weights of shape {}; expected [units, inputs]", shape_text(&w.shape))
+            };
             if i == 0 || x.len() % i != 0 {
                 bail!("{here} has weights for {i} inputs but an input of shape {}", shape_text(&x.shape));
             }
@@ -39,7 +42,9 @@ pub(super) fn op(op: &Op, tensors: &[Tensor], known: &[Option<Data>], here: &str
             c.inputs_between(2, 3)?;
             let w = c.constant(1, "filter")?;
             c.same_type(x, out)?;
-            let [n, h, wd, ci] = x.shape[..] else { bail!("{here} has an input of shape {}; expected [N, H, W, C]", shape_text(&x.shape)) };
+            let [n, h, wd, ci] = x.shape[..] else {
+                bail!("{here} has an input of shape {}; expected [N, H, W, C]", shape_text(&x.shape))
+            };
             let depthwise = matches!(op.kind, OpKind::DepthwiseConv2d { .. });
             let (co, kh, kw, channel_dim) = match (depthwise, &w.shape[..]) {
                 (false, &[co, kh, kw, wci]) if wci == ci => (co, kh, kw, 0),
@@ -67,16 +72,22 @@ pub(super) fn op(op: &Op, tensors: &[Tensor], known: &[Option<Data>], here: &str
             c.inputs_between(1, 1)?;
             c.same_type(x, out)?;
             c.float_or_int8(x)?;
-            let [n, h, w, ch] = x.shape[..] else { bail!("{here} has an input of shape {}; expected [N, H, W, C]", shape_text(&x.shape)) };
+            let [n, h, w, ch] = x.shape[..] else {
+                bail!("{here} has an input of shape {}; expected [N, H, W, C]", shape_text(&x.shape))
+            };
             let Window { padding, stride_h, stride_w, filter_h, filter_w, .. } = *window;
-            let (Some(oh), Some(ow)) = (padding.out_size(h, filter_h, stride_h, 1), padding.out_size(w, filter_w, stride_w, 1)) else {
+            let (Some(oh), Some(ow)) =
+                (padding.out_size(h, filter_h, stride_h, 1), padding.out_size(w, filter_w, stride_w, 1))
+            else {
                 bail!("{here}: the {filter_h}x{filter_w} window does not fit the {h}x{w} input")
             };
             c.output_shape(&[n, oh, ow, ch])?;
             if x.dtype == DType::I8 {
                 let (qx, qo) = (c.per_tensor(x)?, c.per_tensor(out)?);
                 if qx != qo {
-                    bail!("{here} has input quantisation ({qx}) different from its output's ({qo}); TFLite requires them equal");
+                    bail!(
+                        "{here} has input quantisation ({qx}) different from its output's ({qo}); TFLite requires them equal"
+                    );
                 }
             }
         }
@@ -90,8 +101,9 @@ pub(super) fn op(op: &Op, tensors: &[Tensor], known: &[Option<Data>], here: &str
                 let Some(values) = known[s].as_ref().and_then(Data::as_i64) else {
                     bail!("{here} reshapes to a shape computed at run time; tinytrain needs a static shape")
                 };
-                let resolved = resolve_shape(&values, x.len())
-                    .ok_or_else(|| anyhow::anyhow!("{here} has new shape {values:?}, which does not fit {} values", x.len()))?;
+                let resolved = resolve_shape(&values, x.len()).ok_or_else(|| {
+                    anyhow::anyhow!("{here} has new shape {values:?}, which does not fit {} values", x.len())
+                })?;
                 // A shape of one value for a scalar output is [] in TFLite's files.
                 if resolved != out.shape && !(out.shape.is_empty() && resolved == [1]) {
                     bail!("{here} has new shape {values:?} but its output tensor has shape {}", shape_text(&out.shape));
@@ -111,7 +123,9 @@ pub(super) fn op(op: &Op, tensors: &[Tensor], known: &[Option<Data>], here: &str
                 };
                 let q = c.per_tensor(out)?;
                 if (q.scale() - scale).abs() > 0.001 * scale || q.zero_point() != zero_point {
-                    bail!("{here} has output quantisation {q}; TFLite's int8 kernel needs scale {scale} zero point {zero_point}");
+                    bail!(
+                        "{here} has output quantisation {q}; TFLite's int8 kernel needs scale {scale} zero point {zero_point}"
+                    );
                 }
             }
             if x.shape.is_empty() && matches!(op.kind, OpKind::Softmax { .. }) {
@@ -126,7 +140,11 @@ pub(super) fn op(op: &Op, tensors: &[Tensor], known: &[Option<Data>], here: &str
                 _ => (x.dtype, out.dtype) == (DType::I8, DType::F32),
             };
             if !ok {
-                bail!("{here} converts {} to {}; tinytrain supports float32 or int8 to int8 (QUANTIZE) and int8 to float32 (DEQUANTIZE)", x.dtype, out.dtype);
+                bail!(
+                    "{here} converts {} to {}; tinytrain supports float32 or int8 to int8 (QUANTIZE) and int8 to float32 (DEQUANTIZE)",
+                    x.dtype,
+                    out.dtype
+                );
             }
             if x.dtype == DType::I8 {
                 c.per_tensor(x)?;
@@ -142,7 +160,11 @@ pub(super) fn op(op: &Op, tensors: &[Tensor], known: &[Option<Data>], here: &str
             c.same_type(y, out)?;
             c.float_or_int8(x)?;
             let Some(shape) = broadcast(&x.shape, &y.shape) else {
-                bail!("{here} adds shapes {} and {}, which do not broadcast", shape_text(&x.shape), shape_text(&y.shape))
+                bail!(
+                    "{here} adds shapes {} and {}, which do not broadcast",
+                    shape_text(&x.shape),
+                    shape_text(&y.shape)
+                )
             };
             c.output_shape(&shape)?;
             if x.dtype == DType::I8 {
@@ -182,7 +204,7 @@ fn resolve_shape(values: &[i64], len: usize) -> Option<Vec<usize>> {
     }
     let mut shape: Vec<usize> = values.iter().map(|&v| usize::try_from(v).unwrap_or(0)).collect();
     match free {
-        Some(i) if known > 0 && len % known == 0 => shape[i] = len / known,
+        Some(i) if known > 0 && len.is_multiple_of(known) => shape[i] = len / known,
         Some(_) => return None,
         None if known != len => return None,
         None => {}
@@ -204,14 +226,18 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn output(&self) -> Result<&'a Tensor> {
-        Ok(&self.tensors[self.op.output()])
+    fn output(&self) -> &'a Tensor {
+        &self.tensors[self.op.output()]
     }
 
     fn inputs_between(&self, lo: usize, hi: usize) -> Result<()> {
         let n = self.op.inputs.len();
         if n < lo || n > hi {
-            bail!("{} has {n} inputs; expected {}", self.here, if lo == hi { lo.to_string() } else { format!("{lo} to {hi}") });
+            bail!(
+                "{} has {n} inputs; expected {}",
+                self.here,
+                if lo == hi { lo.to_string() } else { format!("{lo} to {hi}") }
+            );
         }
         // Only the last of several inputs (a bias) may be left out.
         if self.op.inputs[..lo].iter().any(Option::is_none) {
@@ -272,34 +298,46 @@ impl<'a> Ctx<'a> {
             Some(_) => Some(self.constant(2, "a bias")?),
             None => None,
         };
-        if let Some(b) = bias {
-            if b.len() != units {
-                bail!("{here} has a bias of shape {} for {units} channels", shape_text(&b.shape));
-            }
+        if let Some(b) = bias
+            && b.len() != units
+        {
+            bail!("{here} has a bias of shape {} for {units} channels", shape_text(&b.shape));
         }
         match x.dtype {
             DType::F32 => {
                 if w.dtype != DType::F32 || bias.is_some_and(|b| b.dtype != DType::F32) {
-                    bail!("{here} has float32 input but {} weights (hybrid); tinytrain supports all-float32 or all-int8 layers", w.dtype);
+                    bail!(
+                        "{here} has float32 input but {} weights (hybrid); tinytrain supports all-float32 or all-int8 layers",
+                        w.dtype
+                    );
                 }
             }
             DType::I8 => {
                 if w.dtype != DType::I8 {
                     bail!("{here} has int8 input but {} weights; tinytrain supports int8 weights", w.dtype);
                 }
-                if let Some(b) = bias {
-                    if b.dtype != DType::I32 {
-                        bail!("{here} has a {} bias; int8 layers need an int32 bias", b.dtype);
-                    }
+                if let Some(b) = bias
+                    && b.dtype != DType::I32
+                {
+                    bail!("{here} has a {} bias; int8 layers need an int32 bias", b.dtype);
                 }
                 self.per_tensor(x)?;
-                self.per_tensor(self.output()?)?;
-                let Some(q) = &w.quant else { bail!("{here}: int8 weights {} have no quantisation parameters", w.name) };
+                self.per_tensor(self.output())?;
+                let Some(q) = &w.quant else {
+                    bail!("{here}: int8 weights {} have no quantisation parameters", w.name)
+                };
                 if q.per_channel() && (q.dim != channel_dim || q.scale.len() != units) {
-                    bail!("{here}: weights {} are quantised along dimension {}; expected {channel_dim} (output channels)", w.name, q.dim);
+                    bail!(
+                        "{here}: weights {} are quantised along dimension {}; expected {channel_dim} (output channels)",
+                        w.name,
+                        q.dim
+                    );
                 }
                 if q.zero_point.iter().any(|&z| z != 0) {
-                    bail!("{here}: weights {} have a non-zero zero point; TFLite's int8 kernels need symmetric weights", w.name);
+                    bail!(
+                        "{here}: weights {} have a non-zero zero point; TFLite's int8 kernels need symmetric weights",
+                        w.name
+                    );
                 }
             }
             d => bail!("{here} runs on {d} input; tinytrain runs it on float32 and int8"),
@@ -330,7 +368,11 @@ pub(super) fn data_flow(g: &Graph) -> Result<()> {
         }
         for &o in &op.outputs {
             if ready[o] {
-                bail!("operator {} ({}) writes tensor {o}, which is constant or already written", op.index, op.kind.name());
+                bail!(
+                    "operator {} ({}) writes tensor {o}, which is constant or already written",
+                    op.index,
+                    op.kind.name()
+                );
             }
             ready[o] = true;
         }

@@ -93,7 +93,9 @@ pub fn conv_2d(g: &Geometry, x: &[f32], filter: &[f32], bias: Option<&[f32]>, a:
                     for ky in 0..g.kh {
                         let Some(iy) = Geometry::tap(oy, win.stride_h, pad_h, win.dilation_h, ky, h) else { continue };
                         for kx in 0..g.kw {
-                            let Some(ix) = Geometry::tap(ox, win.stride_w, pad_w, win.dilation_w, kx, w) else { continue };
+                            let Some(ix) = Geometry::tap(ox, win.stride_w, pad_w, win.dilation_w, kx, w) else {
+                                continue;
+                            };
                             let xi = ((b * h + iy) * w + ix) * ci;
                             let fi = ((oc * g.kh + ky) * g.kw + kx) * ci;
                             for c in 0..ci {
@@ -125,7 +127,9 @@ pub fn depthwise_conv_2d(g: &Geometry, x: &[f32], filter: &[f32], bias: Option<&
                         let oc = ic * m + j;
                         let mut total = 0.0f32;
                         for ky in 0..g.kh {
-                            let Some(iy) = Geometry::tap(oy, win.stride_h, pad_h, win.dilation_h, ky, h) else { continue };
+                            let Some(iy) = Geometry::tap(oy, win.stride_h, pad_h, win.dilation_h, ky, h) else {
+                                continue;
+                            };
                             for kx in 0..g.kw {
                                 let Some(ix) = Geometry::tap(ox, win.stride_w, pad_w, win.dilation_w, kx, w) else {
                                     continue;

@@ -85,7 +85,8 @@ impl Quant {
 impl fmt::Display for Quant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.per_channel() {
-            let (lo, hi) = self.scale.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &s| (lo.min(s), hi.max(s)));
+            let (lo, hi) =
+                self.scale.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &s| (lo.min(s), hi.max(s)));
             write!(f, "{} scales on axis {} ({lo:.3e}..{hi:.3e})", self.scale.len(), self.dim)?;
             if self.zero_point.iter().any(|&z| z != 0) {
                 write!(f, ", zero points vary")?;
@@ -246,7 +247,9 @@ impl Padding {
         let filter = filter.saturating_sub(1).saturating_mul(dilation).saturating_add(1);
         match self {
             Padding::Valid => 0,
-            Padding::Same => (output.saturating_sub(1).saturating_mul(stride).saturating_add(filter)).saturating_sub(input) / 2,
+            Padding::Same => {
+                (output.saturating_sub(1).saturating_mul(stride).saturating_add(filter)).saturating_sub(input) / 2
+            }
         }
     }
 }

@@ -17,8 +17,8 @@
 
 use anyhow::{Result, bail};
 use tinytrain::int8::{
-    self, AddParams, ConvParams, FullyConnectedParams, FusedActivation, Lut, PoolParams, QuantizedMultiplier,
-    Requant, Shape4, SoftmaxParams,
+    self, AddParams, ConvParams, FullyConnectedParams, FusedActivation, Lut, PoolParams, QuantizedMultiplier, Requant,
+    Shape4, SoftmaxParams,
 };
 
 use super::float::{self, Geometry};
@@ -29,15 +29,31 @@ use super::graph::{Activation, DType, Data, Graph, Op, OpKind, Tensor, Window};
 enum Plan {
     /// float32, or a plain copy: nothing to prepare.
     None,
-    FullyConnected { params: FullyConnectedParams, scales: Vec<f64> },
-    Conv { params: ConvParams, multipliers: Vec<QuantizedMultiplier> },
+    FullyConnected {
+        params: FullyConnectedParams,
+        scales: Vec<f64>,
+    },
+    Conv {
+        params: ConvParams,
+        multipliers: Vec<QuantizedMultiplier>,
+    },
     Pool(PoolParams),
     Softmax(SoftmaxParams),
     Lut(Box<Lut>),
     Add(AddParams),
-    Quantize { scale: f32, zero_point: i32 },
-    Requantize { multiplier: QuantizedMultiplier, input_zero_point: i32, output_zero_point: i32 },
-    Dequantize { scale: f32, zero_point: i32 },
+    Quantize {
+        scale: f32,
+        zero_point: i32,
+    },
+    Requantize {
+        multiplier: QuantizedMultiplier,
+        input_zero_point: i32,
+        output_zero_point: i32,
+    },
+    Dequantize {
+        scale: f32,
+        zero_point: i32,
+    },
 }
 
 /// A graph with its operators prepared, ready to run samples.
@@ -114,7 +130,9 @@ impl<'g> Interpreter<'g> {
             values[t] = Some(v.clone());
         }
         for (op, plan) in g.ops.iter().zip(&self.plans) {
-            let out = self.step(op, plan, &values).map_err(|e| anyhow::anyhow!("operator {} ({}): {e:#}", op.index, op.kind.name()))?;
+            let out = self
+                .step(op, plan, &values)
+                .map_err(|e| anyhow::anyhow!("operator {} ({}): {e:#}", op.index, op.kind.name()))?;
             values[op.output()] = Some(out);
         }
         g.outputs
@@ -126,6 +144,7 @@ impl<'g> Interpreter<'g> {
             .collect()
     }
 
+    #[allow(clippy::too_many_lines)] // one arm per operator and type, read top to bottom
     fn step(&self, op: &Op, plan: &Plan, values: &[Option<Data>]) -> Result<Data> {
         let g = self.graph;
         let get = |k: usize| -> Result<&Data> {
@@ -135,7 +154,8 @@ impl<'g> Interpreter<'g> {
                 None => bail!("tensor {t} has no value"),
             }
         };
-        let opt = |k: usize| -> Result<Option<&Data>> { if op.input(k).is_some() { get(k).map(Some) } else { Ok(None) } };
+        let opt =
+            |k: usize| -> Result<Option<&Data>> { if op.input(k).is_some() { get(k).map(Some) } else { Ok(None) } };
         let x_t = &g.tensors[op.input(0).unwrap_or(0)];
         let out_t = &g.tensors[op.output()];
         let n = out_t.len();
@@ -148,7 +168,11 @@ impl<'g> Interpreter<'g> {
                 float::fully_connected(x, w, b, g.tensors[op.input(1).unwrap_or(0)].shape[0], *activation, &mut y);
                 Data::F32(y)
             }
-            (OpKind::Conv2d { window, activation } | OpKind::DepthwiseConv2d { window, activation }, Plan::None, Data::F32(x)) => {
+            (
+                OpKind::Conv2d { window, activation } | OpKind::DepthwiseConv2d { window, activation },
+                Plan::None,
+                Data::F32(x),
+            ) => {
                 let (Data::F32(w), b) = (get(1)?, f32_opt(opt(2)?)?) else { bail!("float32 filter expected") };
                 let geo = geometry(x_t, out_t, &g.tensors[op.input(1).unwrap_or(0)], *window);
                 let mut y = vec![0.0; n];
@@ -159,7 +183,11 @@ impl<'g> Interpreter<'g> {
                 }
                 Data::F32(y)
             }
-            (OpKind::AveragePool2d { window, activation } | OpKind::MaxPool2d { window, activation }, Plan::None, Data::F32(x)) => {
+            (
+                OpKind::AveragePool2d { window, activation } | OpKind::MaxPool2d { window, activation },
+                Plan::None,
+                Data::F32(x),
+            ) => {
                 let geo = pool_geometry(x_t, out_t, *window);
                 let mut y = vec![0.0; n];
                 float::pool(&geo, matches!(op.kind, OpKind::MaxPool2d { .. }), x, *activation, &mut y);
@@ -188,7 +216,9 @@ impl<'g> Interpreter<'g> {
                 Data::I8(
                     x.iter()
                         .map(|&v| {
-                            let o = multiplier.apply(i32::from(v).wrapping_sub(*input_zero_point)).wrapping_add(*output_zero_point);
+                            let o = multiplier
+                                .apply(i32::from(v).wrapping_sub(*input_zero_point))
+                                .wrapping_add(*output_zero_point);
                             o.clamp(-128, 127) as i8
                         })
                         .collect(),
@@ -201,12 +231,20 @@ impl<'g> Interpreter<'g> {
             }
             (OpKind::FullyConnected { .. }, Plan::FullyConnected { params, scales }, Data::I8(x)) => {
                 let (Data::I8(w), b) = (get(1)?, i32_opt(opt(2)?)?) else { bail!("int8 weights expected") };
-                let requant = if scales.len() == 1 { Requant::FloatPerTensor(scales[0]) } else { Requant::FloatPerChannel(scales) };
+                let requant = if scales.len() == 1 {
+                    Requant::FloatPerTensor(scales[0])
+                } else {
+                    Requant::FloatPerChannel(scales)
+                };
                 let mut y = vec![0i8; n];
                 int8::fully_connected(params, requant, x, w, g.tensors[op.input(1).unwrap_or(0)].shape[0], b, &mut y)?;
                 Data::I8(y)
             }
-            (OpKind::Conv2d { .. } | OpKind::DepthwiseConv2d { .. }, Plan::Conv { params, multipliers }, Data::I8(x)) => {
+            (
+                OpKind::Conv2d { .. } | OpKind::DepthwiseConv2d { .. },
+                Plan::Conv { params, multipliers },
+                Data::I8(x),
+            ) => {
                 let (Data::I8(w), b) = (get(1)?, i32_opt(opt(2)?)?) else { bail!("int8 filter expected") };
                 let w_t = &g.tensors[op.input(1).unwrap_or(0)];
                 let (xs, ws, os) = (shape4(&x_t.shape), shape4(&w_t.shape), shape4(&out_t.shape));
@@ -333,8 +371,13 @@ fn prepare(g: &Graph, op: &Op) -> Result<Plan> {
             let w = &g.tensors[op.input(1).unwrap_or(0)];
             let wq = w.quant.as_ref().map_or(&[][..], |q| &q.scale[..]);
             let (activation_min, activation_max) = int8::activation_range(fused(*activation), so, zo);
-            let params =
-                FullyConnectedParams { input_offset: -zx, weights_offset: 0, output_offset: zo, activation_min, activation_max };
+            let params = FullyConnectedParams {
+                input_offset: -zx,
+                weights_offset: 0,
+                output_offset: zo,
+                activation_min,
+                activation_max,
+            };
             Plan::FullyConnected { params, scales: wq.iter().map(|&sw| int8::effective_scale(sx, sw, so)).collect() }
         }
         OpKind::Conv2d { window, activation } | OpKind::DepthwiseConv2d { window, activation } => {

@@ -64,11 +64,7 @@ fn printable(name: &str) -> String {
 
 /// Element `i` of a verified vector, or an error naming `what`.
 fn at<'a, T: Follow<'a> + 'a>(v: &Vector<'a, T>, i: usize, what: &str) -> Result<T::Inner> {
-    if i < v.len() {
-        Ok(v.get(i))
-    } else {
-        bail!("{what} {i} does not exist (the file has {})", v.len())
-    }
+    if i < v.len() { Ok(v.get(i)) } else { bail!("{what} {i} does not exist (the file has {})", v.len()) }
 }
 
 /// The builtin operator of an operator code: the larger of `builtin_code` and the deprecated
@@ -188,45 +184,10 @@ impl<'a> Loader<'a> {
         }
         let quant = match t.quantization() {
             None => None,
-            Some(q) => self.quant(&q, &shape, &what)?,
+            Some(q) => quant(&q, &shape, &what)?,
         };
         let data = self.buffer(t.buffer(), dtype, len, &what)?;
         Ok(Tensor { name, shape, dtype, quant, data })
-    }
-
-    fn quant(&self, q: &fb::QuantizationParameters<'a>, shape: &[usize], what: &str) -> Result<Option<Quant>> {
-        if q.details_type() != fb::QuantizationDetails::NONE {
-            bail!("{what} has custom quantisation details; tinytrain supports affine scale and zero point");
-        }
-        let scale: Vec<f32> = q.scale().map(|v| v.iter().collect()).unwrap_or_default();
-        let zero_point: Vec<i64> = q.zero_point().map(|v| v.iter().collect()).unwrap_or_default();
-        if scale.is_empty() && zero_point.is_empty() {
-            return Ok(None); // min/max only, or nothing: not quantised.
-        }
-        if scale.len() != zero_point.len() {
-            bail!("{what} has {} quantisation scales but {} zero points", scale.len(), zero_point.len());
-        }
-        if let Some(s) = scale.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
-            bail!("{what} has quantisation scale {s}; scales must be positive and finite");
-        }
-        let dim = if scale.len() == 1 {
-            0
-        } else {
-            let Ok(mut dim) = usize::try_from(q.quantized_dimension()) else {
-                bail!("{what} has quantized_dimension {}", q.quantized_dimension())
-            };
-            // A rank-1 tensor can only be quantised along dimension 0: TFLM accepts person_detect's
-            // biases, which say 3.
-            if shape.len() == 1 {
-                dim = 0;
-            }
-            match shape.get(dim) {
-                Some(&n) if n == scale.len() => dim,
-                Some(&n) => bail!("{what} has {} quantisation scales for dimension {dim} of size {n}", scale.len()),
-                None => bail!("{what} has quantized_dimension {dim} but {} dimensions", shape.len()),
-            }
-        };
-        Ok(Some(Quant { scale, zero_point, dim }))
     }
 
     fn buffer(&self, index: u32, dtype: DType, len: usize, what: &str) -> Result<Option<Data>> {
@@ -253,11 +214,17 @@ impl<'a> Loader<'a> {
             bail!("{what} needs {} bytes of {dtype} but buffer {index} holds {}", len * dtype.size(), raw.len());
         }
         Ok(Some(match dtype {
-            DType::I8 => Data::I8(raw.iter().map(|&b| b as i8).collect()),
-            DType::F32 => Data::F32(raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
-            DType::I32 => Data::I32(raw.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
+            DType::I8 => Data::I8(raw.iter().map(|&b| b.cast_signed()).collect()),
+            DType::F32 => {
+                Data::F32(raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+            }
+            DType::I32 => {
+                Data::I32(raw.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+            }
             DType::I64 => Data::I64(
-                raw.chunks_exact(8).map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).collect(),
+                raw.chunks_exact(8)
+                    .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                    .collect(),
             ),
         }))
     }
@@ -267,7 +234,9 @@ impl<'a> Loader<'a> {
         let codes = self.model.operator_codes();
         let mut ops = Vec::new();
         for (index, op) in list.iter().enumerate() {
-            let Some(codes) = codes.as_ref() else { bail!("operator {index} has no operator code (the file has none)") };
+            let Some(codes) = codes.as_ref() else {
+                bail!("operator {index} has no operator code (the file has none)")
+            };
             let code = at(codes, op.opcode_index() as usize, &format!("operator {index} uses operator code"))?;
             let builtin = builtin_code(&code);
             let name = op_name(builtin);
@@ -295,10 +264,10 @@ impl<'a> Loader<'a> {
                 _ => kind(&op, &code, builtin, index, &here)?,
             };
             let mut folded = Vec::new();
-            if kind == OpKind::Reshape {
-                if let Some(shape) = inputs.get(1).copied().flatten() {
-                    folded.clone_from(&self.folded[shape]);
-                }
+            if kind == OpKind::Reshape
+                && let Some(shape) = inputs.get(1).copied().flatten()
+            {
+                folded.clone_from(&self.folded[shape]);
             }
             let mut op = Op { kind, index, inputs, outputs, folded };
             check::op(&op, &self.tensors, &self.known, &here)?;
@@ -329,136 +298,146 @@ impl<'a> Loader<'a> {
             })
             .collect()
     }
-
 }
 
 /// Options and fused activation of a supported operator; an error for anything else.
+#[allow(clippy::too_many_lines)] // one arm per operator, read top to bottom
 fn kind(op: &fb::Operator<'_>, code: &fb::OperatorCode<'_>, builtin: i32, index: usize, here: &str) -> Result<OpKind> {
-        let activation = |a: fb::ActivationFunctionType| -> Result<Activation> {
-            match a {
-                fb::ActivationFunctionType::NONE => Ok(Activation::None),
-                fb::ActivationFunctionType::RELU => Ok(Activation::Relu),
-                fb::ActivationFunctionType::RELU6 => Ok(Activation::Relu6),
-                other => {
-                    let n = other.variant_name().map_or_else(|| format!("code {}", other.0), str::to_owned);
-                    bail!("{here} has fused activation {n}; tinytrain supports NONE, RELU, RELU6")
-                }
+    let activation = |a: fb::ActivationFunctionType| -> Result<Activation> {
+        match a {
+            fb::ActivationFunctionType::NONE => Ok(Activation::None),
+            fb::ActivationFunctionType::RELU => Ok(Activation::Relu),
+            fb::ActivationFunctionType::RELU6 => Ok(Activation::Relu6),
+            other => {
+                let n = other.variant_name().map_or_else(|| format!("code {}", other.0), str::to_owned);
+                bail!("{here} has fused activation {n}; tinytrain supports NONE, RELU, RELU6")
             }
-        };
-        let padding = |p: fb::Padding| -> Result<Padding> {
-            match p {
-                fb::Padding::SAME => Ok(Padding::Same),
-                fb::Padding::VALID => Ok(Padding::Valid),
-                other => bail!("{here} has padding code {}; tinytrain supports SAME and VALID", other.0),
+        }
+    };
+    let padding = |p: fb::Padding| -> Result<Padding> {
+        match p {
+            fb::Padding::SAME => Ok(Padding::Same),
+            fb::Padding::VALID => Ok(Padding::Valid),
+            other => bail!("{here} has padding code {}; tinytrain supports SAME and VALID", other.0),
+        }
+    };
+    let positive = |v: i32, what: &str| -> Result<usize> {
+        match usize::try_from(v) {
+            Ok(n) if n > 0 && n <= 1 << 16 => Ok(n),
+            _ => bail!("{here} has {what} {v}"),
+        }
+    };
+    Ok(match fb::BuiltinOperator(builtin) {
+        fb::BuiltinOperator::FULLY_CONNECTED => {
+            let Some(o) = op.builtin_options_as_fully_connected_options() else {
+                return Ok(OpKind::FullyConnected { activation: Activation::None, keep_num_dims: false });
+            };
+            if o.weights_format() != fb::FullyConnectedOptionsWeightsFormat::DEFAULT {
+                bail!("{here} has shuffled weights; tinytrain supports weights_format DEFAULT");
             }
-        };
-        let positive = |v: i32, what: &str| -> Result<usize> {
-            match usize::try_from(v) {
-                Ok(n) if n > 0 && n <= 1 << 16 => Ok(n),
-                _ => bail!("{here} has {what} {v}"),
+            if o.asymmetric_quantize_inputs() {
+                bail!("{here} quantises its inputs at run time (hybrid); tinytrain supports int8 and float32 models");
             }
-        };
-        Ok(match fb::BuiltinOperator(builtin) {
-            fb::BuiltinOperator::FULLY_CONNECTED => {
-                let Some(o) = op.builtin_options_as_fully_connected_options() else {
-                    return Ok(OpKind::FullyConnected { activation: Activation::None, keep_num_dims: false });
-                };
-                if o.weights_format() != fb::FullyConnectedOptionsWeightsFormat::DEFAULT {
-                    bail!("{here} has shuffled weights; tinytrain supports weights_format DEFAULT");
-                }
-                if o.asymmetric_quantize_inputs() {
-                    bail!("{here} quantises its inputs at run time (hybrid); tinytrain supports int8 and float32 models");
-                }
-                bias_type(o.quantized_bias_type(), here)?;
-                OpKind::FullyConnected {
-                    activation: activation(o.fused_activation_function())?,
-                    keep_num_dims: o.keep_num_dims(),
-                }
+            bias_type(o.quantized_bias_type(), here)?;
+            OpKind::FullyConnected {
+                activation: activation(o.fused_activation_function())?,
+                keep_num_dims: o.keep_num_dims(),
             }
-            fb::BuiltinOperator::CONV_2D => {
-                let Some(o) = op.builtin_options_as_conv_2_doptions() else { bail!("{here} has no options") };
-                bias_type(o.quantized_bias_type(), here)?;
-                OpKind::Conv2d {
-                    window: Window {
-                        padding: padding(o.padding())?,
-                        stride_h: positive(o.stride_h(), "stride_h")?,
-                        stride_w: positive(o.stride_w(), "stride_w")?,
-                        filter_h: 0,
-                        filter_w: 0,
-                        dilation_h: positive(o.dilation_h_factor(), "dilation_h_factor")?,
-                        dilation_w: positive(o.dilation_w_factor(), "dilation_w_factor")?,
-                    },
-                    activation: activation(o.fused_activation_function())?,
-                }
-            }
-            fb::BuiltinOperator::DEPTHWISE_CONV_2D => {
-                let Some(o) = op.builtin_options_as_depthwise_conv_2_doptions() else { bail!("{here} has no options") };
-                OpKind::DepthwiseConv2d {
-                    window: Window {
-                        padding: padding(o.padding())?,
-                        stride_h: positive(o.stride_h(), "stride_h")?,
-                        stride_w: positive(o.stride_w(), "stride_w")?,
-                        filter_h: 0,
-                        filter_w: 0,
-                        dilation_h: positive(o.dilation_h_factor(), "dilation_h_factor")?,
-                        dilation_w: positive(o.dilation_w_factor(), "dilation_w_factor")?,
-                    },
-                    activation: activation(o.fused_activation_function())?,
-                }
-            }
-            b @ (fb::BuiltinOperator::AVERAGE_POOL_2D | fb::BuiltinOperator::MAX_POOL_2D) => {
-                let Some(o) = op.builtin_options_as_pool_2_doptions() else { bail!("{here} has no options") };
-                let window = Window {
+        }
+        fb::BuiltinOperator::CONV_2D => {
+            let Some(o) = op.builtin_options_as_conv_2_doptions() else { bail!("{here} has no options") };
+            bias_type(o.quantized_bias_type(), here)?;
+            OpKind::Conv2d {
+                window: Window {
                     padding: padding(o.padding())?,
                     stride_h: positive(o.stride_h(), "stride_h")?,
                     stride_w: positive(o.stride_w(), "stride_w")?,
-                    filter_h: positive(o.filter_height(), "filter_height")?,
-                    filter_w: positive(o.filter_width(), "filter_width")?,
-                    dilation_h: 1,
-                    dilation_w: 1,
-                };
-                let activation = activation(o.fused_activation_function())?;
-                if b == fb::BuiltinOperator::AVERAGE_POOL_2D {
-                    OpKind::AveragePool2d { window, activation }
-                } else {
-                    OpKind::MaxPool2d { window, activation }
-                }
+                    filter_h: 0,
+                    filter_w: 0,
+                    dilation_h: positive(o.dilation_h_factor(), "dilation_h_factor")?,
+                    dilation_w: positive(o.dilation_w_factor(), "dilation_w_factor")?,
+                },
+                activation: activation(o.fused_activation_function())?,
             }
-            fb::BuiltinOperator::RESHAPE => OpKind::Reshape,
-            fb::BuiltinOperator::SOFTMAX => {
-                // TFLite reads beta as 0 when the options are missing.
-                let beta = op.builtin_options_as_softmax_options().map_or(0.0, |o| o.beta());
-                if !beta.is_finite() {
-                    bail!("{here} has beta {beta}");
-                }
-                OpKind::Softmax { beta }
+        }
+        fb::BuiltinOperator::DEPTHWISE_CONV_2D => {
+            let Some(o) = op.builtin_options_as_depthwise_conv_2_doptions() else { bail!("{here} has no options") };
+            OpKind::DepthwiseConv2d {
+                window: Window {
+                    padding: padding(o.padding())?,
+                    stride_h: positive(o.stride_h(), "stride_h")?,
+                    stride_w: positive(o.stride_w(), "stride_w")?,
+                    filter_h: 0,
+                    filter_w: 0,
+                    dilation_h: positive(o.dilation_h_factor(), "dilation_h_factor")?,
+                    dilation_w: positive(o.dilation_w_factor(), "dilation_w_factor")?,
+                },
+                activation: activation(o.fused_activation_function())?,
             }
-            fb::BuiltinOperator::LOGISTIC => OpKind::Logistic,
-            fb::BuiltinOperator::TANH => OpKind::Tanh,
-            fb::BuiltinOperator::QUANTIZE => OpKind::Quantize,
-            fb::BuiltinOperator::DEQUANTIZE => OpKind::Dequantize,
-            fb::BuiltinOperator::ADD => {
-                let a = op.builtin_options_as_add_options().map_or(fb::ActivationFunctionType::NONE, |o| o.fused_activation_function());
-                OpKind::Add { activation: activation(a)? }
+        }
+        b @ (fb::BuiltinOperator::AVERAGE_POOL_2D | fb::BuiltinOperator::MAX_POOL_2D) => {
+            let Some(o) = op.builtin_options_as_pool_2_doptions() else { bail!("{here} has no options") };
+            let window = Window {
+                padding: padding(o.padding())?,
+                stride_h: positive(o.stride_h(), "stride_h")?,
+                stride_w: positive(o.stride_w(), "stride_w")?,
+                filter_h: positive(o.filter_height(), "filter_height")?,
+                filter_w: positive(o.filter_width(), "filter_width")?,
+                dilation_h: 1,
+                dilation_w: 1,
+            };
+            let activation = activation(o.fused_activation_function())?;
+            if b == fb::BuiltinOperator::AVERAGE_POOL_2D {
+                OpKind::AveragePool2d { window, activation }
+            } else {
+                OpKind::MaxPool2d { window, activation }
             }
-            fb::BuiltinOperator::CUSTOM => {
-                let custom = code.custom_code().map(printable).unwrap_or_default();
-                bail!("operator {index} is the custom operator {custom:?}; tinytrain supports {SUPPORTED_OPS}")
+        }
+        fb::BuiltinOperator::RESHAPE => OpKind::Reshape,
+        fb::BuiltinOperator::SOFTMAX => {
+            // TFLite reads beta as 0 when the options are missing.
+            let beta = op.builtin_options_as_softmax_options().map_or(0.0, |o| o.beta());
+            if !beta.is_finite() {
+                bail!("{here} has beta {beta}");
             }
-            _ => bail!("operator {index} is {}; tinytrain supports {SUPPORTED_OPS}", op_name(builtin)),
-        })
-    }
+            OpKind::Softmax { beta }
+        }
+        fb::BuiltinOperator::LOGISTIC => OpKind::Logistic,
+        fb::BuiltinOperator::TANH => OpKind::Tanh,
+        fb::BuiltinOperator::QUANTIZE => OpKind::Quantize,
+        fb::BuiltinOperator::DEQUANTIZE => OpKind::Dequantize,
+        fb::BuiltinOperator::ADD => {
+            let a = op
+                .builtin_options_as_add_options()
+                .map_or(fb::ActivationFunctionType::NONE, |o| o.fused_activation_function());
+            OpKind::Add { activation: activation(a)? }
+        }
+        fb::BuiltinOperator::CUSTOM => {
+            let custom = code.custom_code().map(printable).unwrap_or_default();
+            bail!("operator {index} is the custom operator {custom:?}; tinytrain supports {SUPPORTED_OPS}")
+        }
+        _ => bail!("operator {index} is {}; tinytrain supports {SUPPORTED_OPS}", op_name(builtin)),
+    })
+}
 
 impl Loader<'_> {
     /// SHAPE, STRIDED_SLICE or PACK: computed now if their inputs are known (a Keras Flatten's
     /// are), and the result kept as a known value for the RESHAPE that reads it.
-    fn fold(&mut self, op: &fb::Operator<'_>, builtin: i32, here: &str, inputs: &[Option<usize>], out: usize) -> Result<()> {
+    fn fold(
+        &mut self,
+        op: &fb::Operator<'_>,
+        builtin: i32,
+        here: &str,
+        inputs: &[Option<usize>],
+        out: usize,
+    ) -> Result<()> {
         let name = match fb::BuiltinOperator(builtin) {
             fb::BuiltinOperator::SHAPE => "SHAPE",
             fb::BuiltinOperator::STRIDED_SLICE => "STRIDED_SLICE",
             _ => "PACK",
         };
-        let static_only = "tinytrain folds SHAPE, STRIDED_SLICE and PACK only when their result is static (as in a Keras Flatten)";
+        let static_only =
+            "tinytrain folds SHAPE, STRIDED_SLICE and PACK only when their result is static (as in a Keras Flatten)";
         if self.known[out].is_some() {
             bail!("{here} writes tensor {out}, which holds constant data");
         }
@@ -467,7 +446,9 @@ impl Loader<'_> {
         for (k, &i) in inputs.iter().enumerate() {
             let Some(i) = i else { bail!("{here} has no input {k}") };
             if name == "SHAPE" {
-                values.push(Data::I64(self.tensors[i].shape.iter().map(|&d| d as i64).collect()));
+                values.push(Data::I64(
+                    self.tensors[i].shape.iter().map(|&d| i64::try_from(d).unwrap_or(i64::MAX)).collect(),
+                ));
                 continue;
             }
             let Some(v) = self.known[i].as_ref().and_then(Data::as_i64) else {
@@ -485,12 +466,18 @@ impl Loader<'_> {
             }
             "STRIDED_SLICE" => {
                 let Some(o) = op.builtin_options_as_strided_slice_options() else { bail!("{here} has no options") };
-                let [x, b, e, s] = values.as_slice() else { bail!("{here} has {} inputs; STRIDED_SLICE has four", values.len()) };
+                let [x, b, e, s] = values.as_slice() else {
+                    bail!("{here} has {} inputs; STRIDED_SLICE has four", values.len())
+                };
                 let x_shape = inputs[0].map(|i| self.tensors[i].shape.clone()).unwrap_or_default();
                 if x_shape.len() != 1 || o.ellipsis_mask() != 0 || o.new_axis_mask() != 0 {
-                    bail!("{here} slices a tensor of rank {} or uses ellipsis/new-axis masks; {static_only}", x_shape.len());
+                    bail!(
+                        "{here} slices a tensor of rank {} or uses ellipsis/new-axis masks; {static_only}",
+                        x_shape.len()
+                    );
                 }
-                strided_slice_1d(&ints(x), &ints(b), &ints(e), &ints(s), &o).map_err(|m| anyhow::anyhow!("{here}: {m}"))?
+                strided_slice_1d(&ints(x), &ints(b), &ints(e), &ints(s), &o)
+                    .map_err(|m| anyhow::anyhow!("{here}: {m}"))?
             }
             _ => {
                 let Some(o) = op.builtin_options_as_pack_options() else { bail!("{here} has no options") };
@@ -520,13 +507,52 @@ impl Loader<'_> {
     }
 }
 
+/// The quantisation parameters of a tensor of shape `shape`, checked.
+fn quant(q: &fb::QuantizationParameters<'_>, shape: &[usize], what: &str) -> Result<Option<Quant>> {
+    if q.details_type() != fb::QuantizationDetails::NONE {
+        bail!("{what} has custom quantisation details; tinytrain supports affine scale and zero point");
+    }
+    let scale: Vec<f32> = q.scale().map(|v| v.iter().collect()).unwrap_or_default();
+    let zero_point: Vec<i64> = q.zero_point().map(|v| v.iter().collect()).unwrap_or_default();
+    if scale.is_empty() && zero_point.is_empty() {
+        return Ok(None); // min/max only, or nothing: not quantised.
+    }
+    if scale.len() != zero_point.len() {
+        bail!("{what} has {} quantisation scales but {} zero points", scale.len(), zero_point.len());
+    }
+    if let Some(s) = scale.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+        bail!("{what} has quantisation scale {s}; scales must be positive and finite");
+    }
+    let dim = if scale.len() == 1 {
+        0
+    } else {
+        let Ok(mut dim) = usize::try_from(q.quantized_dimension()) else {
+            bail!("{what} has quantized_dimension {}", q.quantized_dimension())
+        };
+        // A rank-1 tensor can only be quantised along dimension 0: TFLM accepts person_detect's
+        // biases, which say 3.
+        if shape.len() == 1 {
+            dim = 0;
+        }
+        match shape.get(dim) {
+            Some(&n) if n == scale.len() => dim,
+            Some(&n) => bail!("{what} has {} quantisation scales for dimension {dim} of size {n}", scale.len()),
+            None => bail!("{what} has quantized_dimension {dim} but {} dimensions", shape.len()),
+        }
+    };
+    Ok(Some(Quant { scale, zero_point, dim }))
+}
+
 /// `quantized_bias_type` unset (FLOAT32, the default) or INT32; int64 biases belong to int16
 /// models.
 fn bias_type(t: fb::TensorType, here: &str) -> Result<()> {
     if t == fb::TensorType::FLOAT32 || t == fb::TensorType::INT32 {
         Ok(())
     } else {
-        bail!("{here} has quantized_bias_type {}; tinytrain supports int32 biases", t.variant_name().unwrap_or("unknown"))
+        bail!(
+            "{here} has quantized_bias_type {}; tinytrain supports int32 biases",
+            t.variant_name().unwrap_or("unknown")
+        )
     }
 }
 
@@ -538,12 +564,14 @@ fn strided_slice_1d(
     strides: &[i64],
     o: &fb::StridedSliceOptions<'_>,
 ) -> std::result::Result<Vec<i64>, String> {
-    let ([b], [e], [s]) = (begin, end, strides) else { return Err("begin, end and strides must have one value".into()) };
+    let ([b], [e], [s]) = (begin, end, strides) else {
+        return Err("begin, end and strides must have one value".into());
+    };
     let (b, mut e, s) = (*b, *e, *s);
     if s == 0 {
         return Err("stride 0".into());
     }
-    let n = x.len() as i64;
+    let n = i64::try_from(x.len()).unwrap_or(i64::MAX);
     let clamp = |v: i64| -> i64 {
         let v = if v < 0 { v + n } else { v };
         if s > 0 { v.clamp(0, n) } else { v.clamp(-1, n - 1) }

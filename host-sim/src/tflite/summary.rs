@@ -51,13 +51,37 @@ pub fn arena(g: &Graph) -> Arena {
     }
     let mut best = Arena { bytes: 0, at: 0, live: Vec::new() };
     for pos in 0..g.ops.len() {
-        let live: Vec<usize> = (0..n).filter(|&t| !g.tensors[t].is_const() && first[t] <= pos && pos <= end[t]).collect();
+        let live: Vec<usize> =
+            (0..n).filter(|&t| !g.tensors[t].is_const() && first[t] <= pos && pos <= end[t]).collect();
         let bytes = live.iter().map(|&t| g.tensors[t].bytes()).sum();
         if bytes > best.bytes {
             best = Arena { bytes, at: pos, live };
         }
     }
     best
+}
+
+/// Multiply-accumulates (or, for operators without, values written) of one inference: the
+/// work estimate the summary prints, and a bound fuzzing uses before running a graph.
+#[must_use]
+pub fn macs(g: &Graph) -> u64 {
+    g.ops
+        .iter()
+        .map(|op| {
+            let out = g.tensors[op.output()].len() as u64;
+            let w = op.input(1).map(|w| &g.tensors[w]);
+            let per = match (&op.kind, w) {
+                (OpKind::FullyConnected { .. }, Some(w)) => w.shape.get(1).copied().unwrap_or(1),
+                (OpKind::Conv2d { .. }, Some(w)) => w.shape.iter().skip(1).product(),
+                (OpKind::DepthwiseConv2d { .. }, Some(w)) => w.shape.iter().skip(1).take(2).product(),
+                (OpKind::AveragePool2d { window, .. } | OpKind::MaxPool2d { window, .. }, _) => {
+                    window.filter_h * window.filter_w
+                }
+                _ => 1,
+            };
+            out.saturating_mul(per as u64)
+        })
+        .fold(0u64, u64::saturating_add)
 }
 
 /// Weight and bias tensors (constant inputs of the operators), each once.
@@ -88,7 +112,14 @@ fn op_label(g: &Graph, pos: usize) -> String {
             }
         }
         OpKind::AveragePool2d { window, .. } | OpKind::MaxPool2d { window, .. } => {
-            let _ = write!(s, " {}x{}/{} {}", window.filter_h, window.filter_w, stride(window.stride_h, window.stride_w), window.padding);
+            let _ = write!(
+                s,
+                " {}x{}/{} {}",
+                window.filter_h,
+                window.filter_w,
+                stride(window.stride_h, window.stride_w),
+                window.padding
+            );
         }
         OpKind::Softmax { beta } if *beta != 1.0 => {
             let _ = write!(s, " beta {beta}");
@@ -141,7 +172,14 @@ pub fn summary(g: &Graph, name: &str) -> String {
             .filter(|&&i| g.tensors[i].is_const() && seen.insert(i))
             .map(|&i| g.tensors[i].len())
             .sum();
-        let _ = writeln!(s, "{:>3}  {:<44} {:<22} {:>9}", op.index, op_label(g, pos), out.type_and_shape(), thousands(params));
+        let _ = writeln!(
+            s,
+            "{:>3}  {:<44} {:<22} {:>9}",
+            op.index,
+            op_label(g, pos),
+            out.type_and_shape(),
+            thousands(params)
+        );
         if !op.folded.is_empty() {
             let _ = writeln!(s, "{:>3}    folded into it: {}", "", op.folded.join(", "));
         }
@@ -174,6 +212,11 @@ pub fn summary(g: &Graph, name: &str) -> String {
     }
     let _ = writeln!(s, "Total params: {} ({})", thousands(count), by_type.join(", "));
     let _ = writeln!(s, "Flash (weights and biases): {} bytes", thousands(flash));
+    let _ = writeln!(
+        s,
+        "Work: {} multiply-accumulates per inference",
+        thousands(usize::try_from(macs(g)).unwrap_or(usize::MAX))
+    );
     let a = arena(g);
     let live: Vec<String> = a.live.iter().map(|&t| format!("{} {}", t, shape_text(&g.tensors[t].shape))).collect();
     let _ = writeln!(
