@@ -435,7 +435,7 @@ fn cli_summary_and_predict_of_a_tflite_file() {
     assert!(run.ok, "{}", run.stderr);
     assert!(run.stdout.contains("FULLY_CONNECTED RELU"), "{}", run.stdout);
     assert!(run.stdout.contains("Total params: 321"), "{}", run.stdout);
-    assert!(run.stdout.contains("RAM (tensor arena estimate): 32 bytes"), "{}", run.stdout);
+    assert!(run.stdout.contains("RAM (tensor arena estimate): 32 bytes, at operator 1"), "{}", run.stdout);
 
     let dir = scratch("tflite-predict");
     let samples = dir.join("samples.txt");

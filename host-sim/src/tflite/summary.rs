@@ -221,15 +221,14 @@ pub fn summary(g: &Graph, name: &str) -> String {
     let live: Vec<String> = a.live.iter().map(|&t| format!("{} {}", t, shape_text(&g.tensors[t].shape))).collect();
     let _ = writeln!(
         s,
-        "RAM (tensor arena estimate): {} bytes, the activations live at operator {} (tensors {})",
+        "RAM (tensor arena estimate): {} bytes, at operator {} (live: tensors {})",
         thousands(a.bytes),
         g.ops.get(a.at).map_or(0, |o| o.index),
         live.join(", ")
     );
-    let _ = writeln!(
-        s,
-        "  = the largest sum of activation tensors live at once, each live from the operator that writes it \
-         to the last one that reads it; no tensor shares memory, scratch buffers and interpreter overhead not counted"
-    );
+    let _ =
+        writeln!(s, "  the largest sum of activation tensors live at once, each live from the operator that writes it");
+    let _ =
+        writeln!(s, "  to the last one that reads it; no memory shared, scratch buffers and interpreter not counted");
     s
 }
