@@ -49,9 +49,9 @@ pub fn fully_connected(x: &[f32], w: &[f32], bias: Option<&[f32]>, units: usize,
 /// NHWC geometry of a 2-D window operator.
 #[derive(Debug, Clone, Copy)]
 pub struct Geometry {
-    /// Input [N, H, W, C].
+    /// Input `[N, H, W, C]`.
     pub input: [usize; 4],
-    /// Output [N, OH, OW, C].
+    /// Output `[N, OH, OW, C]`.
     pub output: [usize; 4],
     /// Filter height and width.
     pub kh: usize,
@@ -79,7 +79,7 @@ impl Geometry {
     }
 }
 
-/// CONV_2D: filter [CO, KH, KW, CI]; sums over filter row, column, input channel.
+/// CONV_2D: filter `[CO, KH, KW, CI]`; sums over filter row, column, input channel.
 pub fn conv_2d(g: &Geometry, x: &[f32], filter: &[f32], bias: Option<&[f32]>, a: Activation, y: &mut [f32]) {
     let [n, h, w, ci] = g.input;
     let [_, oh, ow, co] = g.output;
@@ -111,7 +111,7 @@ pub fn conv_2d(g: &Geometry, x: &[f32], filter: &[f32], bias: Option<&[f32]>, a:
     }
 }
 
-/// DEPTHWISE_CONV_2D: filter [1, KH, KW, CO], output channel `ic * m + j` from input channel
+/// DEPTHWISE_CONV_2D: filter `[1, KH, KW, CO]`, output channel `ic * m + j` from input channel
 /// `ic`; sums over filter row and column.
 pub fn depthwise_conv_2d(g: &Geometry, x: &[f32], filter: &[f32], bias: Option<&[f32]>, a: Activation, y: &mut [f32]) {
     let [n, h, w, ci] = g.input;

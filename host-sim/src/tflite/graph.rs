@@ -286,23 +286,23 @@ pub struct Window {
 /// The operators tinytrain runs, with their options.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OpKind {
-    /// Inputs: data, weights [O, I], optional bias [O]. Output [batches, O] (or the input's
-    /// shape with the last dimension O, with `keep_num_dims`).
+    /// Inputs: data, weights `[O, I]`, optional bias `[O]`. Output `[batches, O]` (or the
+    /// input's shape with the last dimension O, with `keep_num_dims`).
     FullyConnected {
         /// Fused activation.
         activation: Activation,
         /// Keep the input's leading dimensions.
         keep_num_dims: bool,
     },
-    /// Inputs: data [N, H, W, CI], filter [CO, KH, KW, CI], optional bias [CO].
+    /// Inputs: data `[N, H, W, CI]`, filter `[CO, KH, KW, CI]`, optional bias `[CO]`.
     Conv2d {
         /// Padding and strides.
         window: Window,
         /// Fused activation.
         activation: Activation,
     },
-    /// Inputs: data [N, H, W, CI], filter [1, KH, KW, CO] with CO = CI × multiplier (the
-    /// file's `depth_multiplier` is redundant, TFLite ignores it too), optional bias [CO].
+    /// Inputs: data `[N, H, W, CI]`, filter `[1, KH, KW, CO]` with CO = CI × multiplier (the
+    /// file's `depth_multiplier` is redundant, TFLite ignores it too), optional bias `[CO]`.
     DepthwiseConv2d {
         /// Padding and strides.
         window: Window,
