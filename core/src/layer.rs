@@ -73,6 +73,9 @@ pub struct LayerInfo {
     pub frozen: bool,
     /// The tensors live in a static (flash), not in the network's RAM.
     pub in_flash: bool,
+    /// Kernel size, stride and padding (per side) of a convolution or pooling window, the
+    /// same along every spatial axis; zero for other layers. Exporters (`.tflite`) read it.
+    pub window: [usize; 3],
 }
 
 impl LayerInfo {
@@ -89,7 +92,15 @@ impl LayerInfo {
             rust_path: "",
             frozen: false,
             in_flash: false,
+            window: [0; 3],
         }
+    }
+
+    /// The same row with a `kernel`-wide window moved by `stride`, `padding` zeros on each side.
+    #[must_use]
+    pub const fn with_window(mut self, kernel: usize, stride: usize, padding: usize) -> Self {
+        self.window = [kernel, stride, padding];
+        self
     }
 
     /// The same row with `tensors`, the PyTorch module prefix `module` and the Rust struct

@@ -64,6 +64,10 @@ pub enum Command {
     /// Read a safetensors file (PyTorch or Keras names and layouts) into a weights file and/or
     /// Rust source for flash; missing, extra, mis-shaped or non-f32 tensors are refused by name.
     Import(ImportArgs),
+    /// Quantise saved weights to int8 (TFLite's full-integer scheme: per-channel weights,
+    /// activations calibrated on training samples), compare the int8 model with the f32 one on
+    /// the test set, and write it as a `.tflite` file that TFLite, TFLM and `predict` run.
+    Quantize(QuantizeArgs),
 }
 
 fn models_help() -> String {
@@ -375,6 +379,26 @@ pub struct ExportArgs {
     pub layout: Layout,
 }
 
+/// Arguments of `quantize`.
+#[derive(Debug, Args)]
+pub struct QuantizeArgs {
+    /// The model the weights belong to.
+    #[arg(value_parser = parse_model)]
+    pub model: &'static Model,
+    /// The weights file (`train --save` or `import --to`).
+    #[arg(long, value_name = "FILE")]
+    pub weights: PathBuf,
+    /// Training samples to calibrate the activation ranges on (the first N).
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub calibrate: usize,
+    /// Write the int8 model as a `.tflite` file.
+    #[arg(long, value_name = "FILE")]
+    pub tflite: Option<PathBuf>,
+    /// Directory with the dataset files [default: ./data if it holds them, else the repository's data/].
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
 /// Arguments of `import`.
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("output").required(true).multiple(true).args(["to", "rust"]))]
@@ -492,6 +516,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
         },
         Command::Export(args) => export(args, out)?,
         Command::Import(args) => import(args, out)?,
+        Command::Quantize(args) => quantize(args, out)?,
     }
     out.flush()?;
     Ok(())
@@ -598,4 +623,115 @@ pub fn error_line(err: &clap::Error) -> String {
         line.push_str(p);
     }
     line
+}
+
+/// Flat inputs of a model's training and test samples, and the test targets.
+struct Flat {
+    train: Vec<f32>,
+    test: Vec<f32>,
+    labels: Option<Vec<usize>>,
+    values: Vec<f32>,
+}
+
+fn flat_samples(model: &Model, data: Option<&Path>) -> Result<Flat> {
+    match crate::run::dataset_kind(model) {
+        Some(kind) => {
+            let dir = data.map_or_else(|| crate::datasets::default_dir_for(Some(kind)), Path::to_path_buf);
+            let sets = crate::datasets::load(kind, &dir)?;
+            let scaled =
+                |s: &crate::datasets::ImageSet| s.pixels.iter().map(|&p| f32::from(p) * s.scale).collect::<Vec<f32>>();
+            Ok(Flat {
+                train: scaled(&sets.train),
+                test: scaled(&sets.test),
+                labels: Some(sets.test.labels.iter().map(|&l| usize::from(l)).collect()),
+                values: Vec::new(),
+            })
+        }
+        None if model.name == "sine" => {
+            use crate::tasks::sine::{TEST, TRAIN, samples};
+            let (train, test) = (samples(TRAIN, 1), samples(TEST, 2));
+            Ok(Flat {
+                train: train.iter().map(|(x, _)| x[0]).collect(),
+                test: test.iter().map(|(x, _)| x[0]).collect(),
+                labels: None,
+                values: test.iter().map(|(_, y)| y[0]).collect(),
+            })
+        }
+        None => anyhow::bail!("{}: quantize needs a model with a dataset", model.name),
+    }
+}
+
+fn quantize(args: &QuantizeArgs, out: &mut dyn Write) -> Result<()> {
+    use crate::quantize::{input_quant, output_quant, quantize_input};
+    use crate::tflite::{Data, Interpreter};
+    let model = args.model;
+    let outputs: Vec<&Path> = args.tflite.iter().map(PathBuf::as_path).collect();
+    atomic::check_outputs(&outputs, &[&args.weights])?;
+    let weights =
+        std::fs::read(&args.weights).with_context(|| format!("cannot read weights file {}", args.weights.display()))?;
+    let mut session = model.session(0);
+    session.load(&weights).with_context(|| format!("{}", args.weights.display()))?;
+    let data = flat_samples(model, args.data.as_deref())?;
+    let len: usize = session.input_shape().iter().product();
+    anyhow::ensure!(args.calibrate > 0, "--calibrate needs at least one sample");
+    let n = args.calibrate.min(data.train.len() / len.max(1));
+    let q = session.quantize(&data.train[..n * len])?;
+    let graph = &q.graph;
+    let (in_scale, in_zp) = input_quant(graph)?;
+    let (out_scale, out_zp) = output_quant(graph)?;
+    let interp = Interpreter::new(graph)?;
+    let f32_out = session.predict(&data.test)?;
+    let classes = session.output_len();
+    let (mut agree, mut correct_f, mut correct_q, mut se_f, mut se_q) = (0usize, 0usize, 0usize, 0f64, 0f64);
+    let samples = data.test.len() / len.max(1);
+    for (i, x) in data.test.chunks_exact(len).enumerate() {
+        let result = interp.run(&[Data::I8(quantize_input(x, in_scale, in_zp))])?;
+        let Some(Data::I8(y)) = result.first() else { anyhow::bail!("the int8 model gave no int8 output") };
+        let yf = &f32_out[i * classes..(i + 1) * classes];
+        let deq: Vec<f32> = y.iter().map(|&v| out_scale * (i64::from(v) - out_zp) as f32).collect();
+        if let Some(labels) = &data.labels {
+            let (pf, pq) = (tinytrain::tensor::argmax(yf), tinytrain::tensor::argmax(&deq));
+            agree += usize::from(pf == pq);
+            correct_f += usize::from(pf == labels[i]);
+            correct_q += usize::from(pq == labels[i]);
+        } else {
+            let t = f64::from(data.values[i]);
+            se_f += (f64::from(yf[0]) - t).powi(2);
+            se_q += (f64::from(deq[0]) - t).powi(2);
+        }
+    }
+    let weights_bytes: usize = graph.tensors.iter().filter(|t| t.is_const()).map(crate::tflite::Tensor::bytes).sum();
+    writeln!(
+        out,
+        "quantize {}: int8, per-channel weights, activations calibrated on {} training samples",
+        model.name, q.samples
+    )?;
+    writeln!(
+        out,
+        "input scale {in_scale:.6e} zero point {in_zp}; output scale {out_scale:.6e} zero point {out_zp}; weights and biases {} bytes (f32: {})",
+        crate::text::thousands(weights_bytes),
+        crate::text::thousands(4 * session.num_params())
+    )?;
+    if data.labels.is_some() {
+        let (af, aq) = (correct_f as f64 / samples as f64, correct_q as f64 / samples as f64);
+        writeln!(out, "f32  test accuracy {af:.4} ({correct_f}/{samples})")?;
+        writeln!(
+            out,
+            "int8 test accuracy {aq:.4} ({correct_q}/{samples}), {:+.2} points; same class as f32 on {agree}/{samples}",
+            100.0 * (aq - af)
+        )?;
+    } else {
+        let (mf, mq) = (se_f / samples as f64, se_q / samples as f64);
+        writeln!(out, "f32  test mse {mf:.6} ({samples} samples)")?;
+        writeln!(out, "int8 test mse {mq:.6}, {:+.1}% of the f32 mse", 100.0 * (mq - mf) / mf)?;
+    }
+    if let Some(path) = &args.tflite {
+        let bytes = crate::tflite::write(graph);
+        // What was written reads back as the same graph.
+        let back = crate::tflite::load(&bytes).context("the written .tflite does not read back")?;
+        anyhow::ensure!(back.ops.len() == graph.ops.len(), "the written .tflite reads back with other operators");
+        atomic::write_atomic(path, &bytes)?;
+        writeln!(out, "wrote {} ({} bytes)", path.display(), crate::text::thousands(bytes.len()))?;
+    }
+    Ok(())
 }

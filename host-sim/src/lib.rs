@@ -49,6 +49,7 @@ pub mod optimizers;
 pub mod plot;
 pub mod predict;
 pub mod qemu;
+pub mod quantize;
 pub mod resume;
 pub mod run;
 pub mod session;

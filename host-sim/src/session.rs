@@ -274,6 +274,12 @@ pub trait Session: Send + Sync {
     /// # Errors
     /// As [`checkpoint::load`].
     fn load(&mut self, bytes: &[u8]) -> Result<()>;
+    /// The network quantised to an int8 TFLite graph ([`crate::quantize::quantize`]),
+    /// calibrated on the samples of `calibration` (flat, one after the other).
+    ///
+    /// # Errors
+    /// Inputs that are not whole samples, a layer that cannot be quantised.
+    fn quantize(&self, calibration: &[f32]) -> Result<crate::quantize::Quantized>;
 }
 
 /// Trains `net` with optimizer `O` on `train` (validating on `val`): the generic work behind
@@ -387,6 +393,12 @@ where
 
     fn evaluate(&mut self, data: &Samples<'_>) -> Result<Eval> {
         (self.eval)(&self.trainer.model, data)
+    }
+
+    fn quantize(&self, calibration: &[f32]) -> Result<crate::quantize::Quantized> {
+        let len = <M::Input as Tensor>::LEN;
+        sample_count(calibration, len)?;
+        crate::quantize::quantize(&self.trainer.model, calibration.chunks_exact(len), self.spec.name)
     }
 
     fn predict(&mut self, x: &[f32]) -> Result<Vec<f32>> {

@@ -44,6 +44,7 @@ pub mod samples;
 )]
 mod schema_generated;
 mod summary;
+mod write;
 
 /// The flatbuffer readers and builders generated from TFLite's schema (`flatc --rust`), for
 /// tools and tests that write or edit `.tflite` files; `load` is the way to read one.
@@ -54,6 +55,7 @@ pub use graph::{Activation, DType, Data, Graph, Op, OpKind, Padding, Quant, Tens
 pub use interp::Interpreter;
 pub use load::{MAX_ELEMENTS, MAX_RANK, SUPPORTED_OPS, SUPPORTED_TYPES, load};
 pub use summary::{Arena, arena, macs, summary};
+pub use write::write;
 
 /// A path that names a `.tflite` file (by its extension) rather than a registry model.
 #[must_use]

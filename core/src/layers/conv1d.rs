@@ -142,7 +142,9 @@ impl<const CI: usize, const CO: usize, const K: usize, const S: usize, const P: 
     }
 
     fn describe(f: &mut impl FnMut(&LayerInfo)) {
-        f(&LayerInfo::new("Conv1D", [CO, LO, 0]).with_tensors(Self::TENSORS, "conv", "tinytrain::layers::Conv1d"));
+        f(&LayerInfo::new("Conv1D", [CO, LO, 0])
+            .with_tensors(Self::TENSORS, "conv", "tinytrain::layers::Conv1d")
+            .with_window(K, S, P));
     }
 
     fn visit_outputs(_acts: &(), y: &Self::Output, f: &mut impl FnMut(UnitKind, &[f32])) {

@@ -539,7 +539,9 @@ impl<
     }
 
     fn describe(f: &mut impl FnMut(&LayerInfo)) {
-        f(&LayerInfo::new("Conv2D", [CO, HO, WO]).with_tensors(Self::TENSORS, "conv", "tinytrain::layers::Conv2d"));
+        f(&LayerInfo::new("Conv2D", [CO, HO, WO])
+            .with_tensors(Self::TENSORS, "conv", "tinytrain::layers::Conv2d")
+            .with_window(K, S, P));
     }
 
     fn visit_outputs(_acts: &(), y: &Self::Output, f: &mut impl FnMut(UnitKind, &[f32])) {

@@ -157,11 +157,9 @@ impl<
     }
 
     fn describe(f: &mut impl FnMut(&LayerInfo)) {
-        f(&LayerInfo::new("DepthwiseConv2D", [C, HO, WO]).with_tensors(
-            Self::TENSORS,
-            "dwconv",
-            "tinytrain::layers::DepthwiseConv2d",
-        ));
+        f(&LayerInfo::new("DepthwiseConv2D", [C, HO, WO])
+            .with_tensors(Self::TENSORS, "dwconv", "tinytrain::layers::DepthwiseConv2d")
+            .with_window(K, S, P));
     }
 
     fn visit_outputs(_acts: &(), y: &Self::Output, f: &mut impl FnMut(UnitKind, &[f32])) {

@@ -137,7 +137,7 @@ impl<const C: usize, const K: usize, const S: usize, const H: usize, const W: us
     }
 
     fn describe(f: &mut impl FnMut(&LayerInfo)) {
-        f(&LayerInfo::new("MaxPool2D", [C, HO, WO]));
+        f(&LayerInfo::new("MaxPool2D", [C, HO, WO]).with_window(K, S, 0));
     }
 
     fn visit_outputs(_acts: &(), y: &Self::Output, f: &mut impl FnMut(UnitKind, &[f32])) {
@@ -208,7 +208,7 @@ impl<const C: usize, const K: usize, const S: usize, const H: usize, const W: us
     }
 
     fn describe(f: &mut impl FnMut(&LayerInfo)) {
-        f(&LayerInfo::new("AvgPool2D", [C, HO, WO]));
+        f(&LayerInfo::new("AvgPool2D", [C, HO, WO]).with_window(K, S, 0));
     }
 
     fn visit_outputs(_acts: &(), y: &Self::Output, f: &mut impl FnMut(UnitKind, &[f32])) {

@@ -99,7 +99,7 @@ impl<const C: usize, const K: usize, const S: usize, const L: usize, const LO: u
     }
 
     fn describe(f: &mut impl FnMut(&LayerInfo)) {
-        f(&LayerInfo::new("MaxPool1D", [C, LO, 0]));
+        f(&LayerInfo::new("MaxPool1D", [C, LO, 0]).with_window(K, S, 0));
     }
 
     fn visit_outputs(_acts: &(), y: &Self::Output, f: &mut impl FnMut(UnitKind, &[f32])) {
@@ -158,7 +158,7 @@ impl<const C: usize, const K: usize, const S: usize, const L: usize, const LO: u
     }
 
     fn describe(f: &mut impl FnMut(&LayerInfo)) {
-        f(&LayerInfo::new("AvgPool1D", [C, LO, 0]));
+        f(&LayerInfo::new("AvgPool1D", [C, LO, 0]).with_window(K, S, 0));
     }
 
     fn visit_outputs(_acts: &(), y: &Self::Output, f: &mut impl FnMut(UnitKind, &[f32])) {
