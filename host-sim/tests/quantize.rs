@@ -30,7 +30,7 @@ fn splitmix_i8(seed: u64, n: usize) -> Vec<i8> {
             z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
             z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
             z ^= z >> 31;
-            (z >> 56) as u8 as i8
+            ((z >> 56) as u8).cast_signed()
         })
         .collect()
 }

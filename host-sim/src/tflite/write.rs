@@ -82,8 +82,8 @@ fn window_options<'a>(fbb: &mut FlatBufferBuilder<'a>, w: &Window, a: Activation
 }
 
 /// The options table of an operator, with its union tag.
-fn options<'a>(
-    fbb: &mut FlatBufferBuilder<'a>,
+fn options(
+    fbb: &mut FlatBufferBuilder<'_>,
     kind: &OpKind,
     out: &Tensor,
 ) -> (fb::BuiltinOptions, Option<WIPOffset<flatbuffers::UnionWIPOffset>>) {
@@ -157,6 +157,7 @@ fn options<'a>(
 
 /// `graph` as the bytes of a `.tflite` file.
 #[must_use]
+#[allow(clippy::too_many_lines)] // the model's tables, innermost first, as flatbuffers builds them
 pub fn write(graph: &Graph) -> Vec<u8> {
     let mut fbb = FlatBufferBuilder::with_capacity(64 * 1024);
 
@@ -208,13 +209,10 @@ pub fn write(graph: &Graph) -> Vec<u8> {
     let mut operators = Vec::with_capacity(graph.ops.len());
     for op in &graph.ops {
         let c = code(&op.kind);
-        let opcode_index = match codes.iter().position(|&k| k == c) {
-            Some(i) => i,
-            None => {
-                codes.push(c);
-                codes.len() - 1
-            }
-        };
+        let opcode_index = codes.iter().position(|&k| k == c).unwrap_or_else(|| {
+            codes.push(c);
+            codes.len() - 1
+        });
         let inputs: Vec<i32> = op.inputs.iter().map(|i| i.map_or(-1, index)).collect();
         let outputs: Vec<i32> = op.outputs.iter().map(|&o| index(o)).collect();
         let out = &graph.tensors[op.output()];
