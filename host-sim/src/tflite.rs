@@ -52,7 +52,7 @@ pub use schema_generated::tflite as schema;
 
 pub use check::broadcast;
 pub use graph::{Activation, DType, Data, Graph, Op, OpKind, Padding, Quant, Tensor, Window};
-pub use interp::Interpreter;
+pub use interp::{Interpreter, MAX_ACTIVATION_BYTES};
 pub use load::{MAX_ELEMENTS, MAX_RANK, SUPPORTED_OPS, SUPPORTED_TYPES, load};
 pub use summary::{Arena, arena, macs, summary};
 pub use write::write;

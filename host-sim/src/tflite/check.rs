@@ -98,6 +98,13 @@ pub(super) fn op(op: &Op, tensors: &[Tensor], known: &[Option<Data>], here: &str
                 bail!("{here} reshapes {} values into {}", shape_text(&x.shape), shape_text(&out.shape));
             }
             if let Some(s) = op.input(1) {
+                if tensors[s].len() > super::load::MAX_RANK {
+                    bail!(
+                        "{here} has a shape input of {} values; tinytrain supports up to {} dimensions",
+                        tensors[s].len(),
+                        super::load::MAX_RANK
+                    );
+                }
                 let Some(values) = known[s].as_ref().and_then(Data::as_i64) else {
                     bail!("{here} reshapes to a shape computed at run time; tinytrain needs a static shape")
                 };

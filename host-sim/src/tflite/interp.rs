@@ -24,6 +24,9 @@ use tinytrain::int8::{
 use super::float::{self, Geometry};
 use super::graph::{Activation, DType, Data, Graph, Op, OpKind, Tensor, Window};
 
+/// Most bytes of activation tensors [`Interpreter::new`] accepts (a run keeps them all).
+pub const MAX_ACTIVATION_BYTES: usize = 2 << 30;
+
 /// Prepare-time constants of one operator.
 #[derive(Debug, Clone)]
 enum Plan {
@@ -89,8 +92,16 @@ impl<'g> Interpreter<'g> {
     ///
     /// # Errors
     /// Quantisation parameters TFLite's `Prepare` refuses too (an ADD whose output scale is too
-    /// small against its inputs', a softmax whose beta times input scale is too small).
+    /// small against its inputs', a softmax whose beta times input scale is too small);
+    /// activations above [`MAX_ACTIVATION_BYTES`].
     pub fn new(graph: &'g Graph) -> Result<Self> {
+        let activations: usize =
+            graph.tensors.iter().filter(|t| !t.is_const()).map(Tensor::bytes).fold(0, usize::saturating_add);
+        if activations > MAX_ACTIVATION_BYTES {
+            bail!(
+                "the model's activations take {activations} bytes; the host interpreter holds at most {MAX_ACTIVATION_BYTES}"
+            );
+        }
         let plans = graph
             .ops
             .iter()

@@ -137,8 +137,20 @@ impl<'a> Loader<'a> {
 
     fn read_tensors(&mut self) -> Result<()> {
         let Some(list) = self.sub.tensors() else { bail!("subgraph 0 has no tensors") };
+        // Tensors may share a buffer; a file that shares one very many times would copy it
+        // as many times.
+        let limit = self.bytes.len().saturating_mul(4).max(64 << 20);
+        let mut copied = 0usize;
         for (i, t) in list.iter().enumerate() {
             let tensor = self.tensor(i, &t)?;
+            if tensor.is_const() {
+                copied = copied.saturating_add(tensor.bytes());
+                if copied > limit {
+                    bail!(
+                        "the tensors' constant data add up to more than {limit} bytes (buffers shared very many times)"
+                    );
+                }
+            }
             self.known.push(tensor.data.clone());
             self.tensors.push(tensor);
             self.folded.push(Vec::new());
@@ -451,11 +463,19 @@ impl Loader<'_> {
                 ));
                 continue;
             }
-            let Some(v) = self.known[i].as_ref().and_then(Data::as_i64) else {
-                bail!("{here} reads tensor {i}, computed at run time; {static_only}")
-            };
-            values.push(Data::I64(v));
-            folded.extend_from_slice(&self.folded[i]);
+            if self.known[i].is_none() {
+                bail!("{here} reads tensor {i}, computed at run time; {static_only}");
+            }
+            // Shapes are short: refuse long tensors before copying them.
+            if self.tensors[i].len() > 64 {
+                bail!("{here} reads tensor {i} of {} values; {static_only}, on shapes", self.tensors[i].len());
+            }
+            values.push(Data::I64(self.known[i].as_ref().and_then(Data::as_i64).unwrap_or_default()));
+            for name in &self.folded[i] {
+                if !folded.contains(name) {
+                    folded.push(name);
+                }
+            }
         }
         let ints = |d: &Data| d.as_i64().unwrap_or_default();
         let t = &self.tensors[out];
@@ -500,7 +520,9 @@ impl Loader<'_> {
             DType::I64 => Data::I64(result),
             other => bail!("{here} writes {other}; {static_only} (int32 or int64)"),
         };
-        folded.push(name);
+        if !folded.contains(&name) {
+            folded.push(name);
+        }
         self.known[out] = Some(data);
         self.folded[out] = folded;
         Ok(())

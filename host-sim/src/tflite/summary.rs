@@ -29,6 +29,9 @@ pub struct Arena {
 /// The tensor arena estimate of a graph: see the module docs.
 #[must_use]
 pub fn arena(g: &Graph) -> Arena {
+    if g.ops.is_empty() {
+        return Arena { bytes: 0, at: 0, live: Vec::new() };
+    }
     let n = g.tensors.len();
     let last = g.ops.len().saturating_sub(1);
     // First and last position at which each activation tensor is live.
@@ -49,16 +52,23 @@ pub fn arena(g: &Graph) -> Arena {
     for &o in &g.outputs {
         end[o] = last;
     }
-    let mut best = Arena { bytes: 0, at: 0, live: Vec::new() };
-    for pos in 0..g.ops.len() {
-        let live: Vec<usize> =
-            (0..n).filter(|&t| !g.tensors[t].is_const() && first[t] <= pos && pos <= end[t]).collect();
-        let bytes = live.iter().map(|&t| g.tensors[t].bytes()).sum();
-        if bytes > best.bytes {
-            best = Arena { bytes, at: pos, live };
+    // Sweep: each tensor's bytes come in at its first position and go out after its last.
+    let live_at = |t: usize| !g.tensors[t].is_const() && first[t] <= end[t];
+    let mut delta = vec![0i128; g.ops.len() + 1];
+    for t in (0..n).filter(|&t| live_at(t)) {
+        let bytes = g.tensors[t].bytes() as i128;
+        delta[first[t]] += bytes;
+        delta[end[t] + 1] -= bytes;
+    }
+    let (mut bytes, mut best, mut at) = (0i128, 0i128, 0usize);
+    for (pos, d) in delta.iter().take(g.ops.len()).enumerate() {
+        bytes += d;
+        if bytes > best {
+            (best, at) = (bytes, pos);
         }
     }
-    best
+    let live = (0..n).filter(|&t| live_at(t) && first[t] <= at && at <= end[t]).collect();
+    Arena { bytes: usize::try_from(best).unwrap_or(usize::MAX), at, live }
 }
 
 /// Multiply-accumulates (or, for operators without, values written) of one inference: the
