@@ -57,6 +57,31 @@ pub fn dot2<const N: usize>(a: &[f32; N], b: &[f32; N], x: &[f32; N]) -> (f32, f
     (reduce(&acc_a), reduce(&acc_b))
 }
 
+/// Four dot products of one row against four samples: `[dot(w, x[0]), .., dot(w, x[3])]`, each
+/// summed in exactly the order of [`dot`] (so the same bits), loading `w` once for all four.
+/// Batched inference ([`Layer::predict4`](crate::layer::Layer::predict4)) is built on it.
+#[inline]
+#[must_use]
+pub fn dot4<const N: usize>(w: &[f32; N], x: [&[f32; N]; 4]) -> [f32; 4] {
+    let mut acc = [[0.0f32; LANES]; 4];
+    let (cw, rw) = w.as_chunks::<LANES>();
+    let cx = x.map(|x| x.as_chunks::<LANES>());
+    for (j, p) in cw.iter().enumerate() {
+        for (a, (c, _)) in acc.iter_mut().zip(&cx) {
+            let q = &c[j];
+            for k in 0..LANES {
+                a[k] += p[k] * q[k];
+            }
+        }
+    }
+    for (a, (_, r)) in acc.iter_mut().zip(&cx) {
+        for (k, (p, q)) in rw.iter().zip(r.iter()).enumerate() {
+            a[k] += p * q;
+        }
+    }
+    acc.map(|a| reduce(&a))
+}
+
 /// The fixed reduction tree of [`dot`].
 #[inline]
 fn reduce(acc: &[f32; LANES]) -> f32 {
@@ -117,6 +142,24 @@ mod tests {
             let x: [f32; N] = core::array::from_fn(|i| 1.0 / (1.0 + i as f32));
             let (p, q) = dot2(&a, &b, &x);
             assert_eq!((p.to_bits(), q.to_bits()), (dot(&a, &x).to_bits(), dot(&b, &x).to_bits()));
+        }
+        check::<1>();
+        check::<7>();
+        check::<8>();
+        check::<19>();
+        check::<64>();
+    }
+
+    #[test]
+    fn dot4_gives_the_bits_of_four_dots() {
+        fn check<const N: usize>() {
+            let w: [f32; N] = core::array::from_fn(|i| 0.37 * i as f32 - 2.0);
+            let x: [[f32; N]; 4] =
+                core::array::from_fn(|s| core::array::from_fn(|i| 1.0 / (1.0 + (i * (s + 2)) as f32)));
+            let got = dot4(&w, [&x[0], &x[1], &x[2], &x[3]]);
+            for s in 0..4 {
+                assert_eq!(got[s].to_bits(), dot(&w, &x[s]).to_bits(), "N {N} sample {s}");
+            }
         }
         check::<1>();
         check::<7>();

@@ -853,6 +853,76 @@ impl<M: Layer, O: Optimizer> Trainer<M, O> {
     }
 }
 
+/// Buffers for inference on four samples at once ([`evaluate4`], [`Batch4::predict`]): four
+/// inputs, four sets of activation buffers, four outputs.
+pub struct Batch4<M: Layer> {
+    /// Inputs.
+    pub x: [M::Input; 4],
+    /// Activation buffers.
+    pub acts: [M::Acts; 4],
+    /// Outputs.
+    pub y: [M::Output; 4],
+}
+
+impl<M: Layer> Batch4<M> {
+    /// All zero.
+    pub const ZERO: Self = Batch4 {
+        x: [const { M::Input::ZERO }; 4],
+        acts: [const { M::Acts::ZERO }; 4],
+        y: [const { M::Output::ZERO }; 4],
+    };
+
+    /// Runs `model` on the first `n` (at most 4) inputs: [`Layer::predict4`] for four, one at a
+    /// time for fewer. The outputs have the bits of [`Layer::predict`] on each input.
+    pub fn predict(&mut self, model: &M, n: usize) {
+        let [x0, x1, x2, x3] = &self.x;
+        let [a0, a1, a2, a3] = &mut self.acts;
+        let [y0, y1, y2, y3] = &mut self.y;
+        if n >= 4 {
+            model.predict4([x0, x1, x2, x3], [a0, a1, a2, a3], [y0, y1, y2, y3]);
+        } else {
+            for ((x, a), y) in [x0, x1, x2].into_iter().zip([a0, a1, a2]).zip([y0, y1, y2]).take(n) {
+                model.predict(x, a, y);
+            }
+        }
+    }
+}
+
+/// [`Trainer::evaluate`] four samples at a time ([`Layer::predict4`]): the same [`Eval`], bit for
+/// bit (the losses are summed in sample order as there), faster where a layer loads its weights
+/// once for four samples.
+///
+/// # Errors
+/// As [`Trainer::evaluate`].
+pub fn evaluate4<M, L, D>(model: &M, buf: &mut Batch4<M>, loss: &L, data: &D) -> Result<Eval, Error>
+where
+    M: Layer,
+    L: Loss<M::Output>,
+    L::Target: Zero,
+    D: Dataset<M::Input, L::Target> + ?Sized,
+{
+    if data.is_empty() {
+        return Err(Error::Empty);
+    }
+    let mut targets = [const { L::Target::ZERO }; 4];
+    let (mut sum, mut correct) = (0.0f64, 0usize);
+    let n = data.len();
+    let mut start = 0;
+    while start < n {
+        let k = (n - start).min(4);
+        for (j, (x, t)) in buf.x.iter_mut().zip(&mut targets).take(k).enumerate() {
+            data.get(start + j, x, t)?;
+        }
+        buf.predict(model, k);
+        for (y, t) in buf.y.iter().zip(&targets).take(k) {
+            sum += f64::from(loss.loss(y, t)?);
+            correct += usize::from(loss.correct(y, t));
+        }
+        start += k;
+    }
+    Ok(Eval { loss: (sum / n as f64) as f32, accuracy: correct as f32 / n as f32, correct, samples: n })
+}
+
 /// Where a training run is: everything [`Trainer::fit_from`] keeps between optimizer steps
 /// besides the model, the optimizer state and the snapshot. With those it is a training
 /// checkpoint: saved, then loaded after a power cut or a killed process, training goes on with

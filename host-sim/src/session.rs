@@ -34,6 +34,7 @@ use anyhow::{Context, Result, bail, ensure};
 use tinytrain::checkpoint;
 use tinytrain::loss::Loss;
 use tinytrain::prelude::*;
+use tinytrain::train::{Batch4, evaluate4};
 
 use crate::interop::{self, Layout};
 use crate::optimizers::OptimizerConfig;
@@ -331,9 +332,8 @@ where
     L::Target: Zero,
     D: Dataset<M::Input, L::Target> + ?Sized,
 {
-    let mut trainer: Box<Trainer<M, Sgd>> = Box::new(Trainer::ZERO);
-    trainer.model.copy_params_from(net);
-    Ok(trainer.evaluate(loss, data)?)
+    let mut batch: Box<Batch4<M>> = Box::new(Batch4::ZERO);
+    Ok(evaluate4(net, &mut batch, loss, data)?)
 }
 
 /// Trains a network of the session's type (the task's function, monomorphised per model by
@@ -405,9 +405,17 @@ where
         let len = <M::Input as Tensor>::LEN;
         let n = sample_count(x, len)?;
         let mut out = Vec::with_capacity(n * <M::Output as Tensor>::LEN);
-        for sample in x.chunks_exact(len) {
-            self.trainer.x.flat_mut().copy_from_slice(sample);
-            out.extend_from_slice(self.trainer.infer().flat());
+        // Four samples at a time, the bits of one at a time.
+        let mut batch: Box<Batch4<M>> = Box::new(Batch4::ZERO);
+        for chunk in x.chunks(4 * len) {
+            let k = chunk.len() / len;
+            for (dst, sample) in batch.x.iter_mut().zip(chunk.chunks_exact(len)) {
+                dst.flat_mut().copy_from_slice(sample);
+            }
+            batch.predict(&self.trainer.model, k);
+            for y in batch.y.iter().take(k) {
+                out.extend_from_slice(y.flat());
+            }
         }
         Ok(out)
     }

@@ -17,7 +17,7 @@
 //! ```
 
 use crate::init::Init;
-use crate::kernels::{axpy, dot, dot2};
+use crate::kernels::{axpy, dot, dot2, dot4};
 use crate::layer::{Layer, LayerInfo, Mode, UnitKind};
 use crate::params::{Leaf, TensorDesc};
 use crate::rng::Rng;
@@ -54,6 +54,17 @@ impl<const I: usize, const O: usize> Layer for Dense<I, O> {
         }
         for ((yo, w), b) in y_last.iter_mut().zip(last).zip(b_last) {
             *yo = dot(w, x) + b;
+        }
+    }
+
+    #[inline]
+    fn predict4(&self, x: [&[f32; I]; 4], _acts: [&mut (); 4], y: [&mut [f32; O]; 4]) {
+        let () = Self::SHAPE_OK;
+        // Each weight row is loaded once for the four samples; each sum is `dot`'s.
+        let [y0, y1, y2, y3] = y;
+        for (o, (w, b)) in self.weight.iter().zip(&self.bias).enumerate() {
+            let [d0, d1, d2, d3] = dot4(w, x);
+            (y0[o], y1[o], y2[o], y3[o]) = (d0 + b, d1 + b, d2 + b, d3 + b);
         }
     }
 
