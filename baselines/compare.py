@@ -73,6 +73,7 @@ def torch_figures(warm_up):
     hist = bl.train_epochs(model, opt, xtr, ytr, xte, yte, 30, 1, 0, eval_at={30})
     out["run_b1"] = 30 * len(xtr) / sum(h["epoch_seconds"] for h in hist)
     out["infer_us"] = bl.time_inference(model, xte, 2000)["median_latency_us"]
+    out["infer_b360_us"] = 1e6 / bl.time_inference_batched(model, xte, 360)["median_samples_per_s"]
     return out
 
 
@@ -101,6 +102,7 @@ def tinytrain_figures(bench):
         out["train_b1"] = criterion_middle(text, "digits_mlp/train_step_batch_1", "thrpt")
         out["train_b32"] = criterion_middle(text, "digits_mlp/train_step_batch_32", "thrpt")
         out["infer_us"] = criterion_middle(text, "digits_mlp/inference", "time")
+        out["infer_b360_us"] = criterion_middle(text, "digits_mlp/inference_batched_360", "time") / 360
     text = cargo("run", "--release", "-q", "-p", "tinytrain-sim", "--", "train", "digits-mlp", "--batch", "1",
                  "--epochs", "30")
     m = re.search(r"([\d,]+) samples/s", text)
@@ -120,6 +122,7 @@ def main():
         ("training, batch 1 (samples/s)", "train_b1", False),
         ("training, batch 32 (samples/s)", "train_b32", False),
         ("inference, batch 1 (µs)", "infer_us", True),
+        ("inference, the 360 test samples (µs per sample; PyTorch one batch of 360)", "infer_b360_us", True),
         ("30 epochs at batch 1, whole run (samples/s)", "run_b1", False),
     ]
     print(f"\ndigits-mlp, {started}, one thread; PyTorch timed after {warm_up} Adam steps, "

@@ -19,7 +19,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tinytrain::prelude::*;
-use tinytrain::train::Step;
+use tinytrain::train::{Batch4, Step};
 use tinytrain::zoo::DigitsMlp;
 use tinytrain_sim::datasets::{self, DatasetKind, Split};
 
@@ -113,6 +113,19 @@ fn digits_training(c: &mut Criterion) {
             let mut y = [0.0f32; 10];
             d.t.model.predict(black_box(&x), &mut d.t.acts, &mut y);
             black_box(y)
+        });
+    });
+    // The 360 test-set-sized inputs four at a time (`predict4`), as `eval` runs them.
+    let inputs: Vec<[f32; 64]> = data.iter().cycle().take(360).map(|(x, _)| *x).collect();
+    let mut batch: Box<Batch4<DigitsMlp>> = Box::new(Batch4::ZERO);
+    g.throughput(Throughput::Elements(360));
+    g.bench_function("inference_batched_360", |b| {
+        b.iter(|| {
+            for chunk in inputs.chunks(4) {
+                batch.x[..chunk.len()].copy_from_slice(chunk);
+                batch.predict(&d.t.model, chunk.len());
+                black_box(&batch.y);
+            }
         });
     });
     g.finish();
