@@ -158,24 +158,34 @@ impl Counter for SysTickCounter {
 /// The QEMU board the training binaries run on.
 pub type QemuBoard = Board<qemu::Led, qemu::Delay, qemu::Flash, SysTickCounter>;
 
+/// Paints the stack, starts the instruction counter and takes the mps2 board.
+fn qemu_board() -> QemuBoard {
+    stack::paint();
+    let Some(cp) = cortex_m::Peripherals::take() else { exit_failure() };
+    let counter = SysTickCounter::start(cp.SYST);
+    Board { led: qemu::Led::default(), delay: qemu::Delay, flash: qemu::Flash::new(), counter }
+}
+
+/// Prints the `TT-MEMORY` line: statics, the stack's deepest use, and their sum.
+fn report_memory() {
+    let (statics, stack) = (stack::static_ram(), stack::used());
+    defmt::println!(
+        "TT-MEMORY static_ram={=usize} stack_used={=usize} ram_total={=usize}",
+        statics,
+        stack,
+        statics + stack
+    );
+}
+
 /// The body of a QEMU training binary: paints the stack, starts the instruction counter and
 /// the board, runs `train` on it, reports memory and the outcome, and ends the run with exit
 /// code 0, or 1 on any error.
 pub fn qemu_training(what: &str, train: impl FnOnce(&mut QemuBoard) -> Result<Outcome, AppError>) -> ! {
-    stack::paint();
-    let Some(cp) = cortex_m::Peripherals::take() else { exit_failure() };
-    let counter = SysTickCounter::start(cp.SYST);
-    let mut board = Board { led: qemu::Led::default(), delay: qemu::Delay, flash: qemu::Flash::new(), counter };
+    let mut board = qemu_board();
     defmt::info!("tinytrain firmware: {=str} on QEMU mps2-an386 (Cortex-M4F)", what);
     match train(&mut board) {
         Ok(outcome) => {
-            let (statics, stack) = (stack::static_ram(), stack::used());
-            defmt::println!(
-                "TT-MEMORY static_ram={=usize} stack_used={=usize} ram_total={=usize}",
-                statics,
-                stack,
-                statics + stack
-            );
+            report_memory();
             defmt::info!(
                 "trained {=u32} epochs; test accuracy {=f32}; LED toggled {=u32} times",
                 outcome.epochs_run,
@@ -197,10 +207,7 @@ pub fn qemu_training(what: &str, train: impl FnOnce(&mut QemuBoard) -> Result<Ou
 /// what the boot wrote, and the next boot resumes from it. A finished boot reports the run
 /// and ends with exit code 0; an error ends it with 1.
 pub fn qemu_resumable(what: &str, boot: impl FnOnce(&mut QemuBoard) -> Result<Boot, AppError>) -> ! {
-    stack::paint();
-    let Some(cp) = cortex_m::Peripherals::take() else { exit_failure() };
-    let counter = SysTickCounter::start(cp.SYST);
-    let mut board = Board { led: qemu::Led::default(), delay: qemu::Delay, flash: qemu::Flash::new(), counter };
+    let mut board = qemu_board();
     defmt::info!("tinytrain firmware: {=str}, resumable, on QEMU mps2-an386 (Cortex-M4F)", what);
     match boot(&mut board) {
         Ok(Boot::PowerCut { steps }) => {
@@ -233,13 +240,7 @@ pub fn qemu_resumable(what: &str, boot: impl FnOnce(&mut QemuBoard) -> Result<Bo
                 r.weights_len,
                 r.epochs_run
             );
-            let (statics, stack) = (stack::static_ram(), stack::used());
-            defmt::println!(
-                "TT-MEMORY static_ram={=usize} stack_used={=usize} ram_total={=usize}",
-                statics,
-                stack,
-                statics + stack
-            );
+            report_memory();
             exit_success()
         }
         Err(e) => {

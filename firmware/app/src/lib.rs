@@ -329,6 +329,48 @@ struct EpochHook<'b, L, D, F, C, R> {
     led_failed: bool,
 }
 
+impl<'b, L, D, F, C, R> EpochHook<'b, L, D, F, C, R> {
+    fn new(board: &'b mut Board<L, D, F, C>, report: &'b mut R, mark: u64, blink_ms: u32) -> Self {
+        EpochHook {
+            board,
+            report,
+            records: [EpochRecord::ZERO; MAX_EPOCHS],
+            mark,
+            instructions: 0,
+            toggles: 0,
+            led_on: false,
+            blink_ms,
+            led_failed: false,
+        }
+    }
+}
+
+/// What every run does first: checks the epoch count, reports the facts known before
+/// training (network `N` trained with Adam on `train`, evaluated on `test`), LED off.
+fn start<N: Layer, const P: usize, S, R: Report>(
+    board: &mut Board<impl OutputPin, impl DelayNs, impl NorFlash, impl Counter>,
+    train: &S,
+    test: &S,
+    cfg: &RunConfig,
+    report: &mut R,
+) -> Result<(), AppError>
+where
+    S: Dataset<N::Input, usize> + PackedSet,
+{
+    if cfg.epochs as usize > MAX_EPOCHS {
+        return Err(AppError::Config("more epochs than MAX_EPOCHS"));
+    }
+    report.start(&StartInfo {
+        params: N::NUM_PARAMS as u32,
+        trainer_bytes: core::mem::size_of::<Trainer<N, Adam<P>>>() as u32,
+        train_samples: train.len() as u32,
+        test_samples: test.len() as u32,
+        dataset_bytes: (train.packed_bytes() + test.packed_bytes()) as u32,
+        config: *cfg,
+    });
+    board.led.set_low().map_err(|_| AppError::Led)
+}
+
 impl<L: OutputPin, D: DelayNs, F, C: Counter, R: Report> Callback for EpochHook<'_, L, D, F, C, R> {
     fn on_epoch_end(&mut self, stats: &EpochStats) -> Control {
         let spent = self.board.counter.now().saturating_sub(self.mark);
@@ -484,34 +526,13 @@ where
     C: Counter,
     R: Report,
 {
-    if cfg.epochs as usize > MAX_EPOCHS {
-        return Err(AppError::Config("more epochs than MAX_EPOCHS"));
-    }
-    report.start(&StartInfo {
-        params: N::NUM_PARAMS as u32,
-        trainer_bytes: core::mem::size_of::<Trainer<N, Adam<P>>>() as u32,
-        train_samples: train.len() as u32,
-        test_samples: test.len() as u32,
-        dataset_bytes: (train.packed_bytes() + test.packed_bytes()) as u32,
-        config: *cfg,
-    });
-    board.led.set_low().map_err(|_| AppError::Led)?;
+    start::<N, P, S, _>(board, train, test, cfg, report)?;
 
     // Train.
     trainer.model.init(&mut Rng::new(cfg.seed));
     let adam = AdamConfig::default();
     let mark = board.counter.now();
-    let mut hook = EpochHook {
-        board: &mut *board,
-        report: &mut *report,
-        records: [EpochRecord::ZERO; MAX_EPOCHS],
-        mark,
-        instructions: 0,
-        toggles: 0,
-        led_on: false,
-        blink_ms: cfg.blink_ms,
-        led_failed: false,
-    };
+    let mut hook = EpochHook::new(&mut *board, &mut *report, mark, cfg.blink_ms);
     let fitted = trainer
         .fit(&adam, &CrossEntropy, train)
         .epochs(cfg.epochs)

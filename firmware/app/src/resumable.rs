@@ -17,7 +17,7 @@ use tinytrain::prelude::*;
 use tinytrain::storage::{CheckpointStore, TrainingStore};
 use tinytrain::train::{Eval, FitState};
 
-use crate::{AppError, Board, Counter, EpochHook, EpochRecord, MAX_EPOCHS, PackedSet, Report, RunConfig, StartInfo};
+use crate::{AppError, Board, Counter, EpochHook, EpochRecord, MAX_EPOCHS, PackedSet, Report, RunConfig};
 
 /// Default optimizer steps between two training checkpoints.
 pub const CHECKPOINT_EVERY: u32 = 16;
@@ -136,23 +136,12 @@ where
     C: Counter,
     R: Report,
 {
-    if cfg.epochs as usize > MAX_EPOCHS {
-        return Err(AppError::Config("more epochs than MAX_EPOCHS"));
-    }
     if every == 0 {
         return Err(AppError::Config("checkpoint interval of 0 steps"));
     }
     let (weights, store) = stores::<N, Adam<P>, F>(&board.flash, cfg)?;
     let settings = settings_hash(cfg);
-    report.start(&StartInfo {
-        params: N::NUM_PARAMS as u32,
-        trainer_bytes: core::mem::size_of::<Trainer<N, Adam<P>>>() as u32,
-        train_samples: train.len() as u32,
-        test_samples: test.len() as u32,
-        dataset_bytes: (train.packed_bytes() + test.packed_bytes()) as u32,
-        config: *cfg,
-    });
-    board.led.set_low().map_err(|_| AppError::Led)?;
+    crate::start::<N, P, S, _>(board, train, test, cfg, report)?;
 
     // Go on from the newest training checkpoint, or start as `run_net` does.
     let mut state = FitState::new();
@@ -164,17 +153,7 @@ where
     let adam = AdamConfig::default();
     let fit = FitConfig { epochs: cfg.epochs, batch_size: cfg.batch_size, seed: cfg.seed, ..FitConfig::default() };
     let mark = board.counter.now();
-    let mut hook = EpochHook {
-        board: &mut *board,
-        report: &mut *report,
-        records: [EpochRecord::ZERO; MAX_EPOCHS],
-        mark,
-        instructions: 0,
-        toggles: 0,
-        led_on: false,
-        blink_ms: cfg.blink_ms,
-        led_failed: false,
-    };
+    let mut hook = EpochHook::new(&mut *board, &mut *report, mark, cfg.blink_ms);
     let (mut checkpoints, mut save_instructions) = (0u32, 0u64);
     while !state.over {
         let done = trainer.opt.steps().wrapping_sub(steps_before);
