@@ -10,6 +10,9 @@
 //! assert_eq!(tinytrain::kernels::dot(&a, &b), 40.0);
 //! ```
 
+#[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+mod m4;
+
 const LANES: usize = 8;
 
 /// Dot product of two equally long slices (the shorter length is used).
@@ -80,6 +83,39 @@ pub fn dot4<const N: usize>(w: &[f32; N], x: [&[f32; N]; 4]) -> [f32; 4] {
         }
     }
     acc.map(|a| reduce(&a))
+}
+
+/// `y = W x + b` for a weight stored `[out][in]`: each output is [`dot`] of its row and `x`,
+/// then the bias added. On ARM hard-float targets an assembly kernel with the same
+/// arithmetic in the same order (so the same bits) runs instead of
+/// [`dense_forward_portable`].
+#[inline]
+pub fn dense_forward<const I: usize, const O: usize>(w: &[[f32; I]; O], x: &[f32; I], b: &[f32; O], y: &mut [f32; O]) {
+    #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+    m4::dense_forward(w, x, b, y);
+    #[cfg(not(all(target_arch = "arm", target_abi = "eabihf")))]
+    dense_forward_portable(w, x, b, y);
+}
+
+/// [`dense_forward`] in portable Rust: the reference, and the code every other target runs.
+/// Two rows at a time share the loads of `x`; each row is summed as [`dot`] sums it.
+#[inline]
+pub fn dense_forward_portable<const I: usize, const O: usize>(
+    w: &[[f32; I]; O],
+    x: &[f32; I],
+    b: &[f32; O],
+    y: &mut [f32; O],
+) {
+    let (pairs, last) = w.as_chunks::<2>();
+    let (y_pairs, y_last) = y.as_chunks_mut::<2>();
+    let (b_pairs, b_last) = b.as_chunks::<2>();
+    for ((yo, [w0, w1]), b) in y_pairs.iter_mut().zip(pairs).zip(b_pairs) {
+        let (d0, d1) = dot2(w0, w1, x);
+        *yo = [d0 + b[0], d1 + b[1]];
+    }
+    for ((yo, w), b) in y_last.iter_mut().zip(last).zip(b_last) {
+        *yo = dot(w, x) + b;
+    }
 }
 
 /// The fixed reduction tree of [`dot`].

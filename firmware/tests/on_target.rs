@@ -389,6 +389,59 @@ fn accumulate_batch(t: &mut Trainer<Mlp, Adam<P>>) -> f32 {
     sum * scale
 }
 
+
+/// Random values in [-2, 2) with special values at a few random places: `kind` 0 none,
+/// 1 zeros of both signs and subnormals (and values whose products are subnormal), 2 an
+/// infinity among them, 3 a NaN and an infinity.
+fn fill(rng: &mut tinytrain::Rng, x: &mut [f32], kind: u32) {
+    for v in x.iter_mut() {
+        *v = rng.uniform(-2.0, 2.0);
+    }
+    let specials: &[f32] = match kind {
+        1 => &[0.0, -0.0, -0.0, 1e-40, -1e-40, 1e-20, -2e-20, 3e-39, f32::MIN_POSITIVE, -0.0],
+        2 => &[-0.0, f32::INFINITY, 1e-40],
+        3 => &[f32::NAN, f32::NEG_INFINITY, -0.0],
+        _ => &[],
+    };
+    let n = x.len() as u32;
+    for &v in specials {
+        x[rng.below(n) as usize] = v;
+    }
+}
+
+/// `true` when `a` and `b` hold the same bits; logs the first difference.
+fn same_bits(what: &str, a: &[f32], b: &[f32]) -> bool {
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        if x.to_bits() != y.to_bits() {
+            defmt::error!("{=str}[{=usize}]: {=u32:#010x} vs portable {=u32:#010x}", what, i, x.to_bits(), y.to_bits());
+            return false;
+        }
+    }
+    a.len() == b.len()
+}
+
+/// The kinds of data [`fill`] makes, and a few more rounds of plain random data.
+const KINDS: [u32; 6] = [0, 1, 2, 3, 0, 1];
+
+/// [`tinytrain::kernels::dense_forward`] against its portable reference for one shape.
+fn dense_forward_same<const I: usize, const O: usize>(rng: &mut tinytrain::Rng) -> bool {
+    let mut w = [[0.0f32; I]; O];
+    let (mut x, mut b) = ([0.0f32; I], [0.0f32; O]);
+    let (mut y, mut want) = ([0.0f32; O], [0.0f32; O]);
+    for kind in KINDS {
+        fill(rng, w.as_flattened_mut(), kind);
+        fill(rng, &mut x, kind);
+        fill(rng, &mut b, kind);
+        tinytrain::kernels::dense_forward(&w, &x, &b, &mut y);
+        tinytrain::kernels::dense_forward_portable(&w, &x, &b, &mut want);
+        if !same_bits("dense_forward", &y, &want) {
+            defmt::error!("shape {=usize}x{=usize}, data kind {=u32}", I, O, kind);
+            return false;
+        }
+    }
+    true
+}
+
 #[defmt_test::tests]
 mod tests {
     use tinytrain::layer::Layer;
@@ -400,6 +453,24 @@ mod tests {
     use tinytrain::{Mode, Rng, Tensor, Zero};
 
     use super::{BACKBONE, FineTune, Mlp, P, Slide, accumulate_batch, adam_torch, close, flat, set_flat, slide};
+    use super::dense_forward_same;
+
+    #[test]
+    fn dense_forward_kernel_gives_the_portable_bits() {
+        let mut rng = Rng::new(3);
+        // Row pairs and an odd last row; remainders of 1 to 7 lanes; more than eight chunks
+        // (the looped path, with 0 to 3 chunks after the groups of four).
+        assert!(dense_forward_same::<64, 32>(&mut rng));
+        assert!(dense_forward_same::<32, 10>(&mut rng));
+        assert!(dense_forward_same::<1, 16>(&mut rng));
+        assert!(dense_forward_same::<16, 1>(&mut rng));
+        assert!(dense_forward_same::<5, 3>(&mut rng));
+        assert!(dense_forward_same::<19, 7>(&mut rng));
+        assert!(dense_forward_same::<71, 2>(&mut rng));
+        assert!(dense_forward_same::<77, 5>(&mut rng));
+        assert!(dense_forward_same::<216, 10>(&mut rng));
+        assert!(dense_forward_same::<259, 3>(&mut rng));
+    }
 
     /// abs 1e-5 + rel 1e-4: the golden README's tolerance for layers and the slide.
     const ABS: f32 = 1e-5;

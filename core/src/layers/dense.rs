@@ -17,7 +17,7 @@
 //! ```
 
 use crate::init::Init;
-use crate::kernels::{axpy, dot, dot2, dot4};
+use crate::kernels::{axpy, dense_forward, dot4};
 use crate::layer::{Layer, LayerInfo, Mode, UnitKind};
 use crate::params::{Leaf, TensorDesc};
 use crate::rng::Rng;
@@ -44,17 +44,7 @@ impl<const I: usize, const O: usize> Layer for Dense<I, O> {
     #[inline]
     fn forward(&self, x: &[f32; I], _acts: &mut (), y: &mut [f32; O], _mode: &mut Mode) {
         let () = Self::SHAPE_OK;
-        // Two rows at a time share the loads of `x`; each row is summed as `dot` sums it.
-        let (pairs, last) = self.weight.as_chunks::<2>();
-        let (y_pairs, y_last) = y.as_chunks_mut::<2>();
-        let (b_pairs, b_last) = self.bias.as_chunks::<2>();
-        for ((yo, [w0, w1]), b) in y_pairs.iter_mut().zip(pairs).zip(b_pairs) {
-            let (d0, d1) = dot2(w0, w1, x);
-            *yo = [d0 + b[0], d1 + b[1]];
-        }
-        for ((yo, w), b) in y_last.iter_mut().zip(last).zip(b_last) {
-            *yo = dot(w, x) + b;
-        }
+        dense_forward(&self.weight, x, &self.bias, y);
     }
 
     #[inline]
