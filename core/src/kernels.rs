@@ -118,6 +118,64 @@ pub fn dense_forward_portable<const I: usize, const O: usize>(
     }
 }
 
+/// The gradients of a dense layer's weight and bias: `gb[o] += dy[o]`, and
+/// `gw[o] += dy[o] * x` (an [`axpy`]) for each row whose `dy[o]` is not zero. Skipping a zero
+/// (a ReLU that did not fire) gives the same bits as adding its zeros whenever `x` is finite,
+/// since gradients start at `+0.0` and never become `-0.0`. An assembly kernel on ARM
+/// hard-float targets, as for [`dense_forward`].
+#[inline]
+pub fn dense_grads<const I: usize, const O: usize>(
+    x: &[f32; I],
+    dy: &[f32; O],
+    gw: &mut [[f32; I]; O],
+    gb: &mut [f32; O],
+) {
+    #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+    m4::dense_grads(x, dy, gw, gb);
+    #[cfg(not(all(target_arch = "arm", target_abi = "eabihf")))]
+    dense_grads_portable(x, dy, gw, gb);
+}
+
+/// [`dense_grads`] in portable Rust.
+#[inline]
+pub fn dense_grads_portable<const I: usize, const O: usize>(
+    x: &[f32; I],
+    dy: &[f32; O],
+    gw: &mut [[f32; I]; O],
+    gb: &mut [f32; O],
+) {
+    for ((gw, gb), &d) in gw.iter_mut().zip(gb).zip(dy) {
+        *gb += d;
+        if d != 0.0 {
+            axpy(d, x, gw);
+        }
+    }
+}
+
+/// The input gradient of a dense layer, `dx = W^T dy`: `dx` from `+0.0`, then
+/// `dx += dy[o] * W[o]` (an [`axpy`]) for each row in order. An assembly kernel on ARM
+/// hard-float targets, as for [`dense_forward`].
+#[inline]
+pub fn dense_input_grad<const I: usize, const O: usize>(w: &[[f32; I]; O], dy: &[f32; O], dx: &mut [f32; I]) {
+    #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+    m4::dense_input_grad(w, dy, dx);
+    #[cfg(not(all(target_arch = "arm", target_abi = "eabihf")))]
+    dense_input_grad_portable(w, dy, dx);
+}
+
+/// [`dense_input_grad`] in portable Rust.
+#[inline]
+pub fn dense_input_grad_portable<const I: usize, const O: usize>(
+    w: &[[f32; I]; O],
+    dy: &[f32; O],
+    dx: &mut [f32; I],
+) {
+    dx.fill(0.0);
+    for (w, &d) in w.iter().zip(dy) {
+        axpy(d, w, dx);
+    }
+}
+
 /// The fixed reduction tree of [`dot`].
 #[inline]
 fn reduce(acc: &[f32; LANES]) -> f32 {

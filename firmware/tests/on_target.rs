@@ -442,6 +442,39 @@ fn dense_forward_same<const I: usize, const O: usize>(rng: &mut tinytrain::Rng) 
     true
 }
 
+/// [`tinytrain::kernels::dense_grads`] and [`tinytrain::kernels::dense_input_grad`] against
+/// their portable references for one shape; some rows of `dy` are zero (skipped).
+fn dense_backward_same<const I: usize, const O: usize>(rng: &mut tinytrain::Rng) -> bool {
+    let mut w = [[0.0f32; I]; O];
+    let (mut x, mut dy) = ([0.0f32; I], [0.0f32; O]);
+    let (mut gw, mut gb) = ([[0.0f32; I]; O], [0.0f32; O]);
+    let (mut dx, mut want_dx) = ([0.0f32; I], [0.0f32; I]);
+    for kind in KINDS {
+        fill(rng, w.as_flattened_mut(), kind);
+        fill(rng, &mut x, kind);
+        fill(rng, &mut dy, kind);
+        for _ in 0..O / 3 {
+            dy[rng.below(O as u32) as usize] = if rng.below(2) == 0 { 0.0 } else { -0.0 };
+        }
+        fill(rng, gw.as_flattened_mut(), kind % 3);
+        fill(rng, &mut gb, kind % 3);
+        let (mut want_gw, mut want_gb) = (gw, gb);
+        tinytrain::kernels::dense_grads(&x, &dy, &mut gw, &mut gb);
+        tinytrain::kernels::dense_grads_portable(&x, &dy, &mut want_gw, &mut want_gb);
+        fill(rng, &mut dx, kind);
+        tinytrain::kernels::dense_input_grad(&w, &dy, &mut dx);
+        tinytrain::kernels::dense_input_grad_portable(&w, &dy, &mut want_dx);
+        if !(same_bits("dense_grads weight", gw.as_flattened(), want_gw.as_flattened())
+            && same_bits("dense_grads bias", &gb, &want_gb)
+            && same_bits("dense_input_grad", &dx, &want_dx))
+        {
+            defmt::error!("shape {=usize}x{=usize}, data kind {=u32}", I, O, kind);
+            return false;
+        }
+    }
+    true
+}
+
 #[defmt_test::tests]
 mod tests {
     use tinytrain::layer::Layer;
@@ -453,7 +486,7 @@ mod tests {
     use tinytrain::{Mode, Rng, Tensor, Zero};
 
     use super::{BACKBONE, FineTune, Mlp, P, Slide, accumulate_batch, adam_torch, close, flat, set_flat, slide};
-    use super::dense_forward_same;
+    use super::{dense_backward_same, dense_forward_same};
 
     #[test]
     fn dense_forward_kernel_gives_the_portable_bits() {
@@ -470,6 +503,22 @@ mod tests {
         assert!(dense_forward_same::<77, 5>(&mut rng));
         assert!(dense_forward_same::<216, 10>(&mut rng));
         assert!(dense_forward_same::<259, 3>(&mut rng));
+    }
+
+    #[test]
+    fn dense_backward_kernels_give_the_portable_bits() {
+        let mut rng = Rng::new(4);
+        // Blocks of 15 columns with remainders of 1 to 14, even and odd row counts, more than
+        // eight chunks of 15 per row (the looped path).
+        assert!(dense_backward_same::<64, 32>(&mut rng));
+        assert!(dense_backward_same::<32, 10>(&mut rng));
+        assert!(dense_backward_same::<1, 16>(&mut rng));
+        assert!(dense_backward_same::<16, 1>(&mut rng));
+        assert!(dense_backward_same::<5, 3>(&mut rng));
+        assert!(dense_backward_same::<15, 4>(&mut rng));
+        assert!(dense_backward_same::<44, 7>(&mut rng));
+        assert!(dense_backward_same::<136, 3>(&mut rng));
+        assert!(dense_backward_same::<216, 10>(&mut rng));
     }
 
     /// abs 1e-5 + rel 1e-4: the golden README's tolerance for layers and the slide.

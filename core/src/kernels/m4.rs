@@ -32,8 +32,11 @@ static ZEROS: [f32; 16] = [0.0; 16];
 /// Assembler macros shared by the kernels, defined at the start of each block:
 /// - `ttf op, d, n, m`: `op.f32 s<d>, s<n>, s<m>` (`vmla`, `vadd`, `vmul`, ...);
 /// - `ttld base, lo, hi` / `ttst base, lo, hi`: `vldmia`/`vstmia base!, {s<lo>-s<hi>}`;
+///   `ttldn`: `vldmia` without write-back;
 /// - `ttmla d0, n0, m0, count`: `count` multiply-accumulates `s<d0+k> += s<n0+k> * s<m0+k>`;
-/// - `ttmlas d0, n0, m, count`: `count` multiply-accumulates `s<d0+k> += s<n0+k> * s<m>`;
+/// - `ttmlas d0, m, n0, count`: `count` multiply-accumulates `s<d0+k> += s<m> * s<n0+k>`;
+/// - `ttrepeat mac, c, n, r, cnt`: `n` times `mac c` then once `mac r` if `r > 0`: unrolled
+///   when `n <= 8`, else a loop of four per iteration counting in register `cnt`;
 /// - `ttred a, d`: the fixed tree of [`super::dot`] over `s<a>`..`s<a+7>`, result in `s<d>`.
 macro_rules! prelude {
     () => {
@@ -42,10 +45,16 @@ macro_rules! prelude {
             ".macro ttf op, d, n, m\n\\op\\().f32 s\\d, s\\n, s\\m\n.endm\n",
             ".macro ttld base, lo, hi\nvldmia \\base!, {{s\\lo-s\\hi}}\n.endm\n",
             ".macro ttst base, lo, hi\nvstmia \\base!, {{s\\lo-s\\hi}}\n.endm\n",
+            ".macro ttldn base, lo, hi\nvldmia \\base, {{s\\lo-s\\hi}}\n.endm\n",
             ".macro ttmla d0, n0, m0, count\n.set ttk, 0\n.rept \\count\n",
             "ttf vmla, %(\\d0+ttk), %(\\n0+ttk), %(\\m0+ttk)\n.set ttk, ttk+1\n.endr\n.endm\n",
-            ".macro ttmlas d0, n0, m, count\n.set ttk, 0\n.rept \\count\n",
-            "ttf vmla, %(\\d0+ttk), %(\\n0+ttk), \\m\n.set ttk, ttk+1\n.endr\n.endm\n",
+            ".macro ttmlas d0, m, n0, count\n.set ttk, 0\n.rept \\count\n",
+            "ttf vmla, %(\\d0+ttk), \\m, %(\\n0+ttk)\n.set ttk, ttk+1\n.endr\n.endm\n",
+            ".macro ttrepeat mac, c, n, r, cnt\n",
+            ".if \\n <= 8\n.rept \\n\n\\mac \\c\n.endr\n",
+            ".else\nmovw \\cnt, #((\\n) / 4)\n9:\n\\mac \\c\n\\mac \\c\n\\mac \\c\n\\mac \\c\n",
+            "subs \\cnt, \\cnt, #1\nbne 9b\n.rept (\\n) - ((\\n) / 4) * 4\n\\mac \\c\n.endr\n.endif\n",
+            ".if \\r > 0\n\\mac \\r\n.endif\n.endm\n",
             ".macro ttred a, d\n",
             "ttf vadd, \\a, \\a, %(\\a+4)\n",
             "ttf vadd, %(\\a+1), %(\\a+1), %(\\a+5)\n",
@@ -62,7 +71,7 @@ macro_rules! prelude {
 /// Removes the macros of [`prelude`] and leaves `.altmacro` mode.
 macro_rules! epilogue {
     () => {
-        ".purgem ttf\n.purgem ttld\n.purgem ttst\n.purgem ttmla\n.purgem ttmlas\n.purgem ttred\n.noaltmacro\n"
+        ".purgem ttf\n.purgem ttld\n.purgem ttst\n.purgem ttldn\n.purgem ttmla\n.purgem ttmlas\n.purgem ttrepeat\n.purgem ttred\n.noaltmacro\n"
     };
 }
 
@@ -121,35 +130,12 @@ pub(crate) fn dense_forward<const I: usize, const O: usize>(
             "ttld {w0}, 24, %(24+\\n-1)",
             "ttmla 0, 24, 16, \\n",
             ".endm",
-            // All chunks of a row (pair) with macro `m`: unrolled, or in groups of four.
-            ".macro ttchunks m",
-            ".if {chunks} <= 8",
-            ".rept {chunks}",
-            "\\m 8",
-            ".endr",
-            ".else",
-            "movw {cnt}, #{groups}",
-            "2:",
-            "\\m 8",
-            "\\m 8",
-            "\\m 8",
-            "\\m 8",
-            "subs {cnt}, {cnt}, #1",
-            "bne 2b",
-            ".rept {left}",
-            "\\m 8",
-            ".endr",
-            ".endif",
-            ".if {rem} > 0",
-            "\\m {rem}",
-            ".endif",
-            ".endm",
             ".if {pairs} > 0",
             "movw {rows}, #{pairs}",
             "1:",
             "vldmia {zp}, {{s0-s15}}",
             "add {w1}, {w0}, {ib}",
-            "ttchunks ttpair",
+            "ttrepeat ttpair, 8, {chunks}, {rem}, {cnt}",
             "sub {xp}, {xp}, {ib}",
             "ttred 0, 0",
             "ttred 8, 1",
@@ -163,15 +149,14 @@ pub(crate) fn dense_forward<const I: usize, const O: usize>(
             ".endif",
             ".if {odd}",
             "vldmia {zp}, {{s0-s7}}",
-            "ttchunks ttrow",
+            "ttrepeat ttrow, 8, {chunks}, {rem}, {cnt}",
             "ttred 0, 0",
             "vldmia {bp}!, {{s2}}",
             "vadd.f32 s0, s0, s2",
             "vstmia {yp}!, {{s0}}",
             ".endif",
             ".purgem ttpair",
-            ".purgem ttrow",
-            ".purgem ttchunks";
+            ".purgem ttrow";
             xp = inout(reg) x.as_ptr() => _,
             w0 = inout(reg) w.as_ptr().cast::<f32>() => _,
             w1 = out(reg) _,
@@ -184,9 +169,133 @@ pub(crate) fn dense_forward<const I: usize, const O: usize>(
             pairs = const O / 2,
             odd = const O % 2,
             chunks = const I / 8,
-            groups = const I / 32,
-            left = const (I / 8) % 4,
             rem = const I % 8,
+        );
+    }
+}
+
+/// The weight and bias gradients of a dense layer, as [`super::dense_grads_portable`]:
+/// `gb[o] += dy[o]`, and `gw[o] += dy[o] * x` for the rows whose `dy[o]` is not zero.
+///
+/// Registers: `s0` the row's `dy`, `s1`-`s15` a chunk of the gradient row, `s17`-`s31` the
+/// same chunk of `x`. 18 instructions per 15 multiply-accumulates.
+#[inline(never)]
+pub(crate) fn dense_grads<const I: usize, const O: usize>(
+    x: &[f32; I],
+    dy: &[f32; O],
+    gw: &mut [[f32; I]; O],
+    gb: &mut [f32; O],
+) {
+    // SAFETY: `dy`, `gb` are walked `O` floats, `gw` `O` rows of `I` (skipped rows move the
+    // pointer by a row), `x` is read `I` floats from its start for each row (moved back after
+    // each). All registers written are outputs or clobbered; flags clobbered; no stack.
+    unsafe {
+        m4_asm!(
+            ".macro ttgrow n",
+            "ttld {xp}, 17, %(17+\\n-1)",
+            "ttldn {gwp}, 1, \\n",
+            "ttmlas 1, 0, 17, \\n",
+            "ttst {gwp}, 1, \\n",
+            ".endm",
+            "movw {rows}, #{o}",
+            "1:",
+            "vldmia {dp}!, {{s0}}",
+            "vldmia {gbp}, {{s1}}",
+            "vadd.f32 s1, s1, s0",
+            "vstmia {gbp}!, {{s1}}",
+            // `dy` is zero (of either sign) when its bits without the sign are.
+            "vmov {t}, s0",
+            "lsls {t}, {t}, #1",
+            "beq 3f",
+            "ttrepeat ttgrow, 15, {chunks}, {rem}, {t}",
+            "sub {xp}, {xp}, {ib}",
+            "2:",
+            "subs {rows}, {rows}, #1",
+            "bne 1b",
+            "b 4f",
+            "3:",
+            "add {gwp}, {gwp}, {ib}",
+            "b 2b",
+            "4:",
+            ".purgem ttgrow";
+            xp = inout(reg) x.as_ptr() => _,
+            dp = inout(reg) dy.as_ptr() => _,
+            gwp = inout(reg) gw.as_mut_ptr().cast::<f32>() => _,
+            gbp = inout(reg) gb.as_mut_ptr() => _,
+            ib = in(reg) I * 4,
+            rows = out(reg) _,
+            t = out(reg) _,
+            o = const O,
+            chunks = const I / 15,
+            rem = const I % 15,
+        );
+    }
+}
+
+/// The input gradient of a dense layer, as [`super::dense_input_grad_portable`]:
+/// `dx = W^T dy`, each `dx[i]` summed from `+0.0` over the rows in order.
+///
+/// Columns in blocks of 15 kept in `s1`-`s15` over all rows; `s0` the row's `dy`, `s16`-`s30`
+/// the block of the weight row. 18 instructions per 15 multiply-accumulates.
+#[inline(never)]
+pub(crate) fn dense_input_grad<const I: usize, const O: usize>(w: &[[f32; I]; O], dy: &[f32; O], dx: &mut [f32; I]) {
+    // SAFETY: for each block of columns the weight pointer visits the block in each of the
+    // `O` rows (stride `I` floats) and is moved back to the next block; `dy` is read `O`
+    // floats from its start per block; `dx` is written `I` floats. All registers written are
+    // outputs or clobbered; flags clobbered; no stack.
+    unsafe {
+        m4_asm!(
+            // One row of a block of `n` columns.
+            ".macro ttirow n",
+            "vldmia {dp}!, {{s0}}",
+            "ttldn {wp}, 16, %(16+\\n-1)",
+            "add {wp}, {wp}, {ib}",
+            "ttmlas 1, 0, 16, \\n",
+            ".endm",
+            // A block of `n` columns: all rows, then the block stored.
+            ".macro ttiblock n",
+            "vldmia {zp}, {{s1-s15}}",
+            "mov {dp}, {dy}",
+            ".if {pairs} > 0",
+            "movw {rows}, #{pairs}",
+            "5:",
+            "ttirow \\n",
+            "ttirow \\n",
+            "subs {rows}, {rows}, #1",
+            "bne 5b",
+            ".endif",
+            ".if {odd}",
+            "ttirow \\n",
+            ".endif",
+            "ttst {dxp}, 1, \\n",
+            "sub {wp}, {wp}, {ob}",
+            "add {wp}, {wp}, #4 * \\n",
+            ".endm",
+            ".if {blocks} > 0",
+            "movw {cnt}, #{blocks}",
+            "1:",
+            "ttiblock 15",
+            "subs {cnt}, {cnt}, #1",
+            "bne 1b",
+            ".endif",
+            ".if {rem} > 0",
+            "ttiblock {rem}",
+            ".endif",
+            ".purgem ttirow",
+            ".purgem ttiblock";
+            wp = inout(reg) w.as_ptr().cast::<f32>() => _,
+            dy = in(reg) dy.as_ptr(),
+            dp = out(reg) _,
+            dxp = inout(reg) dx.as_mut_ptr() => _,
+            zp = in(reg) ZEROS.as_ptr(),
+            ib = in(reg) I * 4,
+            ob = in(reg) O * I * 4,
+            rows = out(reg) _,
+            cnt = out(reg) _,
+            pairs = const O / 2,
+            odd = const O % 2,
+            blocks = const I / 15,
+            rem = const I % 15,
         );
     }
 }

@@ -17,7 +17,7 @@
 //! ```
 
 use crate::init::Init;
-use crate::kernels::{axpy, dense_forward, dot4};
+use crate::kernels::{dense_forward, dense_grads, dense_input_grad, dot4};
 use crate::layer::{Layer, LayerInfo, Mode, UnitKind};
 use crate::params::{Leaf, TensorDesc};
 use crate::rng::Rng;
@@ -71,20 +71,11 @@ impl<const I: usize, const O: usize> Layer for Dense<I, O> {
     ) {
         let () = Self::SHAPE_OK;
         if let Some(grads) = grads {
-            for ((gw, gb), &d) in grads.weight.iter_mut().zip(&mut grads.bias).zip(dy) {
-                *gb += d;
-                // A zero upstream gradient (a ReLU that did not fire) adds only zeros: skipping
-                // the row gives the same bits, since gradients start at +0 and never become -0.
-                if d != 0.0 {
-                    axpy(d, x, gw);
-                }
-            }
+            // Rows whose upstream gradient is zero (a ReLU that did not fire) are skipped.
+            dense_grads(x, dy, &mut grads.weight, &mut grads.bias);
         }
         if let Some(dx) = dx {
-            dx.fill(0.0);
-            for (w, &d) in self.weight.iter().zip(dy) {
-                axpy(d, w, dx);
-            }
+            dense_input_grad(&self.weight, dy, dx);
         }
     }
 
