@@ -176,6 +176,51 @@ pub fn dense_input_grad_portable<const I: usize, const O: usize>(
     }
 }
 
+/// The coefficients of one Adam update ([`crate::optim::Adam`]), the same for every parameter.
+/// The field order is the layout the assembly kernel loads in one instruction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(C)]
+pub struct AdamUpdate {
+    /// β₁.
+    pub beta1: f32,
+    /// 1 − β₁.
+    pub one_minus_beta1: f32,
+    /// β₂.
+    pub beta2: f32,
+    /// 1 − β₂.
+    pub one_minus_beta2: f32,
+    /// What `√v` is multiplied by before epsilon is added (1/√(1−β₂ᵗ) in the PyTorch form).
+    pub inv_sqrt_bc2: f32,
+    /// Epsilon.
+    pub eps: f32,
+    /// The step size the update `m / denom` is multiplied by.
+    pub step_size: f32,
+}
+
+/// One Adam update of the parameters `p` with gradients `g` and moments `m`, `v` (equally long
+/// slices; the shortest length is used), per parameter:
+/// `m = β₁·m + (1−β₁)·g`, `v = β₂·v + (1−β₂)·(g·g)`, `p −= step·(m / (√v·inv_sqrt_bc2 + eps))`.
+/// An assembly kernel on ARM hard-float targets, as for [`dense_forward`].
+#[inline]
+pub fn adam_update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: &AdamUpdate) {
+    #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+    m4::adam_update(p, g, m, v, c);
+    #[cfg(not(all(target_arch = "arm", target_abi = "eabihf")))]
+    adam_update_portable(p, g, m, v, c);
+}
+
+/// [`adam_update`] in portable Rust.
+#[inline]
+pub fn adam_update_portable(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: &AdamUpdate) {
+    let AdamUpdate { beta1, one_minus_beta1, beta2, one_minus_beta2, inv_sqrt_bc2, eps, step_size } = *c;
+    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        *m = beta1 * *m + one_minus_beta1 * g;
+        *v = beta2 * *v + one_minus_beta2 * (g * g);
+        let denom = crate::math::sqrt(*v) * inv_sqrt_bc2 + eps;
+        *p -= step_size * (*m / denom);
+    }
+}
+
 /// The fixed reduction tree of [`dot`].
 #[inline]
 fn reduce(acc: &[f32; LANES]) -> f32 {

@@ -299,3 +299,73 @@ pub(crate) fn dense_input_grad<const I: usize, const O: usize>(w: &[[f32; I]; O]
         );
     }
 }
+
+/// One Adam update, as [`super::adam_update_portable`]: the eleven operations of each
+/// parameter in the same order, six parameters per block (`p` in `s0`-`s5`, `g` in `s6`-`s11`,
+/// `m` in `s12`-`s17`, `v` in `s18`-`s23`; the coefficients in `s25`-`s31`): four loads, three
+/// stores and 66 operations per block, then the last up to five parameters one at a time.
+#[inline(never)]
+pub(crate) fn adam_update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: &super::AdamUpdate) {
+    let n = p.len().min(g.len()).min(m.len()).min(v.len());
+    // SAFETY: the four pointers are walked `n` floats each (`n / 6` blocks of six, then
+    // `n % 6` single values), `n` being the shortest length; `c` is `repr(C)` with seven
+    // `f32` fields, read with one `vldm` of seven registers. All registers written are outputs
+    // or clobbered; flags clobbered; no stack.
+    unsafe {
+        m4_asm!(
+            // The update of one parameter in registers p, g, m, v (`g` is overwritten).
+            ".macro ttadam1 p, g, m, v",
+            "ttf vmul, \\m, 25, \\m",
+            "ttf vmla, \\m, 26, \\g",
+            "ttf vmul, \\v, 27, \\v",
+            "ttf vmul, \\g, \\g, \\g",
+            "ttf vmla, \\v, 28, \\g",
+            "vsqrt.f32 s\\g, s\\v",
+            "ttf vmul, \\g, \\g, 29",
+            "ttf vadd, \\g, \\g, 30",
+            "ttf vdiv, \\g, \\m, \\g",
+            "ttf vmul, \\g, 31, \\g",
+            "ttf vsub, \\p, \\p, \\g",
+            ".endm",
+            // A block of `n` parameters.
+            ".macro ttadam n",
+            "ttldn {pp}, 0, %(\\n-1)",
+            "ttld {gp}, 6, %(6+\\n-1)",
+            "ttldn {mp}, 12, %(12+\\n-1)",
+            "ttldn {vp}, 18, %(18+\\n-1)",
+            ".set tta, 0",
+            ".rept \\n",
+            "ttadam1 %(tta), %(6+tta), %(12+tta), %(18+tta)",
+            ".set tta, tta+1",
+            ".endr",
+            "ttst {pp}, 0, %(\\n-1)",
+            "ttst {mp}, 12, %(12+\\n-1)",
+            "ttst {vp}, 18, %(18+\\n-1)",
+            ".endm",
+            "vldmia {cp}, {{s25-s31}}",
+            "cmp {blocks}, #0",
+            "beq 2f",
+            "1:",
+            "ttadam 6",
+            "subs {blocks}, {blocks}, #1",
+            "bne 1b",
+            "2:",
+            "cmp {rest}, #0",
+            "beq 4f",
+            "3:",
+            "ttadam 1",
+            "subs {rest}, {rest}, #1",
+            "bne 3b",
+            "4:",
+            ".purgem ttadam1",
+            ".purgem ttadam";
+            pp = inout(reg) p.as_mut_ptr() => _,
+            gp = inout(reg) g.as_ptr() => _,
+            mp = inout(reg) m.as_mut_ptr() => _,
+            vp = inout(reg) v.as_mut_ptr() => _,
+            cp = in(reg) core::ptr::from_ref(c),
+            blocks = inout(reg) n / 6 => _,
+            rest = inout(reg) n % 6 => _,
+        );
+    }
+}

@@ -8,6 +8,7 @@
 //! ```
 
 use super::{Optimizer, Schedule, for_each_with_state};
+use crate::kernels::{AdamUpdate, adam_update};
 use crate::layer::Layer;
 use crate::math::{powi, sqrt};
 
@@ -81,34 +82,17 @@ impl<const N: usize> Optimizer for Adam<N> {
             AdamForm::Torch => (lr / bc1, 1.0 / sqrt(bc2)),
             AdamForm::Keras => (lr * sqrt(bc2) / bc1, 1.0),
         };
-        let update = |p: &mut f32, g: f32, m: &mut f32, v: &mut f32| {
-            *m = b1 * *m + (1.0 - b1) * g;
-            *v = b2 * *v + (1.0 - b2) * (g * g);
-            let denom = sqrt(*v) * inv_sqrt_bc2 + eps;
-            *p -= step_size * (*m / denom);
+        let c = AdamUpdate {
+            beta1: b1,
+            one_minus_beta1: 1.0 - b1,
+            beta2: b2,
+            one_minus_beta2: 1.0 - b2,
+            inv_sqrt_bc2,
+            eps,
+            step_size,
         };
         for_each_with_state(model, grads, &mut self.m, &mut self.v, &mut |p, g, m, v| {
-            // Two parameters per iteration on a Cortex-M: it halves the loop's pointer
-            // arithmetic. Elsewhere one per iteration, which the host vectorises (the paired
-            // loop is not, there). Each parameter's arithmetic is the same, so are the bits.
-            #[cfg(target_arch = "arm")]
-            {
-                let (p2, p1) = p.as_chunks_mut::<2>();
-                let (g2, g1) = g.as_chunks::<2>();
-                let (m2, m1) = m.as_chunks_mut::<2>();
-                let (v2, v1) = v.as_chunks_mut::<2>();
-                for (((p, g), m), v) in p2.iter_mut().zip(g2).zip(m2.iter_mut()).zip(v2.iter_mut()) {
-                    update(&mut p[0], g[0], &mut m[0], &mut v[0]);
-                    update(&mut p[1], g[1], &mut m[1], &mut v[1]);
-                }
-                for (((p, &g), m), v) in p1.iter_mut().zip(g1).zip(m1.iter_mut()).zip(v1.iter_mut()) {
-                    update(p, g, m, v);
-                }
-            }
-            #[cfg(not(target_arch = "arm"))]
-            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                update(p, g, m, v);
-            }
+            adam_update(p, g, m, v, &c);
         });
         self.t = t1;
         super::flush_periodically(self);
