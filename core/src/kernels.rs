@@ -165,11 +165,7 @@ pub fn dense_input_grad<const I: usize, const O: usize>(w: &[[f32; I]; O], dy: &
 
 /// [`dense_input_grad`] in portable Rust.
 #[inline]
-pub fn dense_input_grad_portable<const I: usize, const O: usize>(
-    w: &[[f32; I]; O],
-    dy: &[f32; O],
-    dx: &mut [f32; I],
-) {
+pub fn dense_input_grad_portable<const I: usize, const O: usize>(w: &[[f32; I]; O], dy: &[f32; O], dx: &mut [f32; I]) {
     dx.fill(0.0);
     for (w, &d) in w.iter().zip(dy) {
         axpy(d, w, dx);
@@ -242,10 +238,21 @@ pub fn sum_squares(x: &[f32]) -> f32 {
     dot(x, x)
 }
 
-/// `true` when every element is finite.
+/// `true` when every element is finite. An assembly kernel on ARM hard-float targets (the
+/// same answer; the order of a sum of zeros does not matter).
 #[inline]
 #[must_use]
 pub fn all_finite(x: &[f32]) -> bool {
+    #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+    return m4::all_finite(x);
+    #[cfg(not(all(target_arch = "arm", target_abi = "eabihf")))]
+    all_finite_portable(x)
+}
+
+/// [`all_finite`] in portable Rust.
+#[inline]
+#[must_use]
+pub fn all_finite_portable(x: &[f32]) -> bool {
     // Multiplying by zero turns every finite value into 0 and NaN/inf into NaN; eight
     // independent sums let the host vectorise it.
     let mut acc = [0.0f32; LANES];
@@ -259,6 +266,51 @@ pub fn all_finite(x: &[f32]) -> bool {
         }
     }
     reduce(&acc) == 0.0
+}
+
+/// Sets every element to `+0.0` (16 at a time with one `vstm` on ARM hard-float targets).
+#[inline]
+pub fn fill_zero(x: &mut [f32]) {
+    #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+    m4::fill_zero(x);
+    #[cfg(not(all(target_arch = "arm", target_abi = "eabihf")))]
+    x.fill(0.0);
+}
+
+/// ReLU, `y = x` where `x > 0`, else `+0.0` (NaN too), element by element over the shorter
+/// length. An assembly kernel on ARM hard-float targets, as for [`dense_forward`].
+#[inline]
+pub fn relu(x: &[f32], y: &mut [f32]) {
+    #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+    m4::relu(x, y);
+    #[cfg(not(all(target_arch = "arm", target_abi = "eabihf")))]
+    relu_portable(x, y);
+}
+
+/// [`relu`] in portable Rust.
+#[inline]
+pub fn relu_portable(x: &[f32], y: &mut [f32]) {
+    for (yi, &xi) in y.iter_mut().zip(x) {
+        *yi = if xi > 0.0 { xi } else { 0.0 };
+    }
+}
+
+/// The ReLU's input gradient, `dx = dy · (1 if x > 0 else 0)`, element by element over the
+/// shortest length. An assembly kernel on ARM hard-float targets, as for [`dense_forward`].
+#[inline]
+pub fn relu_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+    m4::relu_backward(x, dy, dx);
+    #[cfg(not(all(target_arch = "arm", target_abi = "eabihf")))]
+    relu_backward_portable(x, dy, dx);
+}
+
+/// [`relu_backward`] in portable Rust.
+#[inline]
+pub fn relu_backward_portable(x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    for ((d, &xi), &g) in dx.iter_mut().zip(x).zip(dy) {
+        *d = g * if xi > 0.0 { 1.0 } else { 0.0 };
+    }
 }
 
 #[cfg(test)]

@@ -248,7 +248,7 @@ pub trait Params {
 
     /// Sets every gradient to zero.
     fn zero_grads(grads: &mut Self::Grads) {
-        Self::visit_grads_mut(grads, &mut |g| g.fill(0.0));
+        Self::visit_grads_mut(grads, &mut |g| crate::kernels::fill_zero(g));
     }
 
     /// `true` when every gradient is finite.

@@ -389,7 +389,6 @@ fn accumulate_batch(t: &mut Trainer<Mlp, Adam<P>>) -> f32 {
     sum * scale
 }
 
-
 /// Random values in [-2, 2) with special values at a few random places: `kind` 0 none,
 /// 1 zeros of both signs and subnormals (and values whose products are subnormal), 2 an
 /// infinity among them, 3 a NaN and an infinity.
@@ -499,8 +498,57 @@ fn adam_update_same(rng: &mut tinytrain::Rng, n: usize, c: &tinytrain::kernels::
         let (mut p2, mut m2, mut v2) = (p, m, v);
         tinytrain::kernels::adam_update(&mut p[..n], &g[..n], &mut m[..n], &mut v[..n], c);
         tinytrain::kernels::adam_update_portable(&mut p2[..n], &g[..n], &mut m2[..n], &mut v2[..n], c);
-        if !(same_bits("adam p", &p[..n], &p2[..n]) && same_bits("adam m", &m[..n], &m2[..n]) && same_bits("adam v", &v[..n], &v2[..n])) {
+        if !(same_bits("adam p", &p[..n], &p2[..n])
+            && same_bits("adam m", &m[..n], &m2[..n])
+            && same_bits("adam v", &v[..n], &v2[..n]))
+        {
             defmt::error!("{=usize} parameters, data kind {=u32}", n, kind);
+            return false;
+        }
+    }
+    true
+}
+
+/// The element-wise kernels (`all_finite`, `fill_zero`, `relu`, `relu_backward`) against their
+/// portable references on the first `n` elements.
+fn elementwise_same(rng: &mut tinytrain::Rng, n: usize) -> bool {
+    use tinytrain::kernels as k;
+    const MAX: usize = 300;
+    let (mut x, mut dy) = ([0.0f32; MAX], [0.0f32; MAX]);
+    let (mut y, mut want) = ([0.0f32; MAX], [0.0f32; MAX]);
+    for kind in KINDS {
+        fill(rng, &mut x[..n], kind);
+        fill(rng, &mut dy[..n], kind);
+        if k::all_finite(&x[..n]) != k::all_finite_portable(&x[..n]) {
+            defmt::error!("all_finite: {=usize} elements, data kind {=u32}", n, kind);
+            return false;
+        }
+        // One non-finite value anywhere, the last element included.
+        if n > 0 {
+            let mut z = x;
+            z[rng.below(n as u32) as usize] = if kind % 2 == 0 { f32::INFINITY } else { f32::NAN };
+            z[n - 1] = if kind == 2 { f32::NEG_INFINITY } else { z[n - 1] };
+            if k::all_finite(&z[..n]) || k::all_finite_portable(&z[..n]) {
+                defmt::error!("all_finite missed a non-finite value: {=usize} elements", n);
+                return false;
+            }
+        }
+        k::relu(&x[..n], &mut y[..n]);
+        k::relu_portable(&x[..n], &mut want[..n]);
+        if !same_bits("relu", &y[..n], &want[..n]) {
+            return false;
+        }
+        k::relu_backward(&x[..n], &dy[..n], &mut y[..n]);
+        k::relu_backward_portable(&x[..n], &dy[..n], &mut want[..n]);
+        if !same_bits("relu_backward", &y[..n], &want[..n]) {
+            return false;
+        }
+        let mut z = x;
+        k::fill_zero(&mut z[..n]);
+        if z[..n].iter().any(|v| v.to_bits() != 0)
+            || z[n..].iter().zip(&x[n..]).any(|(a, b)| a.to_bits() != b.to_bits())
+        {
+            defmt::error!("fill_zero: {=usize} elements", n);
             return false;
         }
     }
@@ -518,7 +566,7 @@ mod tests {
     use tinytrain::{Mode, Rng, Tensor, Zero};
 
     use super::{BACKBONE, FineTune, Mlp, P, Slide, accumulate_batch, adam_torch, close, flat, set_flat, slide};
-    use super::{adam_update_same, dense_backward_same, dense_forward_same};
+    use super::{adam_update_same, dense_backward_same, dense_forward_same, elementwise_same};
 
     #[test]
     fn dense_forward_kernel_gives_the_portable_bits() {
@@ -535,6 +583,15 @@ mod tests {
         assert!(dense_forward_same::<77, 5>(&mut rng));
         assert!(dense_forward_same::<216, 10>(&mut rng));
         assert!(dense_forward_same::<259, 3>(&mut rng));
+    }
+
+    #[test]
+    fn elementwise_kernels_give_the_portable_bits() {
+        let mut rng = Rng::new(6);
+        // Blocks of 8, 16 and 24 and every remainder up to the next block.
+        for n in (0..50).chain([64, 100, 216, 299]) {
+            assert!(elementwise_same(&mut rng, n));
+        }
     }
 
     #[test]

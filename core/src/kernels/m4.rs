@@ -369,3 +369,190 @@ pub(crate) fn adam_update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]
         );
     }
 }
+
+/// `true` when every element is finite, as [`super::all_finite_portable`] decides it: each
+/// element times zero is added into one of seven lanes (zero for a finite element, NaN for an
+/// infinity or NaN), and the lanes' sum compared with zero. Blocks of 24 elements in
+/// `s8`-`s31`, lanes in `s0`-`s6`, the zero in `s7`: 25 instructions per 24 elements.
+#[inline(never)]
+pub(crate) fn all_finite(x: &[f32]) -> bool {
+    let ok: u32;
+    // SAFETY: `x` is read `x.len()` floats from its start (blocks of 24, then single values).
+    // All registers written are outputs or clobbered; flags clobbered; no stack.
+    unsafe {
+        m4_asm!(
+            "vldmia {zp}, {{s0-s7}}",
+            "cmp {blocks}, #0",
+            "beq 2f",
+            "1:",
+            "vldmia {xp}!, {{s8-s31}}",
+            ".set ttk, 0",
+            ".rept 24",
+            "ttf vmla, %(ttk-(ttk/7)*7), %(8+ttk), 7",
+            ".set ttk, ttk+1",
+            ".endr",
+            "subs {blocks}, {blocks}, #1",
+            "bne 1b",
+            "2:",
+            "cmp {rest}, #0",
+            "beq 4f",
+            "3:",
+            "vldmia {xp}!, {{s8}}",
+            "vmla.f32 s0, s8, s7",
+            "subs {rest}, {rest}, #1",
+            "bne 3b",
+            "4:",
+            "vadd.f32 s0, s0, s1",
+            "vadd.f32 s2, s2, s3",
+            "vadd.f32 s4, s4, s5",
+            "vadd.f32 s0, s0, s6",
+            "vadd.f32 s2, s2, s4",
+            "vadd.f32 s0, s0, s2",
+            "vcmp.f32 s0, #0",
+            "vmrs APSR_nzcv, fpscr",
+            "ite eq",
+            "moveq {ok}, #1",
+            "movne {ok}, #0";
+            xp = inout(reg) x.as_ptr() => _,
+            zp = in(reg) ZEROS.as_ptr(),
+            blocks = inout(reg) x.len() / 24 => _,
+            rest = inout(reg) x.len() % 24 => _,
+            ok = out(reg) ok,
+        );
+    }
+    ok != 0
+}
+
+/// Sets every element to `+0.0`: one `vstm` of 16 zeros per 16 elements.
+#[inline(never)]
+pub(crate) fn fill_zero(x: &mut [f32]) {
+    // SAFETY: `x` is written `x.len()` floats from its start (blocks of 16, then single
+    // values). All registers written are outputs or clobbered; flags clobbered; no stack.
+    unsafe {
+        m4_asm!(
+            "vldmia {zp}, {{s0-s15}}",
+            "cmp {blocks}, #0",
+            "beq 2f",
+            "1:",
+            "vstmia {xp}!, {{s0-s15}}",
+            "subs {blocks}, {blocks}, #1",
+            "bne 1b",
+            "2:",
+            "cmp {rest}, #0",
+            "beq 4f",
+            "3:",
+            "vstmia {xp}!, {{s0}}",
+            "subs {rest}, {rest}, #1",
+            "bne 3b",
+            "4:";
+            xp = inout(reg) x.as_mut_ptr() => _,
+            zp = in(reg) ZEROS.as_ptr(),
+            blocks = inout(reg) x.len() / 16 => _,
+            rest = inout(reg) x.len() % 16 => _,
+        );
+    }
+}
+
+/// ReLU, as [`super::relu_portable`]: `y = x` where `x > 0`, else `+0.0` (NaN included),
+/// eight elements per block: a compare, a flag transfer and a conditional move each.
+#[inline(never)]
+pub(crate) fn relu(x: &[f32], y: &mut [f32]) {
+    let n = x.len().min(y.len());
+    // SAFETY: `x` is read and `y` written `n` floats from their starts (blocks of 8, then
+    // single values). All registers written are outputs or clobbered; flags clobbered; no
+    // stack.
+    unsafe {
+        m4_asm!(
+            // `s<k>` = 0 unless it is greater than zero (`le` holds for unordered too).
+            ".macro ttrelu k",
+            "vcmp.f32 s\\k, #0",
+            "vmrs APSR_nzcv, fpscr",
+            "it le",
+            "vmovle.f32 s\\k, s31",
+            ".endm",
+            "vldmia {zp}, {{s31}}",
+            "cmp {blocks}, #0",
+            "beq 2f",
+            "1:",
+            "vldmia {xp}!, {{s0-s7}}",
+            ".set ttk, 0",
+            ".rept 8",
+            "ttrelu %(ttk)",
+            ".set ttk, ttk+1",
+            ".endr",
+            "vstmia {yp}!, {{s0-s7}}",
+            "subs {blocks}, {blocks}, #1",
+            "bne 1b",
+            "2:",
+            "cmp {rest}, #0",
+            "beq 4f",
+            "3:",
+            "vldmia {xp}!, {{s0}}",
+            "ttrelu 0",
+            "vstmia {yp}!, {{s0}}",
+            "subs {rest}, {rest}, #1",
+            "bne 3b",
+            "4:",
+            ".purgem ttrelu";
+            xp = inout(reg) x.as_ptr() => _,
+            yp = inout(reg) y.as_mut_ptr() => _,
+            zp = in(reg) ZEROS.as_ptr(),
+            blocks = inout(reg) n / 8 => _,
+            rest = inout(reg) n % 8 => _,
+        );
+    }
+}
+
+/// The ReLU's input gradient, as [`super::relu_backward_portable`]: `dx = dy · 1` where
+/// `x > 0`, else `dy · 0` (a signed zero, or NaN for an infinite `dy`). The multiplication
+/// by one is left out: it returns `dy` unchanged (a NaN keeps its NaN-ness).
+#[inline(never)]
+pub(crate) fn relu_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    let n = x.len().min(dy.len()).min(dx.len());
+    // SAFETY: `x` and `dy` are read and `dx` written `n` floats from their starts (blocks of
+    // 8, then single values). All registers written are outputs or clobbered; flags
+    // clobbered; no stack.
+    unsafe {
+        m4_asm!(
+            // `s<d>` times zero unless `s<k>` is greater than zero.
+            ".macro ttdrelu k, d",
+            "vcmp.f32 s\\k, #0",
+            "vmrs APSR_nzcv, fpscr",
+            "it le",
+            "vmulle.f32 s\\d, s\\d, s31",
+            ".endm",
+            "vldmia {zp}, {{s31}}",
+            "cmp {blocks}, #0",
+            "beq 2f",
+            "1:",
+            "vldmia {xp}!, {{s0-s7}}",
+            "vldmia {dyp}!, {{s8-s15}}",
+            ".set ttk, 0",
+            ".rept 8",
+            "ttdrelu %(ttk), %(8+ttk)",
+            ".set ttk, ttk+1",
+            ".endr",
+            "vstmia {dxp}!, {{s8-s15}}",
+            "subs {blocks}, {blocks}, #1",
+            "bne 1b",
+            "2:",
+            "cmp {rest}, #0",
+            "beq 4f",
+            "3:",
+            "vldmia {xp}!, {{s0}}",
+            "vldmia {dyp}!, {{s8}}",
+            "ttdrelu 0, 8",
+            "vstmia {dxp}!, {{s8}}",
+            "subs {rest}, {rest}, #1",
+            "bne 3b",
+            "4:",
+            ".purgem ttdrelu";
+            xp = inout(reg) x.as_ptr() => _,
+            dyp = inout(reg) dy.as_ptr() => _,
+            dxp = inout(reg) dx.as_mut_ptr() => _,
+            zp = in(reg) ZEROS.as_ptr(),
+            blocks = inout(reg) n / 8 => _,
+            rest = inout(reg) n % 8 => _,
+        );
+    }
+}

@@ -36,6 +36,21 @@ pub trait ActivationFn {
     fn f(x: f32) -> f32;
     /// f'(x), given x and y = f(x).
     fn df(x: f32, y: f32) -> f32;
+    /// `y = f(x)` element by element (a function may run a kernel with the same bits).
+    #[inline]
+    fn f_slice(x: &[f32], y: &mut [f32]) {
+        for (yi, &xi) in y.iter_mut().zip(x) {
+            *yi = Self::f(xi);
+        }
+    }
+    /// `dx = dy · f'(x, y)` element by element (a function may run a kernel with the same
+    /// bits).
+    #[inline]
+    fn df_slice(x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]) {
+        for (((d, &xi), &yi), &g) in dx.iter_mut().zip(x).zip(y).zip(dy) {
+            *d = g * Self::df(xi, yi);
+        }
+    }
 }
 
 /// Logistic sigmoid, 1/(1+e^-x), computed without overflow for large |x|.
@@ -86,6 +101,14 @@ impl ActivationFn for ReluFn {
     #[inline]
     fn df(x: f32, _y: f32) -> f32 {
         if x > 0.0 { 1.0 } else { 0.0 }
+    }
+    #[inline]
+    fn f_slice(x: &[f32], y: &mut [f32]) {
+        crate::kernels::relu(x, y);
+    }
+    #[inline]
+    fn df_slice(x: &[f32], _y: &[f32], dy: &[f32], dx: &mut [f32]) {
+        crate::kernels::relu_backward(x, dy, dx);
     }
 }
 
@@ -194,9 +217,7 @@ impl<F: ActivationFn, T: Tensor> Layer for Act<F, T> {
 
     #[inline]
     fn forward(&self, x: &T, _acts: &mut (), y: &mut T, _mode: &mut Mode) {
-        for (yi, &xi) in y.flat_mut().iter_mut().zip(x.flat()) {
-            *yi = F::f(xi);
-        }
+        F::f_slice(x.flat(), y.flat_mut());
     }
 
     #[inline]
@@ -211,10 +232,7 @@ impl<F: ActivationFn, T: Tensor> Layer for Act<F, T> {
         dx: Option<&mut T>,
     ) {
         if let Some(dx) = dx {
-            let it = dx.flat_mut().iter_mut().zip(x.flat()).zip(y.flat()).zip(dy.flat());
-            for (((d, &xi), &yi), &g) in it {
-                *d = g * F::df(xi, yi);
-            }
+            F::df_slice(x.flat(), y.flat(), dy.flat(), dx.flat_mut());
         }
     }
 
