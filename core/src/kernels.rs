@@ -11,7 +11,7 @@
 //! ```
 
 #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
-mod m4;
+pub(crate) mod m4;
 
 const LANES: usize = 8;
 

@@ -555,6 +555,48 @@ fn elementwise_same(rng: &mut tinytrain::Rng, n: usize) -> bool {
     true
 }
 
+/// `Conv2d::forward` (the assembly kernels where they apply) against `forward_portable`.
+fn conv_forward_same<
+    const CI: usize,
+    const CO: usize,
+    const K: usize,
+    const S: usize,
+    const P: usize,
+    const H: usize,
+    const W: usize,
+    const HO: usize,
+    const WO: usize,
+>(
+    rng: &mut tinytrain::Rng,
+) -> bool {
+    use tinytrain::prelude::Conv2d;
+    let mut c = Conv2d::<CI, CO, K, S, P, H, W, HO, WO>::ZERO;
+    let mut x = [[[0.0f32; W]; H]; CI];
+    let (mut y, mut want) = ([[[0.0f32; WO]; HO]; CO], [[[0.0f32; WO]; HO]; CO]);
+    for kind in KINDS {
+        fill(rng, c.weight.as_flattened_mut().as_flattened_mut().as_flattened_mut(), kind);
+        fill(rng, &mut c.bias, kind);
+        fill(rng, x.as_flattened_mut().as_flattened_mut(), kind);
+        c.forward(&x, &mut (), &mut y, &mut Mode::Infer);
+        c.forward_portable(&x, &mut want);
+        if !same_bits("conv forward", y.as_flattened().as_flattened(), want.as_flattened().as_flattened()) {
+            defmt::error!(
+                "Conv2d<{=usize}, {=usize}, {=usize}, {=usize}, {=usize}, {=usize}, {=usize}>, data kind {=u32}",
+                CI,
+                CO,
+                K,
+                S,
+                P,
+                H,
+                W,
+                kind
+            );
+            return false;
+        }
+    }
+    true
+}
+
 #[defmt_test::tests]
 mod tests {
     use tinytrain::layer::Layer;
@@ -566,7 +608,7 @@ mod tests {
     use tinytrain::{Mode, Rng, Tensor, Zero};
 
     use super::{BACKBONE, FineTune, Mlp, P, Slide, accumulate_batch, adam_torch, close, flat, set_flat, slide};
-    use super::{adam_update_same, dense_backward_same, dense_forward_same, elementwise_same};
+    use super::{adam_update_same, conv_forward_same, dense_backward_same, dense_forward_same, elementwise_same};
 
     #[test]
     fn dense_forward_kernel_gives_the_portable_bits() {
@@ -583,6 +625,23 @@ mod tests {
         assert!(dense_forward_same::<77, 5>(&mut rng));
         assert!(dense_forward_same::<216, 10>(&mut rng));
         assert!(dense_forward_same::<259, 3>(&mut rng));
+    }
+
+    #[test]
+    fn conv_forward_kernel_gives_the_portable_bits() {
+        let mut rng = Rng::new(7);
+        // mnist-cnn-tiny's two layers; stride 1 and 3 (wider than the kernel), one input
+        // channel and several, a 1x1 and a 5x5 kernel, odd channel counts (a last block of one
+        // channel), rows wider than a tile (a last, narrower tile); padding (the portable path).
+        assert!(conv_forward_same::<1, 6, 4, 2, 0, 28, 28, 13, 13>(&mut rng));
+        assert!(conv_forward_same::<6, 24, 3, 2, 0, 13, 13, 6, 6>(&mut rng));
+        assert!(conv_forward_same::<2, 3, 3, 1, 0, 7, 9, 5, 7>(&mut rng));
+        assert!(conv_forward_same::<3, 5, 2, 3, 0, 10, 11, 3, 4>(&mut rng));
+        assert!(conv_forward_same::<1, 3, 2, 3, 0, 8, 8, 3, 3>(&mut rng));
+        assert!(conv_forward_same::<2, 2, 1, 1, 0, 4, 5, 4, 5>(&mut rng));
+        assert!(conv_forward_same::<4, 7, 5, 2, 0, 15, 15, 6, 6>(&mut rng));
+        assert!(conv_forward_same::<1, 2, 3, 1, 0, 5, 40, 3, 38>(&mut rng));
+        assert!(conv_forward_same::<2, 3, 3, 1, 1, 6, 6, 6, 6>(&mut rng));
     }
 
     #[test]

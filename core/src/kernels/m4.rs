@@ -26,8 +26,8 @@
 
 use core::arch::asm;
 
-/// Zeros, to clear up to 16 accumulators with one `vldm`.
-static ZEROS: [f32; 16] = [0.0; 16];
+/// Zeros, to clear up to 32 accumulators with one `vldm`.
+static ZEROS: [f32; 32] = [0.0; 32];
 
 /// Assembler macros shared by the kernels, defined at the start of each block:
 /// - `ttf op, d, n, m`: `op.f32 s<d>, s<n>, s<m>` (`vmla`, `vadd`, `vmul`, ...);
@@ -37,6 +37,10 @@ static ZEROS: [f32; 16] = [0.0; 16];
 /// - `ttmlas d0, m, n0, count`: `count` multiply-accumulates `s<d0+k> += s<m> * s<n0+k>`;
 /// - `ttrepeat mac, c, n, r, cnt`: `n` times `mac c` then once `mac r` if `r > 0`: unrolled
 ///   when `n <= 8`, else a loop of four per iteration counting in register `cnt`;
+/// - `ttstn base, lo, hi`: `vstmia` without write-back; `ttvldr n, base, off`:
+///   `vldr s<n>, [base, #off]`;
+/// - `ttaddi reg, imm, tmp` / `ttsubi reg, imm, tmp`: `reg += imm` / `reg -= imm` for any
+///   `imm` below 65,536 (`addw`, or `movw` into `tmp` and a register add);
 /// - `ttred a, d`: the fixed tree of [`super::dot`] over `s<a>`..`s<a+7>`, result in `s<d>`.
 macro_rules! prelude {
     () => {
@@ -46,6 +50,12 @@ macro_rules! prelude {
             ".macro ttld base, lo, hi\nvldmia \\base!, {{s\\lo-s\\hi}}\n.endm\n",
             ".macro ttst base, lo, hi\nvstmia \\base!, {{s\\lo-s\\hi}}\n.endm\n",
             ".macro ttldn base, lo, hi\nvldmia \\base, {{s\\lo-s\\hi}}\n.endm\n",
+            ".macro ttstn base, lo, hi\nvstmia \\base, {{s\\lo-s\\hi}}\n.endm\n",
+            ".macro ttvldr n, base, off\nvldr s\\n, [\\base, #\\off]\n.endm\n",
+            ".macro ttaddi reg, imm, tmp\n.if \\imm < 4096\naddw \\reg, \\reg, #\\imm\n.else\n",
+            "movw \\tmp, #\\imm\nadd \\reg, \\reg, \\tmp\n.endif\n.endm\n",
+            ".macro ttsubi reg, imm, tmp\n.if \\imm < 4096\nsubw \\reg, \\reg, #\\imm\n.else\n",
+            "movw \\tmp, #\\imm\nsub \\reg, \\reg, \\tmp\n.endif\n.endm\n",
             ".macro ttmla d0, n0, m0, count\n.set ttk, 0\n.rept \\count\n",
             "ttf vmla, %(\\d0+ttk), %(\\n0+ttk), %(\\m0+ttk)\n.set ttk, ttk+1\n.endr\n.endm\n",
             ".macro ttmlas d0, m, n0, count\n.set ttk, 0\n.rept \\count\n",
@@ -71,7 +81,7 @@ macro_rules! prelude {
 /// Removes the macros of [`prelude`] and leaves `.altmacro` mode.
 macro_rules! epilogue {
     () => {
-        ".purgem ttf\n.purgem ttld\n.purgem ttst\n.purgem ttldn\n.purgem ttmla\n.purgem ttmlas\n.purgem ttrepeat\n.purgem ttred\n.noaltmacro\n"
+        ".purgem ttf\n.purgem ttld\n.purgem ttst\n.purgem ttldn\n.purgem ttstn\n.purgem ttvldr\n.purgem ttaddi\n.purgem ttsubi\n.purgem ttmla\n.purgem ttmlas\n.purgem ttrepeat\n.purgem ttred\n.noaltmacro\n"
     };
 }
 
@@ -95,6 +105,8 @@ macro_rules! m4_asm {
         )
     };
 }
+
+pub(crate) mod conv;
 
 /// `y = W x + b` for a `[O][I]` weight, summed exactly as [`super::dense_forward_portable`]:
 /// rows in pairs (one load of `x` for both), each row in eight lane accumulators reduced in

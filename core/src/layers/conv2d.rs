@@ -404,6 +404,39 @@ impl<
         }
     }
 
+    /// Why the Cortex-M4F assembly kernels do not cover this shape (`None`: they do).
+    #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+    const M4_UNSUPPORTED: Option<&'static str> = crate::kernels::m4::conv::unsupported(P, K, H, W, CI, CO);
+
+    /// The forward pass with the Cortex-M4F assembly kernels: strips of a few channels by a
+    /// few columns over all output rows, each output summed as [`Self::forward_portable`]
+    /// sums it.
+    #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+    fn forward_m4(&self, x: &[[[f32; W]; H]; CI], y: &mut [[[f32; WO]; HO]; CO]) {
+        use crate::kernels::m4::conv::{forward_strip, forward_tile};
+        let (b, t) = forward_tile(CO, CI, WO, K, S);
+        let xf = x.as_flattened().as_flattened();
+        let wf = self.weight.as_flattened().as_flattened().as_flattened();
+        let yf = y.as_flattened_mut().as_flattened_mut();
+        let mut co = 0;
+        while co < CO {
+            let mut ow = 0;
+            while ow < WO {
+                let part = if co + b <= CO { 0 } else { 2 } | if ow + t <= WO { 0 } else { 1 };
+                let (xs, ws, bs) = (&xf[ow * S..], &wf[co * CI * K * K..], &self.bias[co..]);
+                let ys = &mut yf[co * HO * WO + ow..];
+                match part {
+                    0 => forward_strip::<CI, CO, K, S, H, W, HO, WO, 0>(xs, ws, bs, ys),
+                    1 => forward_strip::<CI, CO, K, S, H, W, HO, WO, 1>(xs, ws, bs, ys),
+                    2 => forward_strip::<CI, CO, K, S, H, W, HO, WO, 2>(xs, ws, bs, ys),
+                    _ => forward_strip::<CI, CO, K, S, H, W, HO, WO, 3>(xs, ws, bs, ys),
+                }
+                ow += t;
+            }
+            co += b;
+        }
+    }
+
     /// The forward pass, portable: the code the Cortex-M runs, and the host without AVX2.
     /// [`Layer::forward`] picks an AVX2 build of the same code at run time on the host (with
     /// the `std` feature); both give the same bits.
@@ -505,6 +538,11 @@ impl<
             unsafe {
                 self.forward_avx2(x, y);
             }
+            return;
+        }
+        #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+        if Self::M4_UNSUPPORTED.is_none() {
+            self.forward_m4(x, y);
             return;
         }
         self.forward_portable(x, y);
