@@ -597,6 +597,67 @@ fn conv_forward_same<
     true
 }
 
+/// `Conv2d::backward` (the assembly kernels where they apply) against `backward_portable`:
+/// the weight and bias gradients (added to what was there) and the input gradient.
+fn conv_backward_same<
+    const CI: usize,
+    const CO: usize,
+    const K: usize,
+    const S: usize,
+    const P: usize,
+    const H: usize,
+    const W: usize,
+    const HO: usize,
+    const WO: usize,
+>(
+    rng: &mut tinytrain::Rng,
+) -> bool {
+    use tinytrain::prelude::Conv2d;
+    let mut c = Conv2d::<CI, CO, K, S, P, H, W, HO, WO>::ZERO;
+    let mut g = Conv2d::<CI, CO, K, S, P, H, W, HO, WO>::ZERO;
+    let mut want_g = Conv2d::<CI, CO, K, S, P, H, W, HO, WO>::ZERO;
+    let mut x = [[[0.0f32; W]; H]; CI];
+    let (mut dx, mut want_dx) = ([[[0.0f32; W]; H]; CI], [[[0.0f32; W]; H]; CI]);
+    let (y, mut dy) = ([[[0.0f32; WO]; HO]; CO], [[[0.0f32; WO]; HO]; CO]);
+    for kind in KINDS {
+        fill(rng, c.weight.as_flattened_mut().as_flattened_mut().as_flattened_mut(), kind);
+        fill(rng, x.as_flattened_mut().as_flattened_mut(), kind);
+        fill(rng, dy.as_flattened_mut().as_flattened_mut(), kind);
+        fill(rng, g.weight.as_flattened_mut().as_flattened_mut().as_flattened_mut(), kind % 3);
+        fill(rng, &mut g.bias, kind % 3);
+        want_g.weight = g.weight;
+        want_g.bias = g.bias;
+        fill(rng, dx.as_flattened_mut().as_flattened_mut(), kind);
+        c.backward(&x, &(), &y, &dy, &mut (), Some(&mut g), Some(&mut dx));
+        c.backward_portable(&x, &dy, Some(&mut want_g), Some(&mut want_dx));
+        if !(same_bits(
+            "conv weight gradient",
+            g.weight.as_flattened().as_flattened().as_flattened(),
+            want_g.weight.as_flattened().as_flattened().as_flattened(),
+        ) && same_bits("conv bias gradient", &g.bias, &want_g.bias)
+            && same_bits(
+                "conv input gradient",
+                dx.as_flattened().as_flattened(),
+                want_dx.as_flattened().as_flattened(),
+            ))
+        {
+            defmt::error!(
+                "Conv2d<{=usize}, {=usize}, {=usize}, {=usize}, {=usize}, {=usize}, {=usize}>, data kind {=u32}",
+                CI,
+                CO,
+                K,
+                S,
+                P,
+                H,
+                W,
+                kind
+            );
+            return false;
+        }
+    }
+    true
+}
+
 #[defmt_test::tests]
 mod tests {
     use tinytrain::layer::Layer;
@@ -608,7 +669,10 @@ mod tests {
     use tinytrain::{Mode, Rng, Tensor, Zero};
 
     use super::{BACKBONE, FineTune, Mlp, P, Slide, accumulate_batch, adam_torch, close, flat, set_flat, slide};
-    use super::{adam_update_same, conv_forward_same, dense_backward_same, dense_forward_same, elementwise_same};
+    use super::{
+        adam_update_same, conv_backward_same, conv_forward_same, dense_backward_same, dense_forward_same,
+        elementwise_same,
+    };
 
     #[test]
     fn dense_forward_kernel_gives_the_portable_bits() {
@@ -642,6 +706,21 @@ mod tests {
         assert!(conv_forward_same::<4, 7, 5, 2, 0, 15, 15, 6, 6>(&mut rng));
         assert!(conv_forward_same::<1, 2, 3, 1, 0, 5, 40, 3, 38>(&mut rng));
         assert!(conv_forward_same::<2, 3, 3, 1, 1, 6, 6, 6, 6>(&mut rng));
+    }
+
+    #[test]
+    fn conv_backward_kernels_give_the_portable_bits() {
+        let mut rng = Rng::new(8);
+        assert!(conv_backward_same::<1, 6, 4, 2, 0, 28, 28, 13, 13>(&mut rng));
+        assert!(conv_backward_same::<6, 24, 3, 2, 0, 13, 13, 6, 6>(&mut rng));
+        assert!(conv_backward_same::<2, 3, 3, 1, 0, 7, 9, 5, 7>(&mut rng));
+        assert!(conv_backward_same::<3, 5, 2, 3, 0, 10, 11, 3, 4>(&mut rng));
+        assert!(conv_backward_same::<1, 3, 2, 3, 0, 8, 8, 3, 3>(&mut rng));
+        assert!(conv_backward_same::<2, 2, 1, 1, 0, 4, 5, 4, 5>(&mut rng));
+        assert!(conv_backward_same::<4, 7, 5, 2, 0, 15, 15, 6, 6>(&mut rng));
+        assert!(conv_backward_same::<1, 2, 3, 1, 0, 5, 40, 3, 38>(&mut rng));
+        assert!(conv_backward_same::<2, 3, 3, 2, 0, 21, 21, 10, 10>(&mut rng));
+        assert!(conv_backward_same::<2, 3, 3, 1, 1, 6, 6, 6, 6>(&mut rng));
     }
 
     #[test]

@@ -463,29 +463,90 @@ impl<
         dx: Option<&mut [[[f32; W]; H]; CI]>,
     ) {
         if let Some(grads) = grads {
-            for (gb, d) in grads.bias.iter_mut().zip(dy) {
-                *gb += sum8(d.as_flattened());
-            }
-            let mut co = 0;
-            while co < CO {
-                for ci in 0..CI {
-                    for kh in 0..K {
-                        if co + 2 <= CO {
-                            Self::grad_weight_block::<2>(x, dy, co, ci, kh, &mut grads.weight);
-                        } else {
-                            Self::grad_weight_block::<1>(x, dy, co, ci, kh, &mut grads.weight);
-                        }
+            Self::grad_bias(dy, grads);
+            Self::grad_weight_portable(x, dy, grads);
+        }
+        if let Some(dx) = dx {
+            self.grad_input_portable(dy, dx);
+        }
+    }
+
+    /// Adds the bias gradients: each channel's output gradient summed in eight lanes.
+    #[inline(always)]
+    fn grad_bias(dy: &[[[f32; WO]; HO]; CO], grads: &mut Self) {
+        for (gb, d) in grads.bias.iter_mut().zip(dy) {
+            *gb += sum8(d.as_flattened());
+        }
+    }
+
+    /// Adds the weight gradients, two filters at a time.
+    #[inline(always)]
+    fn grad_weight_portable(x: &[[[f32; W]; H]; CI], dy: &[[[f32; WO]; HO]; CO], grads: &mut Self) {
+        let mut co = 0;
+        while co < CO {
+            for ci in 0..CI {
+                for kh in 0..K {
+                    if co + 2 <= CO {
+                        Self::grad_weight_block::<2>(x, dy, co, ci, kh, &mut grads.weight);
+                    } else {
+                        Self::grad_weight_block::<1>(x, dy, co, ci, kh, &mut grads.weight);
                     }
                 }
-                co += 2;
+            }
+            co += 2;
+        }
+    }
+
+    /// Writes the input gradient.
+    #[inline(always)]
+    fn grad_input_portable(&self, dy: &[[[f32; WO]; HO]; CO], dx: &mut [[[f32; W]; H]; CI]) {
+        if S == 1 && P < K && W + K <= PAD_ROW {
+            self.grad_input_stride1(dy, dx);
+        } else {
+            self.grad_input_strided(dy, dx);
+        }
+    }
+
+    /// Why the Cortex-M4F weight-gradient kernel does not cover this shape (`None`: it does).
+    #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+    const M4_GRAD_WEIGHT_UNSUPPORTED: Option<&'static str> =
+        crate::kernels::m4::conv::grad_weight_unsupported(P, K, H, W, CI, CO, S, HO, WO);
+
+    /// The backward pass with the Cortex-M4F assembly kernels where they apply, each sum in
+    /// the order of [`Self::backward_portable`].
+    #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+    fn backward_m4(
+        &self,
+        x: &[[[f32; W]; H]; CI],
+        dy: &[[[f32; WO]; HO]; CO],
+        grads: Option<&mut Self>,
+        dx: Option<&mut [[[f32; W]; H]; CI]>,
+    ) {
+        use crate::kernels::m4::conv::{GRAD_WEIGHT_BUFFER, grad_weight, grad_weight_tile};
+        if let Some(grads) = grads {
+            Self::grad_bias(dy, grads);
+            if Self::M4_GRAD_WEIGHT_UNSUPPORTED.is_none() {
+                let (b, _) = grad_weight_tile(CO, K, S, HO, WO);
+                let xf = x.as_flattened().as_flattened();
+                let dyf = dy.as_flattened().as_flattened();
+                let gf = grads.weight.as_flattened_mut().as_flattened_mut().as_flattened_mut();
+                let mut buf = [0.0f32; GRAD_WEIGHT_BUFFER];
+                let mut co = 0;
+                while co < CO {
+                    let (dys, gs) = (&dyf[co * HO * WO..], &mut gf[co * CI * K * K..]);
+                    if co + b <= CO {
+                        grad_weight::<CI, CO, K, S, H, W, HO, WO, 0>(xf, dys, gs, &mut buf);
+                    } else {
+                        grad_weight::<CI, CO, K, S, H, W, HO, WO, 1>(xf, dys, gs, &mut buf);
+                    }
+                    co += b;
+                }
+            } else {
+                Self::grad_weight_portable(x, dy, grads);
             }
         }
         if let Some(dx) = dx {
-            if S == 1 && P < K && W + K <= PAD_ROW {
-                self.grad_input_stride1(dy, dx);
-            } else {
-                self.grad_input_strided(dy, dx);
-            }
+            self.grad_input_portable(dy, dx);
         }
     }
 
@@ -566,6 +627,11 @@ impl<
             unsafe {
                 self.backward_avx2(x, dy, grads, dx);
             }
+            return;
+        }
+        #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+        if Self::M4_UNSUPPORTED.is_none() {
+            self.backward_m4(x, dy, grads, dx);
             return;
         }
         self.backward_portable(x, dy, grads, dx);

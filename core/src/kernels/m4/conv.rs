@@ -191,3 +191,262 @@ pub(crate) fn forward_strip<
         );
     }
 }
+
+/// Weight-gradient lanes in use: the eight lanes of `kernels::dot`'s order, fewer when the
+/// output rows are narrower.
+const fn lanes(wo: usize) -> usize {
+    if wo < 8 { wo } else { 8 }
+}
+
+/// Estimated instructions of the weight gradient of one input channel with blocks of `b`
+/// channels and lane groups of `a` lanes.
+const fn grad_weight_cost(co: usize, k: usize, ho: usize, wo: usize, b: usize, a: usize) -> usize {
+    let l = lanes(wo);
+    let groups = l.div_ceil(a);
+    let chunks = wo.div_ceil(8);
+    let per_block = ho * groups * (5 + 2 * b + chunks * (2 + 2 * b)) + b * k * (3 * groups + 10);
+    co.div_ceil(b) * per_block
+}
+
+/// The weight-gradient tile, `(B, A)`: blocks of `B` (at most 2) output channels, lanes in
+/// groups of `A` whose `B·K·A` accumulators, `A` output gradients and `(A−1)·S + K` input
+/// values fit 32 registers; the cheapest by [`grad_weight_cost`].
+pub(crate) const fn grad_weight_tile(co: usize, k: usize, s: usize, ho: usize, wo: usize) -> (usize, usize) {
+    let mut best = (1, 1);
+    let mut best_cost = usize::MAX;
+    let mut b = 1;
+    while b <= 2 && b <= co {
+        let mut a = 1;
+        while a <= lanes(wo) {
+            if b * k * a + a + (a - 1) * s + k <= 32 {
+                let cost = grad_weight_cost(co, k, ho, wo, b, a);
+                if cost < best_cost {
+                    best = (b, a);
+                    best_cost = cost;
+                }
+            }
+            a += 1;
+        }
+        b += 1;
+    }
+    best
+}
+
+/// Why the weight-gradient kernel does not apply (`None`: it does): its immediate offsets
+/// must stay below 4,096 bytes.
+pub(crate) const fn grad_weight_unsupported(
+    p: usize,
+    k: usize,
+    h: usize,
+    w: usize,
+    ci: usize,
+    co: usize,
+    s: usize,
+    ho: usize,
+    wo: usize,
+) -> Option<&'static str> {
+    let (b, _) = grad_weight_tile(co, k, s, ho, wo);
+    if let Some(why) = unsupported(p, k, h, w, ci, co) {
+        Some(why)
+    } else if (b - 1) * ho * wo * 4 + wo * 4 >= 4096 || (b - 1) * ci * k * k * 4 + k * 4 >= 4096 || w * 4 >= 4096 {
+        Some("offsets of 4 KiB or more")
+    } else {
+        None
+    }
+}
+
+/// The size of the lane buffer [`grad_weight`] needs.
+pub(crate) const GRAD_WEIGHT_BUFFER: usize = 2 * 15 * 8;
+
+/// Adds the weight gradients of a block of output channels: `B` channels, or `CO % B` for
+/// `PART` 1 (see [`grad_weight_tile`]). `x` is the whole input, `dy` starts at the block's
+/// first channel, `g` at its first filter. Each weight sums its terms in eight lanes by output
+/// column (`ow % 8`, over the rows in order, the columns of a row in order), reduces them in
+/// the fixed tree of `kernels::dot` and adds the sum to its gradient, as
+/// `Conv2d::backward_portable` does without padding (where its edge sums stay `+0.0`).
+///
+/// Lanes are computed `A` at a time (one pass over the output rows each) and parked in `buf`;
+/// the tree then reads each weight's lanes back.
+#[inline(never)]
+pub(crate) fn grad_weight<
+    const CI: usize,
+    const CO: usize,
+    const K: usize,
+    const S: usize,
+    const H: usize,
+    const W: usize,
+    const HO: usize,
+    const WO: usize,
+    const PART: usize,
+>(
+    x: &[f32],
+    dy: &[f32],
+    g: &mut [f32],
+    buf: &mut [f32; GRAD_WEIGHT_BUFFER],
+) {
+    let (b, _) = grad_weight_tile(CO, K, S, HO, WO);
+    let nb = if PART == 0 { b } else { CO % b };
+    if nb == 0 || x.len() < CI * H * W || dy.len() < nb * HO * WO || g.len() < (nb - 1) * CI * K * K + CI * K * K {
+        return;
+    }
+    // SAFETY: the lengths were checked just above: `x` is read within its `CI` planes (rows
+    // `oh·S + kh`, columns up to `(WO−1)·S + K − 1`), `dy` within the block's `B` planes, `g`
+    // within its `B` filters; `buf` holds at most `B·K·8` lanes (`B ≤ 2`, `K ≤ 15`). All
+    // registers written are outputs or clobbered; flags clobbered; no stack.
+    unsafe {
+        m4_asm!(
+            ".if {nb} > 0",
+            // The tree of `kernels::dot` over lanes s0..s<L-1> (the absent lanes are zeros,
+            // and adding +0.0 to a lane sum, which is never -0.0, changes nothing); result s0.
+            ".macro ttredl l",
+            ".if \\l > 4",
+            "ttf vadd, 0, 0, 4",
+            ".endif",
+            ".if \\l > 5",
+            "ttf vadd, 1, 1, 5",
+            ".endif",
+            ".if \\l > 6",
+            "ttf vadd, 2, 2, 6",
+            ".endif",
+            ".if \\l > 7",
+            "ttf vadd, 3, 3, 7",
+            ".endif",
+            ".if \\l > 1",
+            "ttf vadd, 0, 0, 1",
+            ".endif",
+            ".if \\l > 3",
+            "ttf vadd, 2, 2, 3",
+            ".endif",
+            ".if \\l > 2",
+            "ttf vadd, 0, 0, 2",
+            ".endif",
+            ".endm",
+            ".set ttL, {lanes}",
+            ".set ttA, {a}",
+            ".set ttG, (ttL + ttA - 1) / ttA",
+            ".set ttBK, {nb} * {k}",
+            "movw {cic}, #{ci}",
+            "3:",
+            "movw {khc}, #{k}",
+            "1:",
+            ".set ttg, 0",
+            ".rept ttG",
+            ".set ttj0, ttg * ttA",
+            ".set tta, ttA",
+            ".if ttL - ttj0 < ttA",
+            ".set tta, ttL - ttj0",
+            ".endif",
+            ".set ttacc, ttBK * tta",
+            ".set ttdy, ttacc",
+            ".set ttbank, ttacc + tta",
+            "ttldn {zp}, 0, %(ttacc - 1)",
+            "movw {oh}, #{ho}",
+            "2:",
+            ".set ttm, 0",
+            ".rept {chunks}",
+            ".set ttam, {wo} - 8 * ttm - ttj0",
+            ".if ttam > tta",
+            ".set ttam, tta",
+            ".endif",
+            ".if ttam > 0",
+            ".set ttoff, 8 * ttm + ttj0",
+            ".if ttoff == 0",
+            "ttldn {xp}, %(ttbank), %(ttbank + (ttam - 1) * {s} + {k} - 1)",
+            ".else",
+            "addw {tmp}, {xp}, #(ttoff * {s} * 4)",
+            "ttldn {tmp}, %(ttbank), %(ttbank + (ttam - 1) * {s} + {k} - 1)",
+            ".endif",
+            ".set ttc, 0",
+            ".rept {nb}",
+            ".if ttc + ttoff == 0",
+            "ttldn {dyp}, %(ttdy), %(ttdy + ttam - 1)",
+            ".else",
+            "addw {tmp}, {dyp}, #(ttc * {howo4} + ttoff * 4)",
+            "ttldn {tmp}, %(ttdy), %(ttdy + ttam - 1)",
+            ".endif",
+            ".set ttkw, 0",
+            ".rept {k}",
+            ".set ttjj, 0",
+            ".rept ttam",
+            "ttf vmla, %((ttc * {k} + ttkw) * tta + ttjj), %(ttdy + ttjj), %(ttbank + ttjj * {s} + ttkw)",
+            ".set ttjj, ttjj + 1",
+            ".endr",
+            ".set ttkw, ttkw + 1",
+            ".endr",
+            ".set ttc, ttc + 1",
+            ".endr",
+            ".endif",
+            ".set ttm, ttm + 1",
+            ".endr",
+            "ttaddi {xp}, {sw4}, {tmp}",
+            "addw {dyp}, {dyp}, #{wo4}",
+            "subs {oh}, {oh}, #1",
+            "bne 2b",
+            "ttsubi {xp}, {ho_sw4}, {tmp}",
+            "ttsubi {dyp}, {howo4}, {tmp}",
+            "addw {tmp}, {bufp}, #(ttg * ttBK * ttA * 4)",
+            "ttstn {tmp}, 0, %(ttacc - 1)",
+            ".set ttg, ttg + 1",
+            ".endr",
+            // Each weight: its lanes into s0.., the tree, the sum added to its gradient.
+            ".set ttc, 0",
+            ".rept {nb}",
+            ".set ttkw, 0",
+            ".rept {k}",
+            ".set ttg, 0",
+            ".rept ttG",
+            ".set ttj0, ttg * ttA",
+            ".set tta, ttA",
+            ".if ttL - ttj0 < ttA",
+            ".set tta, ttL - ttj0",
+            ".endif",
+            "addw {tmp}, {bufp}, #((ttg * ttBK * ttA + (ttc * {k} + ttkw) * tta) * 4)",
+            "ttldn {tmp}, %(ttj0), %(ttj0 + tta - 1)",
+            ".set ttg, ttg + 1",
+            ".endr",
+            "ttredl %(ttL)",
+            "addw {tmp}, {gp}, #(ttc * {cikk4} + ttkw * 4)",
+            "vldr s8, [{tmp}]",
+            "vadd.f32 s8, s8, s0",
+            "vstr s8, [{tmp}]",
+            ".set ttkw, ttkw + 1",
+            ".endr",
+            ".set ttc, ttc + 1",
+            ".endr",
+            "addw {gp}, {gp}, #({k} * 4)",
+            "ttaddi {xp}, {w4}, {tmp}",
+            "subs {khc}, {khc}, #1",
+            "bne 1b",
+            "ttaddi {xp}, {plane_rest}, {tmp}",
+            "subs {cic}, {cic}, #1",
+            "bne 3b",
+            ".purgem ttredl",
+            ".endif";
+            xp = inout(reg) x.as_ptr() => _,
+            dyp = inout(reg) dy.as_ptr() => _,
+            gp = inout(reg) g.as_mut_ptr() => _,
+            bufp = in(reg) buf.as_mut_ptr(),
+            zp = in(reg) ZEROS.as_ptr(),
+            tmp = out(reg) _,
+            oh = out(reg) _,
+            khc = out(reg) _,
+            cic = out(reg) _,
+            nb = const if PART == 0 { grad_weight_tile(CO, K, S, HO, WO).0 } else { CO % grad_weight_tile(CO, K, S, HO, WO).0 },
+            a = const grad_weight_tile(CO, K, S, HO, WO).1,
+            lanes = const lanes(WO),
+            chunks = const WO.div_ceil(8),
+            wo = const WO,
+            k = const K,
+            s = const S,
+            ci = const CI,
+            ho = const HO,
+            sw4 = const S * W * 4,
+            ho_sw4 = const HO * S * W * 4,
+            wo4 = const WO * 4,
+            howo4 = const HO * WO * 4,
+            w4 = const W * 4,
+            plane_rest = const (H * W - K * W) * 4,
+            cikk4 = const CI * K * K * 4,
+        );
+    }
+}
