@@ -720,6 +720,9 @@ mod tests {
         assert!(conv_backward_same::<4, 7, 5, 2, 0, 15, 15, 6, 6>(&mut rng));
         assert!(conv_backward_same::<1, 2, 3, 1, 0, 5, 40, 3, 38>(&mut rng));
         assert!(conv_backward_same::<2, 3, 3, 2, 0, 21, 21, 10, 10>(&mut rng));
+        // Input rows no kernel row reaches (written as zeros), kernels taller than the stride.
+        assert!(conv_backward_same::<2, 3, 2, 2, 0, 9, 9, 4, 4>(&mut rng));
+        assert!(conv_backward_same::<1, 2, 4, 3, 0, 11, 10, 3, 3>(&mut rng));
         assert!(conv_backward_same::<2, 3, 3, 1, 1, 6, 6, 6, 6>(&mut rng));
     }
 

@@ -37,7 +37,8 @@ static ZEROS: [f32; 32] = [0.0; 32];
 /// - `ttmlas d0, m, n0, count`: `count` multiply-accumulates `s<d0+k> += s<m> * s<n0+k>`;
 /// - `ttrepeat mac, c, n, r, cnt`: `n` times `mac c` then once `mac r` if `r > 0`: unrolled
 ///   when `n <= 8`, else a loop of four per iteration counting in register `cnt`;
-/// - `ttstn base, lo, hi`: `vstmia` without write-back; `ttvldr n, base, off`:
+/// - `ttstn base, lo, hi`: `vstmia` without write-back; `ttlddb base, lo, hi`:
+///   `vldmdb base!, {s<lo>-s<hi>}`; `ttvldr n, base, off`:
 ///   `vldr s<n>, [base, #off]`;
 /// - `ttaddi reg, imm, tmp` / `ttsubi reg, imm, tmp`: `reg += imm` / `reg -= imm` for any
 ///   `imm` below 65,536 (`addw`, or `movw` into `tmp` and a register add);
@@ -51,6 +52,7 @@ macro_rules! prelude {
             ".macro ttst base, lo, hi\nvstmia \\base!, {{s\\lo-s\\hi}}\n.endm\n",
             ".macro ttldn base, lo, hi\nvldmia \\base, {{s\\lo-s\\hi}}\n.endm\n",
             ".macro ttstn base, lo, hi\nvstmia \\base, {{s\\lo-s\\hi}}\n.endm\n",
+            ".macro ttlddb base, lo, hi\nvldmdb \\base!, {{s\\lo-s\\hi}}\n.endm\n",
             ".macro ttvldr n, base, off\nvldr s\\n, [\\base, #\\off]\n.endm\n",
             ".macro ttaddi reg, imm, tmp\n.if \\imm < 4096\naddw \\reg, \\reg, #\\imm\n.else\n",
             "movw \\tmp, #\\imm\nadd \\reg, \\reg, \\tmp\n.endif\n.endm\n",
@@ -81,7 +83,7 @@ macro_rules! prelude {
 /// Removes the macros of [`prelude`] and leaves `.altmacro` mode.
 macro_rules! epilogue {
     () => {
-        ".purgem ttf\n.purgem ttld\n.purgem ttst\n.purgem ttldn\n.purgem ttstn\n.purgem ttvldr\n.purgem ttaddi\n.purgem ttsubi\n.purgem ttmla\n.purgem ttmlas\n.purgem ttrepeat\n.purgem ttred\n.noaltmacro\n"
+        ".purgem ttf\n.purgem ttld\n.purgem ttst\n.purgem ttldn\n.purgem ttstn\n.purgem ttlddb\n.purgem ttvldr\n.purgem ttaddi\n.purgem ttsubi\n.purgem ttmla\n.purgem ttmlas\n.purgem ttrepeat\n.purgem ttred\n.noaltmacro\n"
     };
 }
 

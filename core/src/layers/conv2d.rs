@@ -546,7 +546,43 @@ impl<
             }
         }
         if let Some(dx) = dx {
-            self.grad_input_portable(dy, dx);
+            if Self::M4_GRAD_INPUT_UNSUPPORTED.is_none() {
+                self.grad_input_m4(dy, dx);
+            } else {
+                self.grad_input_portable(dy, dx);
+            }
+        }
+    }
+
+    /// Why the Cortex-M4F input-gradient kernel does not cover this shape (`None`: it does).
+    #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+    const M4_GRAD_INPUT_UNSUPPORTED: Option<&'static str> =
+        crate::kernels::m4::conv::grad_input_unsupported(P, K, S, H, W, CI, CO, WO);
+
+    /// The input gradient with the Cortex-M4F kernel, one input row at a time (stride above
+    /// 1, no padding): the kernel rows that reach input row `ih` are `kh0, kh0 + S, ...`.
+    #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+    fn grad_input_m4(&self, dy: &[[[f32; WO]; HO]; CO], dx: &mut [[[f32; W]; H]; CI]) {
+        use crate::kernels::m4::conv::grad_input_row;
+        let wf = self.weight.as_flattened().as_flattened().as_flattened();
+        let dyf = dy.as_flattened().as_flattened();
+        for (ci, dxc) in dx.iter_mut().enumerate() {
+            for (ih, row) in dxc.iter_mut().enumerate() {
+                // Output row oh = (ih - kh) / S must lie in 0..HO.
+                let lo = ih.saturating_sub((HO - 1) * S);
+                let kh0 = lo + (ih - lo) % S;
+                let n = if kh0 < K && kh0 <= ih { ((K - 1).min(ih) - kh0) / S + 1 } else { 0 };
+                let oh0 = (ih - kh0.min(ih)) / S;
+                let ws = &wf[ci * K * K + kh0.min(K - 1) * K..];
+                let dys = &dyf[(oh0 + 1).saturating_sub(n) * WO..];
+                match n {
+                    0 => row.fill(0.0),
+                    1 => grad_input_row::<CI, CO, K, S, HO, W, WO, 1>(ws, dys, row),
+                    2 => grad_input_row::<CI, CO, K, S, HO, W, WO, 2>(ws, dys, row),
+                    3 => grad_input_row::<CI, CO, K, S, HO, W, WO, 3>(ws, dys, row),
+                    _ => grad_input_row::<CI, CO, K, S, HO, W, WO, 4>(ws, dys, row),
+                }
+            }
         }
     }
 

@@ -450,3 +450,113 @@ pub(crate) fn grad_weight<
         );
     }
 }
+
+/// Why the input-gradient kernel does not apply (`None`: it does): it keeps a whole input row
+/// (`W` sums), an output-gradient row and a kernel row in registers, and follows the order of
+/// the portable strided path, used for strides above 1.
+pub(crate) const fn grad_input_unsupported(
+    p: usize,
+    k: usize,
+    s: usize,
+    h: usize,
+    w: usize,
+    ci: usize,
+    co: usize,
+    wo: usize,
+) -> Option<&'static str> {
+    if let Some(why) = unsupported(p, k, h, w, ci, co) {
+        Some(why)
+    } else if s < 2 {
+        Some("stride 1 (its portable path skips all-zero rows)")
+    } else if w + wo + k > 32 {
+        Some("rows wider than the registers")
+    } else if k.div_ceil(s) > 4 {
+        Some("more than 4 kernel rows per input row")
+    } else {
+        None
+    }
+}
+
+/// One row of the input gradient of input channel `ci`, for stride `S > 1`: the `N` kernel
+/// rows `kh0, kh0 + S, ...` that reach it, from output rows `oh0, oh0 − 1, ...`. `w` starts
+/// at filter 0's row `kh0` of channel `ci`, `dy` at channel 0's row `oh0 + 1 − N`. Every
+/// element sums from `+0.0` its terms in the order `(co, kh, kw)`, as
+/// `Conv2d::backward_portable`'s strided path does; the row is then written.
+#[inline(never)]
+pub(crate) fn grad_input_row<
+    const CI: usize,
+    const CO: usize,
+    const K: usize,
+    const S: usize,
+    const HO: usize,
+    const W: usize,
+    const WO: usize,
+    const N: usize,
+>(
+    w: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+) {
+    if N == 0
+        || w.len() < (CO - 1) * CI * K * K + (N - 1) * S * K + K
+        || dy.len() < (CO - 1) * HO * WO + N * WO
+        || dx.len() < W
+    {
+        return;
+    }
+    // SAFETY: the lengths were checked just above: per filter, `N` rows of `K` weights
+    // `S·K` apart; per channel, the `N` output-gradient rows before the end pointer; `W`
+    // values of `dx`. All registers written are outputs or clobbered; flags clobbered; no
+    // stack.
+    unsafe {
+        m4_asm!(
+            ".if {n} > 0",
+            ".set ttdy, {w}",
+            ".set ttwr, {w} + {wo}",
+            "ttldn {zp}, 0, %({w} - 1)",
+            "addw {dyp}, {dyp}, #({n} * {wo4})",
+            "movw {coc}, #{co}",
+            "1:",
+            ".rept {n}",
+            "ttldn {wp}, %(ttwr), %(ttwr + {k} - 1)",
+            "addw {wp}, {wp}, #({s} * {k} * 4)",
+            "ttlddb {dyp}, %(ttdy), %(ttdy + {wo} - 1)",
+            ".set ttkw, 0",
+            ".rept {k}",
+            ".set ttj, 0",
+            ".rept {wo}",
+            "ttf vmla, %(ttj * {s} + ttkw), %(ttwr + ttkw), %(ttdy + ttj)",
+            ".set ttj, ttj + 1",
+            ".endr",
+            ".set ttkw, ttkw + 1",
+            ".endr",
+            ".endr",
+            ".if {w_next} >= {w_used}",
+            "ttaddi {wp}, %({w_next} - {w_used}), {tmp}",
+            ".else",
+            "ttsubi {wp}, %({w_used} - {w_next}), {tmp}",
+            ".endif",
+            "ttaddi {dyp}, %({howo4} + {n} * {wo4}), {tmp}",
+            "subs {coc}, {coc}, #1",
+            "bne 1b",
+            "ttstn {dxp}, 0, %({w} - 1)",
+            ".endif";
+            wp = inout(reg) w.as_ptr() => _,
+            dyp = inout(reg) dy.as_ptr() => _,
+            dxp = in(reg) dx.as_mut_ptr(),
+            zp = in(reg) ZEROS.as_ptr(),
+            coc = out(reg) _,
+            tmp = out(reg) _,
+            n = const N,
+            w = const W,
+            wo = const WO,
+            wo4 = const WO * 4,
+            k = const K,
+            s = const S,
+            co = const CO,
+            howo4 = const HO * WO * 4,
+            w_next = const CI * K * K * 4,
+            w_used = const N * S * K * 4,
+        );
+    }
+}
