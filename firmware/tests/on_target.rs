@@ -463,14 +463,14 @@ fn dense_backward_same<const I: usize, const O: usize>(rng: &mut tinytrain::Rng)
         }
         fill(rng, gw.as_flattened_mut(), kind % 3);
         fill(rng, &mut gb, kind % 3);
-        let (mut want_gw, mut want_gb) = (gw, gb);
+        let (mut portable_weight, mut portable_bias) = (gw, gb);
         tinytrain::kernels::dense_grads(&x, &dy, &mut gw, &mut gb);
-        tinytrain::kernels::dense_grads_portable(&x, &dy, &mut want_gw, &mut want_gb);
+        tinytrain::kernels::dense_grads_portable(&x, &dy, &mut portable_weight, &mut portable_bias);
         fill(rng, &mut dx, kind);
         tinytrain::kernels::dense_input_grad(&w, &dy, &mut dx);
         tinytrain::kernels::dense_input_grad_portable(&w, &dy, &mut want_dx);
-        if !(same_bits("dense_grads weight", gw.as_flattened(), want_gw.as_flattened())
-            && same_bits("dense_grads bias", &gb, &want_gb)
+        if !(same_bits("dense_grads weight", gw.as_flattened(), portable_weight.as_flattened())
+            && same_bits("dense_grads bias", &gb, &portable_bias)
             && same_bits("dense_input_grad", &dx, &want_dx))
         {
             defmt::error!("shape {=usize}x{=usize}, data kind {=u32}", I, O, kind);
