@@ -22,8 +22,6 @@
 //!
 //! Each kernel has an on-target test against the portable code (`firmware/tests/on_target.rs`)
 //! with random data, remainders, negative zeros, subnormals, infinities and NaN.
-#![allow(unsafe_code)]
-
 use core::arch::asm;
 
 /// Zeros, to clear up to 32 accumulators with one `vldm`.
@@ -117,6 +115,7 @@ pub(crate) mod conv;
 /// Registers: `s0`-`s7` and `s8`-`s15` the lanes of the two rows, `s16`-`s23` a chunk of `x`,
 /// `s24`-`s31` a chunk of a weight row. 19 instructions per 16 multiply-accumulates.
 #[inline(never)]
+#[allow(unsafe_code)]
 pub(crate) fn dense_forward<const I: usize, const O: usize>(
     w: &[[f32; I]; O],
     x: &[f32; I],
@@ -194,6 +193,7 @@ pub(crate) fn dense_forward<const I: usize, const O: usize>(
 /// Registers: `s0` the row's `dy`, `s1`-`s15` a chunk of the gradient row, `s17`-`s31` the
 /// same chunk of `x`. 18 instructions per 15 multiply-accumulates.
 #[inline(never)]
+#[allow(unsafe_code)]
 pub(crate) fn dense_grads<const I: usize, const O: usize>(
     x: &[f32; I],
     dy: &[f32; O],
@@ -252,6 +252,7 @@ pub(crate) fn dense_grads<const I: usize, const O: usize>(
 /// Columns in blocks of 15 kept in `s1`-`s15` over all rows; `s0` the row's `dy`, `s16`-`s30`
 /// the block of the weight row. 18 instructions per 15 multiply-accumulates.
 #[inline(never)]
+#[allow(unsafe_code)]
 pub(crate) fn dense_input_grad<const I: usize, const O: usize>(w: &[[f32; I]; O], dy: &[f32; O], dx: &mut [f32; I]) {
     // SAFETY: for each block of columns the weight pointer visits the block in each of the
     // `O` rows (stride `I` floats) and is moved back to the next block; `dy` is read `O`
@@ -319,6 +320,7 @@ pub(crate) fn dense_input_grad<const I: usize, const O: usize>(w: &[[f32; I]; O]
 /// `m` in `s12`-`s17`, `v` in `s18`-`s23`; the coefficients in `s25`-`s31`): four loads, three
 /// stores and 66 operations per block, then the last up to five parameters one at a time.
 #[inline(never)]
+#[allow(unsafe_code)]
 pub(crate) fn adam_update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: &super::AdamUpdate) {
     let n = p.len().min(g.len()).min(m.len()).min(v.len());
     // SAFETY: the four pointers are walked `n` floats each (`n / 6` blocks of six, then
@@ -389,6 +391,7 @@ pub(crate) fn adam_update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]
 /// infinity or NaN), and the lanes' sum compared with zero. Blocks of 24 elements in
 /// `s8`-`s31`, lanes in `s0`-`s6`, the zero in `s7`: 25 instructions per 24 elements.
 #[inline(never)]
+#[allow(unsafe_code)]
 pub(crate) fn all_finite(x: &[f32]) -> bool {
     let ok: u32;
     // SAFETY: `x` is read `x.len()` floats from its start (blocks of 24, then single values).
@@ -439,6 +442,7 @@ pub(crate) fn all_finite(x: &[f32]) -> bool {
 
 /// Sets every element to `+0.0`: one `vstm` of 16 zeros per 16 elements.
 #[inline(never)]
+#[allow(unsafe_code)]
 pub(crate) fn fill_zero(x: &mut [f32]) {
     // SAFETY: `x` is written `x.len()` floats from its start (blocks of 16, then single
     // values). All registers written are outputs or clobbered; flags clobbered; no stack.
@@ -470,6 +474,7 @@ pub(crate) fn fill_zero(x: &mut [f32]) {
 /// ReLU, as [`super::relu_portable`]: `y = x` where `x > 0`, else `+0.0` (NaN included),
 /// eight elements per block: a compare, a flag transfer and a conditional move each.
 #[inline(never)]
+#[allow(unsafe_code)]
 pub(crate) fn relu(x: &[f32], y: &mut [f32]) {
     let n = x.len().min(y.len());
     // SAFETY: `x` is read and `y` written `n` floats from their starts (blocks of 8, then
@@ -521,6 +526,7 @@ pub(crate) fn relu(x: &[f32], y: &mut [f32]) {
 /// `x > 0`, else `dy · 0` (a signed zero, or NaN for an infinite `dy`). The multiplication
 /// by one is left out: it returns `dy` unchanged (a NaN keeps its NaN-ness).
 #[inline(never)]
+#[allow(unsafe_code)]
 pub(crate) fn relu_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
     let n = x.len().min(dy.len()).min(dx.len());
     // SAFETY: `x` and `dy` are read and `dx` written `n` floats from their starts (blocks of

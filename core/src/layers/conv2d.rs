@@ -422,7 +422,7 @@ impl<
         while co < CO {
             let mut ow = 0;
             while ow < WO {
-                let part = if co + b <= CO { 0 } else { 2 } | if ow + t <= WO { 0 } else { 1 };
+                let part = 2 * usize::from(co + b > CO) + usize::from(ow + t > WO);
                 let (xs, ws, bs) = (&xf[ow * S..], &wf[co * CI * K * K..], &self.bias[co..]);
                 let ys = &mut yf[co * HO * WO + ow..];
                 match part {

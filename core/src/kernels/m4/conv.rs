@@ -27,8 +27,8 @@ const fn forward_overhead(co: usize, ci: usize, wo: usize, k: usize, b: usize, t
     const fn per(ci: usize, k: usize, b: usize) -> usize {
         ci * k * (2 + b) + 4 * b + 8
     }
-    let tiles = wo / t + if wo % t > 0 { 1 } else { 0 };
-    (co / b) * tiles * per(ci, k, b) + if co % b > 0 { tiles * per(ci, k, co % b) } else { 0 }
+    let tiles = wo.div_ceil(t);
+    (co / b) * tiles * per(ci, k, b) + if co.is_multiple_of(b) { 0 } else { tiles * per(ci, k, co % b) }
 }
 
 /// The forward tile, `(B, T)`: at most 2 channels (weight pointers) and the registers of
@@ -68,6 +68,7 @@ pub(crate) const fn forward_part(co: usize, ci: usize, wo: usize, k: usize, s: u
 /// `ow0`. Each output adds its terms in the order `(ci, kh, kw)` from `+0.0`, then the bias,
 /// as `Conv2d::forward_portable` does.
 #[inline(never)]
+#[allow(unsafe_code)]
 pub(crate) fn forward_strip<
     const CI: usize,
     const CO: usize,
@@ -268,6 +269,7 @@ pub(crate) const GRAD_WEIGHT_BUFFER: usize = 2 * 15 * 8;
 /// Lanes are computed `A` at a time (one pass over the output rows each) and parked in `buf`;
 /// the tree then reads each weight's lanes back.
 #[inline(never)]
+#[allow(unsafe_code, clippy::too_many_lines)]
 pub(crate) fn grad_weight<
     const CI: usize,
     const CO: usize,
@@ -483,6 +485,7 @@ pub(crate) const fn grad_input_unsupported(
 /// element sums from `+0.0` its terms in the order `(co, kh, kw)`, as
 /// `Conv2d::backward_portable`'s strided path does; the row is then written.
 #[inline(never)]
+#[allow(unsafe_code)]
 pub(crate) fn grad_input_row<
     const CI: usize,
     const CO: usize,
