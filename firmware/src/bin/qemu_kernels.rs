@@ -7,6 +7,7 @@
 //! per kernel and exits 0.
 #![no_std]
 #![no_main]
+#![allow(clippy::many_single_char_names)]
 
 use cortex_m_rt::entry;
 use defmt_semihosting as _;
