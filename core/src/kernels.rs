@@ -4,6 +4,14 @@
 //! can vectorise them without reassociating anything: the same bits on x86-64 (SSE) and on a
 //! Cortex-M4 (scalar). No fused multiply-add is used anywhere.
 //!
+//! The layer kernels ([`dense_forward`], [`dense_grads`], [`dense_input_grad`],
+//! [`adam_update`], [`relu`], [`relu_backward`], [`all_finite`], [`fill_zero`]; the
+//! convolution's in `layers::conv2d`) run as inline assembly on ARM hard-float targets such as
+//! the Cortex-M4F: register-blocked `vldm`/`vmla.f32` code that performs the portable code's
+//! operations in the portable code's order, so the bits are the same. Each has a `*_portable`
+//! twin in plain Rust: the reference, the code every other target runs, and what the on-target
+//! tests (`firmware/tests/on_target.rs`) compare the assembly with.
+//!
 //! ```
 //! let a = [1.0f32; 20];
 //! let b = [2.0f32; 20];
