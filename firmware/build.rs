@@ -6,7 +6,9 @@
 //! `src/lib.rs` includes. The first `CNN_TRAIN_IMAGES` and `CNN_TEST_IMAGES` images of the
 //! shipped MNIST subset (`../data/mnist8k-train-*`, `../data/mnist2k-test-*`) are packed the
 //! same way (a non-zero mask and one byte per non-zero pixel, `tinytrain_firmware_app::mnist`)
-//! into `OUT_DIR/mnist-{train,test}.ttmp`; only the `qemu_cnn` binary links them. The host simulator packs the same files with the same code, so both
+//! into `OUT_DIR/mnist-{train,test}.ttmp`; only the `qemu_cnn` binary links them. The fine-tuning
+//! stream (`finetune::STREAM_IMAGES` training images from `finetune::STREAM_FIRST`) and test
+//! slice go to `OUT_DIR/finetune-{stream,test}.ttmp` for the `qemu_finetune*` binaries. The host simulator packs the same files with the same code, so both
 //! train on the same bytes.
 
 use std::env;
@@ -18,7 +20,7 @@ use std::path::{Path, PathBuf};
 use flate2::read::GzDecoder;
 use tinytrain_firmware_app::digits::{idx_payload, pack, packed_len};
 use tinytrain_firmware_app::{
-    CNN_TEST_IMAGES, CNN_TRAIN_IMAGES, WAVES_TEST_SIGNALS, WAVES_TRAIN_SIGNALS, mnist, waves,
+    CNN_TEST_IMAGES, CNN_TRAIN_IMAGES, WAVES_TEST_SIGNALS, WAVES_TRAIN_SIGNALS, finetune, mnist, waves,
 };
 
 fn gunzip(path: &Path) -> Result<Vec<u8>, Box<dyn Error>> {
@@ -48,6 +50,18 @@ fn pack_split(data: &Path, split: &str, out: &Path) -> Result<(), Box<dyn Error>
 }
 
 fn pack_mnist_slice(data: &Path, file: &str, split: &str, count: usize, out: &Path) -> Result<(), Box<dyn Error>> {
+    pack_mnist_range(data, file, &format!("mnist-{split}"), 0, count, out)
+}
+
+/// Packs images `first..first + count` of `file` into `OUT_DIR/{name}.ttmp`.
+fn pack_mnist_range(
+    data: &Path,
+    file: &str,
+    name: &str,
+    first: usize,
+    count: usize,
+    out: &Path,
+) -> Result<(), Box<dyn Error>> {
     let images_path = data.join(format!("{file}-images-idx3-ubyte.gz"));
     let labels_path = data.join(format!("{file}-labels-idx1-ubyte.gz"));
     println!("cargo:rerun-if-changed={}", images_path.display());
@@ -56,17 +70,19 @@ fn pack_mnist_slice(data: &Path, file: &str, split: &str, count: usize, out: &Pa
     let labels = gunzip(&labels_path)?;
     let (pixels, n) = idx_payload(&images, 3).map_err(|e| format!("{}: {e}", images_path.display()))?;
     let (labels, m) = idx_payload(&labels, 1).map_err(|e| format!("{}: {e}", labels_path.display()))?;
-    if n != m || n < count || pixels.len() != n * mnist::PIXELS {
+    if n != m || n < first + count || pixels.len() != n * mnist::PIXELS {
         return Err(format!(
-            "{file}: {n} images of {} bytes and {m} labels, need {count} of 784",
-            pixels.len() / n.max(1)
+            "{file}: {n} images of {} bytes and {m} labels, need {} of 784",
+            pixels.len() / n.max(1),
+            first + count
         )
         .into());
     }
-    let (pixels, labels) = (&pixels[..count * mnist::PIXELS], &labels[..count]);
+    let (pixels, labels) =
+        (&pixels[first * mnist::PIXELS..(first + count) * mnist::PIXELS], &labels[first..first + count]);
     let mut packed = vec![0u8; mnist::packed_len(pixels, count)?];
     mnist::pack(pixels, labels, &mut packed)?;
-    fs::write(out.join(format!("mnist-{split}.ttmp")), packed)?;
+    fs::write(out.join(format!("{name}.ttmp")), packed)?;
     Ok(())
 }
 
@@ -110,6 +126,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     pack_split(&data, "test", &out)?;
     pack_mnist_slice(&data, "mnist8k-train", "train", CNN_TRAIN_IMAGES, &out)?;
     pack_mnist_slice(&data, "mnist2k-test", "test", CNN_TEST_IMAGES, &out)?;
+    let (first, stream, test) = (finetune::STREAM_FIRST, finetune::STREAM_IMAGES, finetune::TEST_IMAGES);
+    pack_mnist_range(&data, "mnist8k-train", "finetune-stream", first, stream, &out)?;
+    pack_mnist_range(&data, "mnist2k-test", "finetune-test", 0, test, &out)?;
     pack_waves(&data, "train", WAVES_TRAIN_SIGNALS, &out)?;
     pack_waves(&data, "test", WAVES_TEST_SIGNALS, &out)?;
     Ok(())

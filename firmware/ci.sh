@@ -12,6 +12,8 @@ ELF_BOARD="$FIRMWARE/target/thumbv7em-none-eabihf/release/stm32f411"
 ELF_CNN="$FIRMWARE/target/thumbv7em-none-eabihf/release/qemu_cnn"
 ELF_WAVES="$FIRMWARE/target/thumbv7em-none-eabihf/release/qemu_waves"
 ELF_RESUME="$FIRMWARE/target/thumbv7em-none-eabihf/release/qemu_resume"
+ELF_FT="$FIRMWARE/target/thumbv7em-none-eabihf/release/qemu_finetune"
+ELF_FT_SHIFT="$FIRMWARE/target/thumbv7em-none-eabihf/release/qemu_finetune_shift"
 LOG="$(mktemp -d)"
 trap 'rm -rf "$LOG"' EXIT
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -63,6 +65,7 @@ check "build: QEMU firmware" cargo build --release --bin qemu
 check "build: QEMU CNN firmware (mnist-cnn-tiny)" cargo build --release --bin qemu_cnn
 check "build: QEMU 1-D firmware (waves-cnn1d)" cargo build --release --bin qemu_waves
 check "build: QEMU power-cut firmware (resumable digits MLP)" cargo build --release --bin qemu_resume
+check "build: QEMU fine-tuning firmware (int8 backbone, f32 head; both scenarios)" cargo build --release --bin qemu_finetune --bin qemu_finetune_shift
 check "build: STM32F411 firmware" cargo build --release --no-default-features --features stm32f411 --bin stm32f411
 check "clippy thumbv7em (QEMU binary, library, on-target tests)" \
   cargo clippy --release --all-targets -- -D warnings
@@ -153,6 +156,21 @@ power_cut() {
 }
 check "power cut in QEMU: a core reset mid-training, resumed from the flash checkpoint, ends with the uncut run's weights" power_cut
 
+finetune_firmware() { # finetune_firmware ELF LOG: runs it, checks the issue's budgets
+  ./qemu-run.sh "$1" 2>&1 | tee "$LOG/$2.txt"
+  [ "${PIPESTATUS[0]}" -eq 0 ] && grep -q "^TT-DONE" "$LOG/$2.txt" || return 1
+  ffield() { grep "^$1 " "$LOG/$2.txt" | tr ' ' '\n' | sed -n "s/^$3=//p" | head -1; }
+  local ram per dropped text data
+  ram=$(ffield TT-MEMORY "$2" ram_total); per=$(ffield TT-FT-INSTRUCTIONS "$2" per_sample)
+  dropped=$(ffield TT-FINETUNE "$2" dropped)
+  [ -n "$SIZE" ] || { echo "no size tool"; return 1; }
+  read -r text data _ < <("$SIZE" "$1" | awk 'NR==2 {print $1, $2, $3}')
+  echo "$2: RAM (statics + stack) $ram B (budget 40000), $per instructions per fine-tuning sample (budget 248600), $dropped dropped, flash $((text + data)) B (budget 524288)"
+  [ -n "$ram" ] && [ "$ram" -le 40000 ] && [ -n "$per" ] && [ "$per" -le 248600 ] && [ "$dropped" = 0 ] && [ $((text + data)) -lt 524288 ]
+}
+check "fine-tuning firmware in QEMU (classes 0-4 -> 0-9): RAM <= 40000 B all in, <= 248600 instructions per sample, no drops" finetune_firmware "$ELF_FT" finetune
+check "fine-tuning firmware in QEMU (rotated images): the same budgets" finetune_firmware "$ELF_FT_SHIFT" finetune_shift
+
 SINE="$FIRMWARE/target/thumbv7em-none-eabihf/release/sine"
 SINE_BARE="$FIRMWARE/target/thumbv7em-none-eabihf/release/sine_bare"
 sine_footprint() {
@@ -183,7 +201,7 @@ check "Cortex-M4F kernels: instructions per call against the portable code (qemu
 identical() {
   (cd "$ROOT" && TINYTRAIN_REQUIRE_QEMU=1 cargo test -p tinytrain-sim --test firmware -- --nocapture)
 }
-check "firmware and simulator bit-identical, digits MLP, mnist-cnn-tiny and waves-cnn1d (losses, weights CRC)" identical
+check "firmware and simulator bit-identical, digits MLP, mnist-cnn-tiny, waves-cnn1d and both fine-tuning scenarios (losses, weights CRC, drops)" identical
 
 # ---- figures
 step "figures (instruction counts from SysTick under QEMU -icount shift=7; not Cortex-M4 cycles)"
@@ -229,6 +247,19 @@ fi
 if [ -f "$LOG/kernels.txt" ]; then
   grep "^TT-KERNEL " "$LOG/kernels.txt" | sed -E 's/^TT-KERNEL name=(.*) macs=([0-9]+) portable=([0-9]+) kernel=([0-9]+) portable_per_mac=([0-9.]+) kernel_per_mac=([0-9.]+)$/\1: \4 instructions (portable \3), \6 per MAC or value/'
 fi
+for ft in finetune finetune_shift; do
+  if [ -f "$LOG/$ft.txt" ]; then
+    g() { grep "^$1 " "$LOG/$ft.txt" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
+    printf '%-46s %s\n' "$ft: RAM (statics + stack)" "$(g TT-MEMORY ram_total) bytes (stack $(g TT-MEMORY stack_used) B; budget 40000)" \
+      "$ft: replay buffer / queue / head trainer" "$(g TT-FT-MEMORY replay) / $(g TT-FT-MEMORY queue) / $(g TT-FT-MEMORY tuner) bytes" \
+      "$ft: instructions per fine-tuning sample" "$(g TT-FT-INSTRUCTIONS per_sample) (budget 248600; full training 745800)" \
+      "$ft: per backbone pass / optimizer step" "$(g TT-FT-INSTRUCTIONS per_backbone) / $(g TT-FT-INSTRUCTIONS per_step)" \
+      "$ft: per head checkpoint" "$(g TT-FT-INSTRUCTIONS per_checkpoint)" \
+      "$ft: samples offered / dropped" "$(g TT-FINETUNE offered) / $(g TT-FINETUNE dropped)" \
+      "$ft: test accuracy before -> after" "$(g TT-FINETUNE before_accuracy) -> $(g TT-FINETUNE after_accuracy) ($(g TT-TEST samples) test images)" \
+      "$ft: head params CRC-32" "$(g TT-DONE params_crc)"
+  fi
+done
 
 if [ "$failed" -gt 0 ]; then
   printf 'failed checks:\n'; printf '  %s\n' "${failures[@]}"

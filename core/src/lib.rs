@@ -22,7 +22,8 @@
 //! Modules: [`layer`] (the `Layer` trait and `sequential!`), [`params`] (tensors that describe
 //! themselves, frozen layers), [`layers`], [`loss`], [`optim`],
 //! [`shape`], [`train`], [`fit`], [`summary`], [`checkpoint`], [`data`], [`zoo`]; [`int8`] holds
-//! int8 inference kernels bit-exact with TensorFlow Lite's reference kernels.
+//! int8 inference kernels bit-exact with TensorFlow Lite's reference kernels; [`finetune`] trains
+//! an f32 head over a frozen int8 backbone from a stream of samples.
 #![no_std]
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
@@ -33,6 +34,7 @@ extern crate std;
 pub mod checkpoint;
 pub mod data;
 mod error;
+pub mod finetune;
 pub mod fit;
 pub mod init;
 pub mod int8;

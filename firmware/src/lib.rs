@@ -13,6 +13,7 @@
 #![no_std]
 #![deny(missing_docs)]
 
+pub mod finetune;
 pub mod qemu;
 pub mod sine;
 

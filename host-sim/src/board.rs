@@ -241,6 +241,8 @@ pub struct SimRun {
     pub board: SimBoard,
     /// The weights file of the checkpoint the app saved and read back.
     pub weights: Vec<u8>,
+    /// A fine-tuning run's own figures.
+    pub fine: Option<tinytrain_firmware_app::finetune::FineTuneOutcome>,
 }
 
 /// Runs the firmware app on a simulated board with the digits from `data_dir` and `cfg`.
@@ -259,7 +261,7 @@ pub fn run_app(data_dir: &Path, cfg: &RunConfig, report: &mut impl Report) -> Re
     store.load(&mut board.flash, &mut *saved)?.context("no valid checkpoint in the simulated flash")?;
     let mut weights = vec![0u8; WEIGHTS_LEN];
     checkpoint::save(&*saved, &mut weights)?;
-    Ok(SimRun { outcome, board, weights })
+    Ok(SimRun { outcome, board, weights, fine: None })
 }
 
 /// The MNIST slice packed for flash, as the firmware's `build.rs` packs it: the first
@@ -322,7 +324,7 @@ pub fn run_waves_app(data_dir: &Path, cfg: &RunConfig, report: &mut impl Report)
     store.load(&mut board.flash, &mut *saved)?.context("no valid checkpoint in the simulated flash")?;
     let mut weights = vec![0u8; WAVES_WEIGHTS_LEN];
     checkpoint::save(&*saved, &mut weights)?;
-    Ok(SimRun { outcome, board, weights })
+    Ok(SimRun { outcome, board, weights, fine: None })
 }
 
 /// Runs the CNN firmware app ([`run_cnn`]) on a simulated board with the MNIST slice from
@@ -341,5 +343,5 @@ pub fn run_cnn_app(data_dir: &Path, cfg: &RunConfig, report: &mut impl Report) -
     store.load(&mut board.flash, &mut *saved)?.context("no valid checkpoint in the simulated flash")?;
     let mut weights = vec![0u8; CNN_WEIGHTS_LEN];
     checkpoint::save(&*saved, &mut weights)?;
-    Ok(SimRun { outcome, board, weights })
+    Ok(SimRun { outcome, board, weights, fine: None })
 }

@@ -54,6 +54,12 @@ pub enum Command {
     /// epoch's loss and the weights' CRC-32 are bit-identical to the simulator's; exits
     /// non-zero on any difference.
     Qemu(QemuArgs),
+    /// Fine-tuning over a frozen int8 backbone: pre-train mnist-cnn-tiny (classes 0-4, or all
+    /// ten for the rotated-images scenario), quantise its convolutions to int8, and learn all
+    /// ten classes in a head from a stream of images on the simulated board, as the
+    /// `qemu_finetune` firmware does; prints the memory budget, losses, drops and the test
+    /// accuracy before and after.
+    Finetune(FinetuneArgs),
     /// Print every test sample's index, predicted class, label and logits, one line each
     /// (`--json`: JSON lines), to compare with other tools; `--input FILE` predicts the samples
     /// of a file of CSV or JSON lines instead.
@@ -333,10 +339,33 @@ pub struct QemuArgs {
     /// Longest QEMU run, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub timeout: u64,
-    /// Which training firmware: the digits MLP (binary `qemu`) or mnist-cnn-tiny on a slice
-    /// of MNIST (binary `qemu_cnn`).
+    /// Which training firmware: the digits MLP (binary `qemu`), mnist-cnn-tiny on a slice of
+    /// MNIST (binary `qemu_cnn`), waves-cnn1d, or fine-tuning over an int8 backbone
+    /// (`qemu_finetune`, `qemu_finetune_shift`).
     #[arg(long, value_enum, default_value_t = crate::qemu::FirmwareModel::DigitsMlp)]
     pub model: crate::qemu::FirmwareModel,
+}
+
+/// Arguments of `finetune`.
+#[derive(Debug, Args)]
+pub struct FinetuneArgs {
+    /// Which scenario [default: both].
+    #[arg(long, value_enum)]
+    pub scenario: Option<crate::finetune::Scenario>,
+    /// Run over the backbones the firmware links (firmware/app/src/finetune_weights.rs)
+    /// instead of pre-training and quantising here.
+    #[arg(long)]
+    pub statics: bool,
+    /// Write both scenarios' backbones and pre-trained heads as Rust statics to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub emit_rust: Option<PathBuf>,
+    /// Write what baselines/finetune.py needs (dequantised weights, head, batches) as JSON to
+    /// FILE (the shift scenario to FILE with `-shift` before the extension).
+    #[arg(long, value_name = "FILE")]
+    pub export_baseline: Option<PathBuf>,
+    /// Directory with the MNIST files [default: ./data if it holds them, else the repository's data/].
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
 }
 
 /// Arguments of `predict`.
@@ -496,6 +525,25 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
             };
             crate::qemu::run_and_compare(&opts, out)?;
         }
+        Command::Finetune(args) => {
+            let opts = crate::finetune::FinetuneOptions {
+                data: args
+                    .data
+                    .clone()
+                    .unwrap_or_else(|| crate::datasets::default_dir_for(Some(crate::datasets::DatasetKind::Mnist))),
+                scenarios: args.scenario.map_or_else(
+                    || vec![crate::finetune::Scenario::Reference, crate::finetune::Scenario::Shift],
+                    |s| vec![s],
+                ),
+                statics: args.statics,
+                emit_rust: args.emit_rust.clone(),
+                export_baseline: args.export_baseline.clone(),
+            };
+            let outputs: Vec<&std::path::Path> =
+                opts.emit_rust.iter().chain(&opts.export_baseline).map(PathBuf::as_path).collect();
+            atomic::check_outputs(&outputs, &[])?;
+            crate::finetune::run_command(&opts, out)?;
+        }
         Command::Predict(args) => match &args.model {
             ModelArg::Registry(model) => {
                 let Some(weights) = args.weights.clone() else {
@@ -560,6 +608,9 @@ fn qemu_dataset(model: crate::qemu::FirmwareModel) -> crate::datasets::DatasetKi
         crate::qemu::FirmwareModel::DigitsMlp => crate::datasets::DatasetKind::Digits,
         crate::qemu::FirmwareModel::MnistCnnTiny => crate::datasets::DatasetKind::Mnist,
         crate::qemu::FirmwareModel::WavesCnn1d => crate::datasets::DatasetKind::Waves,
+        crate::qemu::FirmwareModel::Finetune | crate::qemu::FirmwareModel::FinetuneShift => {
+            crate::datasets::DatasetKind::Mnist
+        }
     }
 }
 

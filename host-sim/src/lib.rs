@@ -1,6 +1,8 @@
 //! tinytrain-sim: the desktop side of tinytrain.
 //!
 //! - [`board`]: the simulated board (LED, virtual clock, flash) that runs the firmware app.
+//! - [`finetune`]: fine-tuning over a frozen int8 backbone: pre-training, quantisation, the
+//!   generated statics and the simulated run of the firmware app.
 //! - [`qemu`]: builds the firmware, runs it in QEMU and compares it with the simulator.
 //! - [`idx`]: IDX files (MNIST format), gzipped or not, checked before use.
 //! - [`datasets`]: finds the shipped datasets or a full MNIST download in a directory.
@@ -41,6 +43,7 @@ pub mod board;
 pub mod cli;
 pub mod csvlog;
 pub mod datasets;
+pub mod finetune;
 pub mod flash;
 pub mod idx;
 pub mod interop;

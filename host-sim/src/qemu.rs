@@ -68,6 +68,14 @@ pub enum FirmwareModel {
     /// `waves-cnn1d` (Conv1d) on 1,000 waves signals (binary `qemu_waves`).
     #[value(name = "waves-cnn1d")]
     WavesCnn1d,
+    /// Fine-tuning a head over the int8 backbone pre-trained on classes 0-4, from a stream of
+    /// all ten (binary `qemu_finetune`, [`crate::finetune`]).
+    #[value(name = "finetune")]
+    Finetune,
+    /// Fine-tuning over the backbone pre-trained on upright images, from a stream of images
+    /// rotated by 30 degrees (binary `qemu_finetune_shift`).
+    #[value(name = "finetune-shift")]
+    FinetuneShift,
 }
 
 impl FirmwareModel {
@@ -78,6 +86,18 @@ impl FirmwareModel {
             FirmwareModel::DigitsMlp => "qemu",
             FirmwareModel::MnistCnnTiny => "qemu_cnn",
             FirmwareModel::WavesCnn1d => "qemu_waves",
+            FirmwareModel::Finetune => "qemu_finetune",
+            FirmwareModel::FinetuneShift => "qemu_finetune_shift",
+        }
+    }
+
+    /// The fine-tuning scenario of a fine-tuning firmware.
+    #[must_use]
+    pub fn scenario(self) -> Option<crate::finetune::Scenario> {
+        match self {
+            FirmwareModel::Finetune => Some(crate::finetune::Scenario::Reference),
+            FirmwareModel::FinetuneShift => Some(crate::finetune::Scenario::Shift),
+            _ => None,
         }
     }
 
@@ -85,7 +105,9 @@ impl FirmwareModel {
     #[must_use]
     pub fn config(self) -> RunConfig {
         match self {
-            FirmwareModel::DigitsMlp => RunConfig::STANDARD,
+            // Fine-tuning is not a `run_net` run: `crate::finetune::Scenario::config` says how
+            // it runs.
+            FirmwareModel::DigitsMlp | FirmwareModel::Finetune | FirmwareModel::FinetuneShift => RunConfig::STANDARD,
             FirmwareModel::MnistCnnTiny => RunConfig::CNN,
             FirmwareModel::WavesCnn1d => RunConfig::WAVES,
         }
@@ -100,6 +122,14 @@ impl FirmwareModel {
             FirmwareModel::DigitsMlp => crate::board::run_app(data, &self.config(), &mut ()),
             FirmwareModel::MnistCnnTiny => crate::board::run_cnn_app(data, &self.config(), &mut ()),
             FirmwareModel::WavesCnn1d => crate::board::run_waves_app(data, &self.config(), &mut ()),
+            FirmwareModel::Finetune | FirmwareModel::FinetuneShift => {
+                let scenario = self.scenario().context("a fine-tuning model")?;
+                let run = crate::finetune::simulate_scenario(data, scenario, None, &mut ())?;
+                let mut weights =
+                    vec![0u8; tinytrain::checkpoint::file_len::<tinytrain_firmware_app::finetune::Head>()];
+                tinytrain::checkpoint::save(&*run.head, &mut weights)?;
+                Ok(crate::board::SimRun { outcome: run.fine.outcome, board: run.board, weights, fine: Some(run.fine) })
+            }
         }
     }
 }
@@ -289,6 +319,23 @@ pub fn parse_log(log: &str) -> Result<FirmwareReport> {
                 report.test_loss_bits = Some(number_u32(&map, "loss_bits", line)?);
                 report.test_correct = Some(number(&map, "correct", line)?);
             }
+            "TT-FINETUNE" => {
+                for key in
+                    ["before_loss_bits", "before_correct", "offered", "dropped", "consumed", "steps", "checkpoints"]
+                {
+                    report.figures.insert(key.to_owned(), number(&map, key, line)?);
+                }
+            }
+            "TT-FT-INSTRUCTIONS" => {
+                for key in ["per_sample", "per_backbone", "per_step", "per_checkpoint"] {
+                    report.figures.insert(format!("ft_{key}"), number(&map, key, line)?);
+                }
+            }
+            "TT-MEMORY" => {
+                for key in ["static_ram", "stack_used", "ram_total"] {
+                    report.figures.insert(key.to_owned(), number(&map, key, line)?);
+                }
+            }
             "TT-INSTRUCTIONS" => {
                 for key in ["per_sample_batch", "per_sample_batch1", "per_inference", "per_unpack", "per_eval"] {
                     report.figures.insert(key.to_owned(), number(&map, key, line)?);
@@ -355,6 +402,38 @@ pub fn compare(firmware: &FirmwareReport, sim: &Outcome) -> Comparison {
     Comparison { text, identical }
 }
 
+/// Compares what only a fine-tuning run reports: the test loss before fine-tuning, the samples
+/// offered, dropped and trained on, and the optimizer steps.
+#[must_use]
+pub fn compare_finetune(
+    firmware: &FirmwareReport,
+    sim: &tinytrain_firmware_app::finetune::FineTuneOutcome,
+) -> Comparison {
+    let mut text = String::new();
+    let mut identical = true;
+    let rows = [
+        ("before: test loss", u64::from(sim.before.loss.to_bits()), "before_loss_bits"),
+        ("before: correct", sim.before.correct as u64, "before_correct"),
+        ("samples offered", u64::from(sim.offered), "offered"),
+        ("samples dropped", u64::from(sim.dropped), "dropped"),
+        ("samples trained on", u64::from(sim.consumed), "consumed"),
+        ("optimizer steps", u64::from(sim.steps), "steps"),
+        ("head checkpoints", u64::from(sim.checkpoints), "checkpoints"),
+    ];
+    for (what, simulated, key) in rows {
+        let fw = firmware.figures.get(key).copied();
+        let same = fw == Some(simulated);
+        identical &= same;
+        let fw = fw.map_or_else(|| "-".to_owned(), |v| v.to_string());
+        let _ = writeln!(
+            text,
+            "{what:<18} firmware {fw:<12} simulator {simulated:<12} {}",
+            if same { "ok" } else { "MISMATCH" }
+        );
+    }
+    Comparison { text, identical }
+}
+
 /// What `tinytrain-sim qemu` does.
 #[derive(Debug, Clone)]
 pub struct QemuOptions {
@@ -395,16 +474,28 @@ pub fn run_and_compare(opts: &QemuOptions, out: &mut dyn std::io::Write) -> Resu
     let firmware = parse_log(&run.log)?;
     writeln!(out, "running the same app on the simulated board")?;
     let sim = opts.model.simulate(&opts.data)?;
-    let comparison = compare(&firmware, &sim.outcome);
+    let mut comparison = compare(&firmware, &sim.outcome);
+    if let Some(fine) = &sim.fine {
+        let more = compare_finetune(&firmware, fine);
+        comparison.text.push_str(&more.text);
+        comparison.identical &= more.identical;
+    }
     write!(out, "{}", comparison.text)?;
     for (key, label) in [
         ("per_sample_batch", "instructions per training sample, configured batch"),
         ("per_sample_batch1", "instructions per training sample, batch 1"),
         ("per_inference", "instructions per inference"),
         ("per_unpack", "instructions to unpack an image from flash"),
+        ("ft_per_sample", "instructions per fine-tuning sample (all in)"),
+        ("ft_per_backbone", "instructions per backbone pass"),
+        ("ft_per_step", "instructions per optimizer step of the head"),
+        ("ft_per_checkpoint", "instructions per head checkpoint"),
+        ("ram_total", "RAM: statics + measured stack, bytes"),
     ] {
-        if let Some(v) = firmware.figures.get(key) {
-            writeln!(out, "{label:<44} {v} (QEMU instruction count, not cycles)")?;
+        match firmware.figures.get(key) {
+            Some(v) if key == "ram_total" => writeln!(out, "{label:<44} {v}")?,
+            Some(&v) if v > 0 => writeln!(out, "{label:<44} {v} (QEMU instruction count, not cycles)")?,
+            _ => {}
         }
     }
     ensure!(comparison.identical, "the firmware and the simulator differ (see MISMATCH above)");

@@ -1,6 +1,7 @@
 //! The firmware app on the simulated board, and the same app on a Cortex-M4F in QEMU: the two
 //! must agree bit for bit, for the digits MLP (`qemu`) and for `mnist-cnn-tiny` on a slice of
-//! MNIST (`qemu_cnn`), and for the 1-D `waves-cnn1d` on waves signals (`qemu_waves`).
+//! MNIST (`qemu_cnn`), for the 1-D `waves-cnn1d` on waves signals (`qemu_waves`), and for
+//! fine-tuning a head over an int8 backbone (`qemu_finetune`, `qemu_finetune_shift`).
 //!
 //! The QEMU test needs `qemu-system-arm` and `defmt-print` (`firmware/ci.sh` installs both);
 //! without them it says so and passes, unless `TINYTRAIN_REQUIRE_QEMU=1` is set, as
@@ -15,7 +16,8 @@ use tinytrain_firmware_app::{CNN_WEIGHTS_LEN, CnnNet, Net, Report, RunConfig, WA
 use tinytrain_sim::board::{run_app, run_cnn_app};
 use tinytrain_sim::datasets::workspace_data_dir;
 use tinytrain_sim::qemu::{
-    FirmwareModel, QEMU, build_firmware, build_firmware_bin, compare, find_program, firmware_dir, parse_log, run_qemu,
+    FirmwareModel, QEMU, build_firmware, build_firmware_bin, compare, compare_finetune, find_program, firmware_dir,
+    parse_log, run_qemu,
 };
 
 /// A short run: one epoch is enough for the LED and flash checks.
@@ -148,4 +150,41 @@ fn qemu_firmware_matches_the_simulator_bit_for_bit() {
     assert!(comparison.identical, "firmware and simulator differ:\n{}\nlog:\n{}", comparison.text, qemu.log);
     assert_eq!(firmware.epochs.len(), RunConfig::STANDARD.epochs as usize);
     assert!(firmware.epochs.iter().all(|e| e.instructions > 0), "SysTick counted instructions");
+}
+
+/// Fine-tuning over the int8 backbone in QEMU against the simulator: every record's loss, the
+/// test loss before and after, the head's CRC, the samples offered, dropped (none) and trained
+/// on, and the steps.
+fn finetune_matches(model: FirmwareModel, test: &str) {
+    if !qemu_available(test) {
+        return;
+    }
+    let elf = build_firmware_bin(&firmware_dir(), model.bin()).unwrap();
+    let qemu = run_qemu(&elf, Duration::from_mins(5)).unwrap();
+    assert_eq!(qemu.exit_code, 0, "firmware failed:\n{}", qemu.log);
+    let firmware = parse_log(&qemu.log).unwrap();
+    let sim = model.simulate(&workspace_data_dir()).unwrap();
+    let fine = sim.fine.expect("a fine-tuning run");
+    let comparison = compare(&firmware, &sim.outcome);
+    let more = compare_finetune(&firmware, &fine);
+    println!("{}{}", comparison.text, more.text);
+    assert!(comparison.identical && more.identical, "firmware and simulator differ:\nlog:\n{}", qemu.log);
+    assert_eq!(firmware.figures.get("dropped"), Some(&0));
+    // The budgets: RAM all in at most 40,000 B, a third of full training's instructions.
+    let ram = firmware.figures["ram_total"];
+    let per_sample = firmware.figures["ft_per_sample"];
+    println!("RAM {ram} B, {per_sample} instructions per fine-tuning sample");
+    assert!(ram <= 40_000, "RAM {ram}");
+    assert!(per_sample <= 248_600, "{per_sample} instructions per sample");
+    assert!(fine.outcome.test.accuracy > fine.before.accuracy + 0.15);
+}
+
+#[test]
+fn qemu_finetune_firmware_matches_the_simulator_bit_for_bit() {
+    finetune_matches(FirmwareModel::Finetune, "qemu_finetune_firmware_matches_the_simulator_bit_for_bit");
+}
+
+#[test]
+fn qemu_finetune_shift_firmware_matches_the_simulator_bit_for_bit() {
+    finetune_matches(FirmwareModel::FinetuneShift, "qemu_finetune_shift_firmware_matches_the_simulator_bit_for_bit");
 }

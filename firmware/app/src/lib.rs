@@ -28,6 +28,10 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod digits;
+pub mod finetune;
+#[rustfmt::skip]
+#[allow(clippy::unreadable_literal)]
+pub mod finetune_weights;
 pub mod mnist;
 pub mod resumable;
 pub mod waves;

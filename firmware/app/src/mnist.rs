@@ -162,6 +162,99 @@ impl<'a> PackedMnist<'a> {
         &self.masks[MASK_BYTES * index..MASK_BYTES * (index + 1)]
     }
 
+    /// Image `index` as raw pixels (0..=255, row-major) and its label.
+    ///
+    /// # Errors
+    /// [`Error::Empty`] when `index` is out of range; [`Error::Truncated`] for a value table
+    /// that ends early.
+    pub fn get_bytes(&self, index: usize, pixels: &mut [u8; PIXELS]) -> Result<u8, Error> {
+        let Some(&label) = self.labels.get(index) else {
+            return Err(Error::Empty);
+        };
+        let mut at = self.offset(index);
+        pixels.fill(0);
+        for (byte_index, &byte) in self.mask(index).iter().enumerate() {
+            let mut bits = byte;
+            while bits != 0 {
+                let k = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let Some(&p) = self.values.get(at) else {
+                    return Err(Error::Truncated { expected: at + 1, found: self.values.len() });
+                };
+                if let Some(o) = pixels.get_mut(8 * byte_index + k) {
+                    *o = p;
+                }
+                at += 1;
+            }
+        }
+        Ok(label)
+    }
+
+    /// Image `index` quantised through `lut` (pixel `p` reads `lut[p]`) into `out`, and its
+    /// label; with `map`, remapped on the way: `out[i]` is source pixel `map[i]`
+    /// (`u16::MAX`: outside the image, reads `lut[0]`). Decodes in place, with a table of 98
+    /// running counts and no copy of the image.
+    ///
+    /// # Errors
+    /// As [`PackedMnist::get_bytes`].
+    pub fn get_quantized(
+        &self,
+        index: usize,
+        lut: &[i8; 256],
+        map: Option<&[u16; PIXELS]>,
+        out: &mut [i8; PIXELS],
+    ) -> Result<u8, Error> {
+        let Some(&label) = self.labels.get(index) else {
+            return Err(Error::Empty);
+        };
+        let at = self.offset(index);
+        let mask = self.mask(index);
+        let count: usize = mask.iter().map(|b| b.count_ones() as usize).sum();
+        if at + count > self.values.len() {
+            return Err(Error::Truncated { expected: at + count, found: self.values.len() });
+        }
+        let values = &self.values[at..at + count];
+        out.fill(lut[0]);
+        match map {
+            None => {
+                let mut v = values.iter();
+                for (byte_index, &byte) in mask.iter().enumerate() {
+                    let mut bits = byte;
+                    while bits != 0 {
+                        let k = bits.trailing_zeros() as usize;
+                        bits &= bits - 1;
+                        if let (Some(o), Some(&p)) = (out.get_mut(8 * byte_index + k), v.next()) {
+                            *o = lut[usize::from(p)];
+                        }
+                    }
+                }
+            }
+            Some(map) => {
+                // Values before each mask byte.
+                let mut before = [0u16; MASK_BYTES];
+                let mut n = 0u16;
+                for (b, &byte) in before.iter_mut().zip(mask) {
+                    *b = n;
+                    n += byte.count_ones() as u16;
+                }
+                for (o, &from) in out.iter_mut().zip(map.iter()) {
+                    let from = usize::from(from);
+                    let (Some(&byte), Some(&first)) = (mask.get(from / 8), before.get(from / 8)) else {
+                        continue;
+                    };
+                    let bit = from % 8;
+                    if byte & (1 << bit) != 0 {
+                        let k = usize::from(first) + (byte & ((1u8 << bit) - 1)).count_ones() as usize;
+                        if let Some(&p) = values.get(k) {
+                            *o = lut[usize::from(p)];
+                        }
+                    }
+                }
+            }
+        }
+        Ok(label)
+    }
+
     /// Bytes of packed data (header and tables included).
     #[must_use]
     pub fn packed_bytes(&self) -> usize {
@@ -233,6 +326,21 @@ mod tests {
             }
         }
         assert_eq!(set.get(n, &mut x, &mut t), Err(Error::Empty));
+        // Quantised and remapped decoding agrees with decoding then mapping.
+        let lut: [i8; 256] = core::array::from_fn(|p| (p as u8 ^ 0x80).cast_signed());
+        let map: [u16; PIXELS] =
+            core::array::from_fn(|i| if i % 7 == 0 { u16::MAX } else { ((i * 31) % PIXELS) as u16 });
+        let (mut bytes, mut q) = ([0u8; PIXELS], [0i8; PIXELS]);
+        for i in 0..n {
+            let label = set.get_bytes(i, &mut bytes).unwrap();
+            assert_eq!(set.get_quantized(i, &lut, None, &mut q).unwrap(), label);
+            assert!(q.iter().zip(&bytes).all(|(&q, &p)| q == lut[usize::from(p)]));
+            set.get_quantized(i, &lut, Some(&map), &mut q).unwrap();
+            for (k, &from) in map.iter().enumerate() {
+                let p = if from == u16::MAX { 0 } else { bytes[usize::from(from)] };
+                assert_eq!(q[k], lut[usize::from(p)], "image {i} pixel {k}");
+            }
+        }
         assert!(matches!(PackedMnist::new(&buf[..buf.len() - 1]), Err(Error::Truncated { .. })));
         assert!(matches!(pack(&pixels, &[1, 10, 0, 0, 0], &mut buf), Err(Error::LabelOutOfRange { .. })));
     }

@@ -1,0 +1,150 @@
+//! Fine-tuning over a frozen int8 backbone in the simulator: the generated statics are what
+//! pre-training and quantising give, the fast backbone equals TFLite's reference kernels, the
+//! head learns the classes the backbone never saw, the shift scenario recovers, and a full
+//! queue drops and counts.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use heapless::spsc::Queue;
+use tinytrain::finetune::{Inlet, StreamCounters};
+use tinytrain::int8::{Int8Chain, Int8Conv2d, Int8Layer, OutputScale};
+use tinytrain::storage::TrainingStore;
+use tinytrain::train::FitState;
+use tinytrain_firmware_app::finetune::{FEATURES, Feeder, Head, HeadOpt, Pool, STREAM_IMAGES, Sample, Shift, Tuner};
+use tinytrain_firmware_app::mnist::{PIXELS, PackedMnist};
+use tinytrain_sim::datasets::workspace_data_dir;
+use tinytrain_sim::finetune::{Prepared, QuantConv, Scenario, emit_rust, pack_sets, prepare, simulate_scenario};
+
+#[test]
+fn generated_statics_are_what_pretraining_and_quantising_give() {
+    let data = workspace_data_dir();
+    let reference = prepare(&data, Scenario::Reference).unwrap();
+    let shift = prepare(&data, Scenario::Shift).unwrap();
+    assert!(reference.float_accuracy > 0.95, "{}", reference.float_accuracy);
+    let text = emit_rust(&[(Scenario::Reference, &reference), (Scenario::Shift, &shift)]);
+    let committed = include_str!("../../firmware/app/src/finetune_weights.rs");
+    assert!(
+        text == committed,
+        "firmware/app/src/finetune_weights.rs is not what pre-training gives: run \
+         `cargo run --release -p tinytrain-sim -- finetune --emit-rust firmware/app/src/finetune_weights.rs`"
+    );
+    // The leaked backbone is the committed static, output for output.
+    let sets = pack_sets(&data).unwrap();
+    let test = PackedMnist::new(&sets.test).unwrap();
+    let leaked = reference.leak().unwrap();
+    let (statics, _) = Scenario::Reference.statics();
+    let mut q = [0i8; PIXELS];
+    for i in 0..50 {
+        test.get_quantized(i, statics.input_lut, None, &mut q).unwrap();
+        let (mut a, mut b) = ([0i8; FEATURES], [0i8; FEATURES]);
+        leaked.features_quantized(&q, &mut a);
+        statics.features_quantized(&q, &mut b);
+        assert_eq!(a, b);
+    }
+    check_against_reference_kernels(&reference, &test);
+}
+
+/// The same convolution on the TFLite reference kernel wrapper.
+fn reference_conv<const H: usize, const W: usize, const CI: usize, const CO: usize, const K: usize, const HO: usize>(
+    c: &QuantConv,
+) -> Int8Conv2d<'static, H, W, CI, CO, K, 2, HO, HO> {
+    let mut w = Box::new([[[[0i8; CI]; K]; K]; CO]);
+    w.as_flattened_mut().as_flattened_mut().as_flattened_mut().copy_from_slice(&c.weight);
+    Int8Conv2d {
+        weight: Box::leak(w),
+        bias: Some(Box::leak(Box::new(<[i32; CO]>::try_from(&c.bias[..]).unwrap()))),
+        input_offset: c.input_offset,
+        output_offset: c.output_offset,
+        activation_min: c.activation.0,
+        activation_max: c.activation.1,
+        scale: OutputScale::PerChannel(Box::leak(Box::new(<[_; CO]>::try_from(&c.multipliers[..]).unwrap()))),
+    }
+}
+
+fn check_against_reference_kernels(p: &Prepared, test: &PackedMnist<'_>) {
+    let slow: Int8Chain<_, _, 864> = Int8Chain {
+        first: Int8Chain::<_, _, 1014> {
+            first: reference_conv::<28, 28, 1, 6, 4, 13>(&p.conv1),
+            second: reference_conv::<13, 13, 6, 24, 3, 6>(&p.conv2),
+        },
+        second: Pool::default(),
+    };
+    let fast = p.leak().unwrap();
+    let mut q = [0i8; PIXELS];
+    for i in 0..200 {
+        test.get_quantized(i, fast.input_lut, Some(&tinytrain_firmware_app::finetune::ROTATE_30), &mut q).unwrap();
+        let (mut a, mut b) = ([0i8; FEATURES], [0i8; FEATURES]);
+        slow.forward(&q, &mut a);
+        fast.features_quantized(&q, &mut b);
+        assert_eq!(a, b, "image {i}");
+    }
+}
+
+#[test]
+fn the_head_learns_the_classes_the_backbone_never_saw() {
+    let run = simulate_scenario(&workspace_data_dir(), Scenario::Reference, None, &mut ()).unwrap();
+    let f = &run.fine;
+    assert_eq!((f.offered, f.dropped, f.consumed), (STREAM_IMAGES as u32, 0, STREAM_IMAGES as u32));
+    assert_eq!(f.steps, 250);
+    let (before, after) = run.test_all;
+    println!("reference: all {} test images, {:.4} -> {:.4}", after.samples, before.accuracy, after.accuracy);
+    assert!(before.accuracy < 0.55, "the pre-trained head knows classes 0-4 only: {}", before.accuracy);
+    assert!(after.accuracy > 0.85, "{}", after.accuracy);
+    // Every batch holds the 4 new samples, then 4 drawn from the 16 most recent.
+    assert_eq!(run.batches.len(), 250);
+    for (s, batch) in run.batches.iter().enumerate() {
+        let newest = 4 * s as u32 + 3;
+        assert_eq!(&batch[..4], &[newest - 3, newest - 2, newest - 1, newest]);
+        assert!(batch[4..].iter().all(|&r| r <= newest && newest - r < 16), "{batch:?}");
+    }
+    // The last head checkpoint in the simulated flash is the head, and says the run is over.
+    let mut flash = run.board.flash.clone();
+    let store = TrainingStore::<Head, HeadOpt>::new(&flash, 0).unwrap();
+    let backbone = Scenario::Reference.statics().0;
+    let mut tuner = Box::new(Tuner::new(backbone));
+    let mut state = FitState::new();
+    let settings = Scenario::Reference.config().settings_hash();
+    assert!(store.load(&mut flash, &mut tuner.trainer, &mut state, settings).unwrap().is_some());
+    assert_eq!(tuner.trainer.model, *run.head);
+    assert!(state.over && state.counted == 1000 && state.batch == 250);
+}
+
+#[test]
+fn the_shift_scenario_recovers_the_rotated_images() {
+    let run = simulate_scenario(&workspace_data_dir(), Scenario::Shift, None, &mut ()).unwrap();
+    let (before, after) = run.test_all;
+    println!("shift: all {} rotated test images, {:.4} -> {:.4}", after.samples, before.accuracy, after.accuracy);
+    assert!(after.accuracy > before.accuracy + 0.15, "{} -> {}", before.accuracy, after.accuracy);
+    assert_eq!(run.fine.dropped, 0);
+}
+
+#[test]
+fn a_full_queue_drops_and_counts_and_never_blocks() {
+    let sets = pack_sets(&workspace_data_dir()).unwrap();
+    let (backbone, _) = Scenario::Reference.statics();
+    let counters = StreamCounters::new();
+    let mut queue: Box<Queue<Sample, 3>> = Box::new(Queue::new());
+    let (producer, mut consumer) = queue.split();
+    let mut inlet = Inlet::new(producer, &counters);
+    let mut feeder = Feeder {
+        data: PackedMnist::new(&sets.stream).unwrap(),
+        next: 0,
+        end: 10,
+        shift: Shift::None,
+        input_lut: backbone.input_lut,
+    };
+    // Ten interrupts with nobody consuming: two samples queued, eight dropped, then closed.
+    for _ in 0..10 {
+        assert!(feeder.tick(&mut inlet));
+    }
+    assert!(!feeder.tick(&mut inlet));
+    assert_eq!((counters.offered(), counters.dropped(), counters.is_closed()), (10, 8, true));
+    // The queued ones are the first two, in order.
+    let stream = PackedMnist::new(&sets.stream).unwrap();
+    for i in 0..2 {
+        let s = consumer.dequeue().unwrap();
+        let mut q = [0i8; PIXELS];
+        assert_eq!(stream.get_quantized(i, backbone.input_lut, None, &mut q).unwrap(), s.label);
+        assert_eq!(q, s.q);
+    }
+    assert!(consumer.dequeue().is_none());
+}
