@@ -525,25 +525,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
             };
             crate::qemu::run_and_compare(&opts, out)?;
         }
-        Command::Finetune(args) => {
-            let opts = crate::finetune::FinetuneOptions {
-                data: args
-                    .data
-                    .clone()
-                    .unwrap_or_else(|| crate::datasets::default_dir_for(Some(crate::datasets::DatasetKind::Mnist))),
-                scenarios: args.scenario.map_or_else(
-                    || vec![crate::finetune::Scenario::Reference, crate::finetune::Scenario::Shift],
-                    |s| vec![s],
-                ),
-                statics: args.statics,
-                emit_rust: args.emit_rust.clone(),
-                export_baseline: args.export_baseline.clone(),
-            };
-            let outputs: Vec<&std::path::Path> =
-                opts.emit_rust.iter().chain(&opts.export_baseline).map(PathBuf::as_path).collect();
-            atomic::check_outputs(&outputs, &[])?;
-            crate::finetune::run_command(&opts, out)?;
-        }
+        Command::Finetune(args) => finetune(args, out)?,
         Command::Predict(args) => match &args.model {
             ModelArg::Registry(model) => {
                 let Some(weights) = args.weights.clone() else {
@@ -612,6 +594,26 @@ fn qemu_dataset(model: crate::qemu::FirmwareModel) -> crate::datasets::DatasetKi
             crate::datasets::DatasetKind::Mnist
         }
     }
+}
+
+fn finetune(args: &FinetuneArgs, out: &mut dyn Write) -> Result<()> {
+    let opts = crate::finetune::FinetuneOptions {
+        data: args
+            .data
+            .clone()
+            .unwrap_or_else(|| crate::datasets::default_dir_for(Some(crate::datasets::DatasetKind::Mnist))),
+        scenarios: args
+            .scenario
+            .map_or_else(|| vec![crate::finetune::Scenario::Reference, crate::finetune::Scenario::Shift], |s| vec![s]),
+        statics: args.statics,
+        emit_rust: args.emit_rust.clone(),
+        export_baseline: args.export_baseline.clone(),
+    };
+    let outputs: Vec<&std::path::Path> =
+        opts.emit_rust.iter().chain(&opts.export_baseline).map(PathBuf::as_path).collect();
+    atomic::check_outputs(&outputs, &[])?;
+    crate::finetune::run_command(&opts, out)?;
+    Ok(())
 }
 
 fn export(args: &ExportArgs, out: &mut dyn Write) -> Result<()> {
