@@ -5,9 +5,9 @@
 //! The reference scenario: `mnist-cnn-tiny` pre-trained on MNIST classes 0-4 (the images of
 //! those classes among the first [`PRETRAIN_IMAGES`] of the shipped `mnist8k` training subset),
 //! its convolutional part quantised to int8 (per-channel symmetric weights, activations
-//! calibrated on [`CALIBRATION_IMAGES`] pre-training images, bias correction, as `quantize`
-//! does it), then the head learns all ten classes from a stream of the next [`STREAM_IMAGES`]
-//! training images. The shift scenario pre-trains on all ten classes of the same images and
+//! calibrated on [`CALIBRATION_IMAGES`] pre-training images, bias correction: the very filters,
+//! biases, scales and zero points [`crate::quantize::quantize`] gives, a test checks), then the
+//! head learns all ten classes from a stream of the next [`STREAM_IMAGES`] training images. The shift scenario pre-trains on all ten classes of the same images and
 //! streams them rotated by 30 degrees. Both are evaluated on the first [`TEST_IMAGES`] of
 //! `mnist2k-test` (what the firmware holds) and on all 2,000.
 //!

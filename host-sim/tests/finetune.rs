@@ -148,3 +148,35 @@ fn a_full_queue_drops_and_counts_and_never_blocks() {
     }
     assert!(consumer.dequeue().is_none());
 }
+
+/// The backbone's quantisation is the `quantize` module's (TFLite's full-integer scheme): the
+/// same int8 filters, int32 biases and output scales and zero points for both convolutions.
+#[test]
+fn the_backbone_quantises_as_the_quantize_module_does() {
+    use tinytrain_sim::tflite::{Data, OpKind};
+    let data =
+        tinytrain_sim::datasets::load(tinytrain_sim::datasets::DatasetKind::Mnist, &workspace_data_dir()).unwrap();
+    let net = tinytrain_sim::finetune::pretrain(&data.train, 5).unwrap();
+    let mut calibration = Vec::new();
+    for i in 0..tinytrain_sim::finetune::PRETRAIN_IMAGES {
+        if data.train.labels[i] < 5 && calibration.len() < tinytrain_sim::finetune::CALIBRATION_IMAGES * PIXELS {
+            calibration.extend_from_slice(&data.train.pixels[i * PIXELS..(i + 1) * PIXELS]);
+        }
+    }
+    let ours = tinytrain_sim::finetune::quantize_backbone(&net, &calibration).unwrap();
+    let floats: Vec<Vec<f32>> = calibration
+        .chunks_exact(PIXELS)
+        .map(|img| img.iter().map(|&p| f32::from(p) * tinytrain_firmware_app::mnist::SCALE).collect())
+        .collect();
+    let theirs = tinytrain_sim::quantize::quantize(&*net, floats.iter().map(Vec::as_slice), "mnist-cnn-tiny").unwrap();
+    let g = &theirs.graph;
+    let convs: Vec<_> = g.ops.iter().filter(|o| matches!(o.kind, OpKind::Conv2d { .. })).collect();
+    assert_eq!(convs.len(), 2);
+    for (op, conv) in convs.iter().zip([&ours.conv1, &ours.conv2]) {
+        let tensor = |i: usize| &g.tensors[op.inputs[i].unwrap()];
+        assert_eq!(tensor(1).data, Some(Data::I8(conv.weight.clone())), "filters");
+        assert_eq!(tensor(2).data, Some(Data::I32(conv.bias.clone())), "biases");
+        let out = g.tensors[op.outputs[0]].quant.as_ref().unwrap();
+        assert_eq!((out.scale[0], out.zero_point[0]), (conv.output_scale, i64::from(conv.output_offset)));
+    }
+}
