@@ -88,8 +88,14 @@ pub fn on_interrupt() {
 struct Timer;
 
 impl Arrivals for Timer {
-    fn start(&mut self) {
+    fn start(&mut self, first: u32) {
         write(CTRL, 0);
+        // SAFETY: the timer is stopped: its interrupt does not run while this moves the
+        // feeder to where a resumed run stopped.
+        let stream = unsafe { (*addr_of_mut!(STREAM_STATE)).as_mut() };
+        if let Some(s) = stream {
+            s.feeder.next = s.feeder.next.saturating_add(first);
+        }
         write(RELOAD, PERIOD_TICKS);
         write(VALUE, PERIOD_TICKS);
         write(INTCLEAR, 1);

@@ -1,6 +1,6 @@
 //! Fine-tuning over a frozen int8 backbone, the simulator's side: pre-training, quantisation of
 //! the backbone, the generated Rust statics the firmware links, and the simulated run of the
-//! firmware app's [`run_finetune`].
+//! firmware app's [`run_finetune`](tinytrain_firmware_app::finetune::run_finetune).
 //!
 //! The reference scenario: `mnist-cnn-tiny` pre-trained on MNIST classes 0-4 (the images of
 //! those classes among the first [`PRETRAIN_IMAGES`] of the shipped `mnist8k` training subset),
@@ -35,14 +35,14 @@ use tinytrain::train::Eval;
 use tinytrain::zoo::MnistCnnTiny;
 use tinytrain_firmware_app::finetune::Pool;
 use tinytrain_firmware_app::finetune::{
-    Arrivals, FEATURES, Feeder, FineTuneConfig, FineTuneOutcome, FineTuneReport, Head, HeadReplay, MnistBackbone,
-    Sample, SampleQueue, Shift, Tuner, evaluate, run_finetune,
+    Arrivals, FEATURES, Feeder, FineTuneBoot, FineTuneConfig, FineTuneOutcome, FineTuneReport, Head, HeadReplay,
+    MnistBackbone, Sample, SampleQueue, Shift, Tuner, evaluate, run_finetune_boot,
 };
 use tinytrain_firmware_app::finetune_weights;
 use tinytrain_firmware_app::mnist::{self, PIXELS, PackedMnist};
 use tinytrain_firmware_app::{EpochRecord, Report};
 
-use crate::board::{SimBoard, sim_board};
+use crate::board::{SimBoard, SimFlash, sim_board_with};
 use crate::datasets::{self, DatasetKind, ImageSet};
 
 /// Training images the backbones are pre-trained on (the first of `mnist8k-train`).
@@ -579,7 +579,9 @@ struct SimArrivals<'d, 'q> {
 }
 
 impl Arrivals for SimArrivals<'_, '_> {
-    fn start(&mut self) {}
+    fn start(&mut self, first: u32) {
+        self.feeder.next = self.feeder.next.saturating_add(first);
+    }
     fn wait(&mut self) {
         self.feeder.tick(&mut self.inlet);
     }
@@ -630,7 +632,7 @@ impl<R: FineTuneReport> FineTuneReport for Recorder<'_, R> {
     }
 }
 
-/// Runs [`run_finetune`] on a simulated board over `backbone` from `head_init`, with the
+/// Runs [`run_finetune`](tinytrain_firmware_app::finetune::run_finetune) on a simulated board over `backbone` from `head_init`, with the
 /// stream and test sets of `sets`.
 ///
 /// # Errors
@@ -642,10 +644,44 @@ pub fn simulate(
     cfg: &FineTuneConfig,
     report: &mut impl FineTuneReport,
 ) -> Result<SimFineTune> {
+    match simulate_boot(backbone, head_init, sets, cfg, SimFlash::new(crate::board::SIM_FLASH_BYTES), None, report)? {
+        SimBoot::Finished(run) => Ok(*run),
+        SimBoot::PowerCut { .. } => Err(anyhow!("a power cut without one asked for")),
+    }
+}
+
+/// How a simulated boot of [`run_finetune_boot`] ended.
+pub enum SimBoot {
+    /// The run, finished.
+    Finished(Box<SimFineTune>),
+    /// Power was cut after `steps` optimizer steps of the boot; `flash` is as it was left.
+    PowerCut {
+        /// Steps of the boot.
+        steps: u32,
+        /// The flash.
+        flash: SimFlash<4, 4096>,
+    },
+}
+
+/// One boot of [`run_finetune_boot`] on a simulated board whose flash is `flash` (as a previous
+/// boot left it), cut after `cut_after_steps` optimizer steps if given.
+///
+/// # Errors
+/// When the packed sets do not read or the app fails.
+#[allow(clippy::too_many_arguments)]
+pub fn simulate_boot(
+    backbone: &'static MnistBackbone<'static>,
+    head_init: &Head,
+    sets: &FineTuneSets,
+    cfg: &FineTuneConfig,
+    flash: SimFlash<4, 4096>,
+    cut_after_steps: Option<u32>,
+    report: &mut impl FineTuneReport,
+) -> Result<SimBoot> {
     let stream = PackedMnist::new(&sets.stream).context("packed stream")?;
     let test = PackedMnist::new(&sets.test).context("packed test slice")?;
     let test_all = PackedMnist::new(&sets.test_all).context("packed test set")?;
-    let mut board = sim_board();
+    let mut board = sim_board_with(flash);
     let mut tuner: Box<Tuner<'static>> = Box::new(Tuner::new(backbone));
     let mut replay = Box::new(HeadReplay::new());
     let counters = StreamCounters::new();
@@ -660,7 +696,7 @@ pub fn simulate(
     };
     let mut arrivals = SimArrivals { feeder, inlet: Inlet::new(producer, &counters) };
     let mut recorder = Recorder { inner: report, batches: Vec::new() };
-    let fine = run_finetune(
+    let boot = run_finetune_boot(
         &mut board,
         &mut tuner,
         &mut replay,
@@ -670,16 +706,21 @@ pub fn simulate(
         head_init,
         &test,
         cfg,
+        cut_after_steps,
         &mut recorder,
     )
     .map_err(|e| anyhow!("fine-tuning app: {e}"))?;
+    let fine = match boot {
+        FineTuneBoot::Finished(fine) => fine,
+        FineTuneBoot::PowerCut { steps } => return Ok(SimBoot::PowerCut { steps, flash: board.flash }),
+    };
     let n = tinytrain::data::Dataset::<mnist::Image, usize>::len(&test_all) as u32;
     let after = evaluate(&mut tuner, &test_all, n, cfg.shift).map_err(|e| anyhow!("evaluation: {e}"))?;
     let head = Box::new(tuner.trainer.model.clone());
     tuner.trainer.model.copy_from(head_init);
     let before = evaluate(&mut tuner, &test_all, n, cfg.shift).map_err(|e| anyhow!("evaluation: {e}"))?;
     let batches = recorder.batches.iter().map(|b| b.iter().map(|&s| cfg.first + s).collect()).collect();
-    Ok(SimFineTune { fine, head, test_all: (before, after), batches, board })
+    Ok(SimBoot::Finished(Box::new(SimFineTune { fine, head, test_all: (before, after), batches, board })))
 }
 
 /// [`simulate`] for a scenario: over `prepared` (pre-trained and quantised in this process) or,

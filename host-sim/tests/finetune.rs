@@ -180,3 +180,40 @@ fn the_backbone_quantises_as_the_quantize_module_does() {
         assert_eq!((out.scale[0], out.zero_point[0]), (conv.output_scale, i64::from(conv.output_offset)));
     }
 }
+
+/// A power cut in the middle of the stream: the next boot goes on from the last head
+/// checkpoint (head, velocity, steps, replay draws, stream position) and finishes the stream;
+/// a boot after that only evaluates the saved head.
+#[test]
+fn a_boot_after_a_power_cut_goes_on_from_the_last_head_checkpoint() {
+    use tinytrain_sim::board::SIM_FLASH_BYTES;
+    use tinytrain_sim::finetune::{SimBoot, simulate_boot};
+    use tinytrain_sim::flash::SimFlash;
+    let sets = pack_sets(&workspace_data_dir()).unwrap();
+    let (backbone, head) = Scenario::Reference.statics();
+    let cfg = Scenario::Reference.config();
+    // Cut after 120 steps: the last checkpoint is the one of step 100 (every 50).
+    let boot = simulate_boot(backbone, head, &sets, &cfg, SimFlash::new(SIM_FLASH_BYTES), Some(120), &mut ()).unwrap();
+    let SimBoot::PowerCut { steps, flash } = boot else { panic!("no cut") };
+    assert_eq!(steps, 120);
+    let SimBoot::Finished(run) = simulate_boot(backbone, head, &sets, &cfg, flash, None, &mut ()).unwrap() else {
+        panic!("cut again")
+    };
+    let f = &run.fine;
+    assert!(f.resumed_from.is_some());
+    assert_eq!((f.steps_before, f.consumed_before), (100, 400));
+    assert_eq!((f.steps, f.consumed, f.dropped), (150, 600, 0));
+    // The resumed boot trained on the stream from image 400 on, and drew replays among them.
+    assert_eq!(run.batches[0][..4], [400, 401, 402, 403]);
+    assert!(run.batches.iter().flatten().all(|&s| s >= 400));
+    println!("resumed: all test images {:.4} -> {:.4}", run.test_all.0.accuracy, run.test_all.1.accuracy);
+    assert!(run.test_all.1.accuracy > 0.85, "{}", run.test_all.1.accuracy);
+    // A boot after the end: no training, the saved head.
+    let head_after = run.head.clone();
+    let SimBoot::Finished(again) = simulate_boot(backbone, head, &sets, &cfg, run.board.flash, None, &mut ()).unwrap()
+    else {
+        panic!("cut")
+    };
+    assert_eq!((again.fine.steps, again.fine.consumed, again.fine.offered), (0, 0, 0));
+    assert_eq!(again.head, head_after);
+}

@@ -212,8 +212,9 @@ impl Feeder<'_> {
 
 /// How samples arrive.
 pub trait Arrivals {
-    /// Starts the stream (the device starts the timer).
-    fn start(&mut self);
+    /// Starts the stream at its image `first` (0, or where a resumed run stopped): the device
+    /// starts the timer.
+    fn start(&mut self, first: u32);
     /// Waits for the next interrupt: the device idles until the timer fires, the simulator
     /// delivers the next sample.
     fn wait(&mut self);
@@ -317,6 +318,27 @@ pub struct FineTuneOutcome {
     pub instructions_per_checkpoint: u64,
     /// Bytes of a head checkpoint.
     pub checkpoint_bytes: u32,
+    /// Sequence number of the head checkpoint this boot went on from (`None`: a fresh start).
+    pub resumed_from: Option<u32>,
+    /// Optimizer steps before this boot (from the checkpoint).
+    pub steps_before: u32,
+    /// Samples trained on before this boot (from the checkpoint).
+    pub consumed_before: u32,
+}
+
+/// How a boot of [`run_finetune_boot`] ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[allow(clippy::large_enum_variant)] // returned once per boot; no heap to box it in
+pub enum FineTuneBoot {
+    /// The stream is over, the head saved and evaluated.
+    Finished(FineTuneOutcome),
+    /// Power was cut (as `cut_after_steps` asked) after this many optimizer steps of this
+    /// boot; nothing was saved since the last head checkpoint.
+    PowerCut {
+        /// Steps this boot did before the cut.
+        steps: u32,
+    },
 }
 
 /// Where a fine-tuning run reports: [`Report`] for the parts all runs share, and the
@@ -374,7 +396,6 @@ struct Chunk {
 /// [`AppError::Config`] for a batch of 0 or more than [`MAX_BATCH`] samples, more new samples
 /// per step than [`REPLAY`], or more records than [`MAX_EPOCHS`]; [`AppError::Train`] for a
 /// data, flash or checkpoint error; [`AppError::Led`] for a pin error.
-#[allow(clippy::too_many_lines)] // one run, top to bottom
 pub fn run_finetune<L, D, F, C, R, A>(
     board: &mut Board<L, D, F, C>,
     tuner: &mut Tuner<'_>,
@@ -387,6 +408,44 @@ pub fn run_finetune<L, D, F, C, R, A>(
     cfg: &FineTuneConfig,
     report: &mut R,
 ) -> Result<FineTuneOutcome, AppError>
+where
+    L: OutputPin,
+    D: DelayNs,
+    F: NorFlash,
+    C: Counter,
+    R: FineTuneReport,
+    A: Arrivals,
+{
+    match run_finetune_boot(board, tuner, replay, consumer, counters, arrivals, head_init, test, cfg, None, report)? {
+        FineTuneBoot::Finished(outcome) => Ok(outcome),
+        FineTuneBoot::PowerCut { .. } => Err(AppError::Config("a power cut without one asked for")),
+    }
+}
+
+/// One boot of [`run_finetune`]: when the flash holds a head checkpoint of these settings the
+/// boot goes on from it (head, velocity, steps, replay draws and stream position; the replay
+/// buffer starts empty, and images that arrived after that checkpoint come again), or, if that
+/// checkpoint says the stream was over, only evaluates. `cut_after_steps` is for power-cut
+/// tests: the boot stops after that many optimizer steps of its own, as if power were lost
+/// (nothing saved since the last head checkpoint), and returns [`FineTuneBoot::PowerCut`];
+/// `None` on a device.
+///
+/// # Errors
+/// As [`run_finetune`].
+#[allow(clippy::too_many_lines)] // one boot, top to bottom
+pub fn run_finetune_boot<L, D, F, C, R, A>(
+    board: &mut Board<L, D, F, C>,
+    tuner: &mut Tuner<'_>,
+    replay: &mut HeadReplay,
+    consumer: &mut Consumer<'_, Sample>,
+    counters: &StreamCounters,
+    arrivals: &mut A,
+    head_init: &Head,
+    test: &PackedMnist<'_>,
+    cfg: &FineTuneConfig,
+    cut_after_steps: Option<u32>,
+    report: &mut R,
+) -> Result<FineTuneBoot, AppError>
 where
     L: OutputPin,
     D: DelayNs,
@@ -434,16 +493,29 @@ where
         nesterov: false,
         form: MomentumForm::Torch,
     };
+    // Go on from the newest head checkpoint of these settings, or start.
+    let mut state = FitState::new();
+    let resumed_from = store.load(&mut board.flash, &mut tuner.trainer, &mut state, settings)?;
     let mut rng = Rng::new(cfg.seed);
+    let (mut records_run, mut consumed, mut steps) = (0usize, 0u32, 0u32);
+    if resumed_from.is_some() {
+        (records_run, consumed, steps) = (state.epoch.saturating_sub(1) as usize, state.counted, state.batch);
+        rng = Rng::from_state(state.rng);
+    }
+    let (consumed_before, steps_before) = (consumed, steps);
+    let already_over = resumed_from.is_some() && state.over;
     let mut records = [EpochRecord { epoch: 0, loss: 0.0, accuracy: 0.0, instructions: 0 }; MAX_EPOCHS];
     let mut chunk = Chunk::default();
-    let (mut records_run, mut consumed, mut pending, mut steps, mut checkpoints) = (0usize, 0u32, 0usize, 0u32, 0u32);
+    let (mut pending, mut checkpoints) = (0usize, 0u32);
     let (mut work, mut backbone_work, mut step_work, mut save_work) = (0u64, 0u64, 0u64, 0u64);
     let (mut toggles, mut led_on) = (0u32, false);
-    let mut state = FitState::new();
-    arrivals.start();
-    chunk.mark = 0;
+    if !already_over {
+        arrivals.start(consumed);
+    }
     loop {
+        if already_over {
+            break;
+        }
         let stream_over = counters.is_closed() && !consumer.ready();
         // Work on the sample where it lies in the queue, then free its slot.
         let Some(sample) = consumer.peek() else {
@@ -470,15 +542,17 @@ where
             let mut seqs = [0u32; MAX_BATCH];
             let len = replay.len() as u32;
             for (j, seq) in seqs.iter_mut().enumerate().take(n) {
-                *seq = if j < pending {
-                    consumed - pending as u32 + j as u32
+                // Sequence numbers of this boot: the buffer started empty with it.
+                let local = if j < pending {
+                    consumed - consumed_before - pending as u32 + j as u32
                 } else {
-                    // Slot s holds the newest sample whose sequence number is s modulo REPLAY.
+                    // Slot s holds the newest sample whose number is s modulo REPLAY.
                     let s = rng.below(len);
-                    let newest = consumed - 1;
+                    let newest = consumed - consumed_before - 1;
                     newest - (newest + REPLAY as u32 - s) % REPLAY as u32
                 };
-                let slot = (*seq % REPLAY as u32) as usize;
+                *seq = consumed_before + local;
+                let slot = (local % REPLAY as u32) as usize;
                 let Some(f) = replay.get(slot) else {
                     return Err(AppError::Config("replay slot out of range"));
                 };
@@ -527,6 +601,9 @@ where
                 save_work += board.counter.now().saturating_sub(before_save);
                 checkpoints += 1;
             }
+            if cut_after_steps.is_some_and(|cut| steps - steps_before >= cut) {
+                return Ok(FineTuneBoot::PowerCut { steps: steps - steps_before });
+            }
         } else {
             work += t1 - t0;
         }
@@ -549,8 +626,8 @@ where
         weights_crc: crc,
         params_crc,
         led_toggles: toggles,
-        train_samples: consumed,
-        instructions_per_sample: work / u64::from(consumed.max(1)),
+        train_samples: consumed - consumed_before,
+        instructions_per_sample: work / u64::from((consumed - consumed_before).max(1)),
         instructions_per_sample_batch1: 0,
         instructions_per_inference: eval_instructions / u64::from(before.samples.max(1) as u32),
         instructions_per_unpack: 0,
@@ -561,17 +638,20 @@ where
         before,
         offered: counters.offered(),
         dropped: counters.dropped(),
-        consumed,
-        steps,
+        consumed: consumed - consumed_before,
+        steps: steps - steps_before,
         checkpoints,
-        instructions_per_backbone: backbone_work / u64::from(consumed.max(1)),
-        instructions_per_step: step_work / u64::from(steps.max(1)),
+        instructions_per_backbone: backbone_work / u64::from((consumed - consumed_before).max(1)),
+        instructions_per_step: step_work / u64::from((steps - steps_before).max(1)),
         instructions_per_checkpoint: save_work / u64::from(checkpoints.max(1)),
         checkpoint_bytes: TrainingStore::<Head, HeadOpt>::PAYLOAD_LEN as u32,
+        resumed_from,
+        steps_before,
+        consumed_before,
     };
     report.finish(&outcome);
     report.fine_tuned(&fine);
-    Ok(fine)
+    Ok(FineTuneBoot::Finished(fine))
 }
 
 #[cfg(test)]

@@ -10,6 +10,9 @@
 //! [`run_cnn`] does the same with [`zoo::MnistCnnTiny`](tinytrain::zoo::MnistCnnTiny) on a
 //! slice of MNIST ([`mnist`]); both are [`run_net`] for their network and data set.
 //!
+//! [`finetune::run_finetune`] fine-tunes a head over a frozen int8 backbone from a stream of
+//! images that a timer interrupt feeds through a queue ([`finetune`]).
+//!
 //! The same code runs in the Cortex-M firmware (`tinytrain-firmware`, QEMU and STM32F411) and
 //! in the host simulator (`tinytrain-sim qemu`, on a simulated board): the two must agree bit
 //! for bit.
