@@ -1,5 +1,5 @@
-//! Const-generic int8 layers over the slice kernels, for networks whose shapes are known at
-//! compile time; weights are borrowed (`&'static` arrays stay in flash).
+//! Const-generic int8 layers over the kernels, for networks whose shapes are known at compile
+//! time; weights are borrowed (`&'static` arrays stay in flash).
 //!
 //! Why a separate [`Int8Layer`] trait rather than [`Layer`](crate::Layer): `Layer` is built for
 //! training — f32 tensors, activations kept for `backward`, gradients and parameters visited
@@ -9,15 +9,24 @@
 //! array to a flat int8 array, with the sizes as const parameters so that [`Int8Chain`]
 //! checks consecutive layers at compile time as `sequential!` does. Flat arrays (NHWC order
 //! for images) keep chaining simple: a conv's `[h][w][c]` output is the next dense layer's
-//! input without a FLATTEN.
+//! input without a FLATTEN, and TFLite's RESHAPE is no layer at all.
+//!
+//! The layers give the slice kernels' results bit for bit ([`fully_connected`](super::fully_connected),
+//! [`conv_2d`](super::conv_2d), ...), through the [`dsp`](super::dsp) kernels: on a Cortex-M4
+//! `SMLAD` loops, elsewhere the same arithmetic in Rust.
 //!
 //! # Shapes
 //! - [`Int8Dense<I, O>`]: `[i8; I] -> [i8; O]`, weight `[[i8; I]; O]`.
-//! - [`Int8Conv2d<H, W, CI, CO, K, S, HO, WO>`]: `[i8; H*W*CI] -> [i8; HO*WO*CO]` (NHWC),
-//!   weight `[[[[i8; CI]; K]; K]; CO]` (TFLite's OHWI), stride `S`, dilation 1, SAME or VALID
-//!   padding as `HO`, `WO` say.
-//! - [`Int8DepthwiseConv2d<H, W, C, K, S, HO, WO>`]: depth multiplier 1, weight
-//!   `[[[i8; C]; K]; K]` (TFLite's `[1][K][K][C]`).
+//! - [`Int8Conv2d<H, W, CI, CO, KH, KW, SH, SW, HO, WO>`](Int8Conv2d): `[i8; H*W*CI] ->
+//!   [i8; HO*WO*CO]` (NHWC), weight `[[[[i8; CI]; KW]; KH]; CO]` (TFLite's OHWI), strides `SH`,
+//!   `SW`, dilation 1, SAME or VALID padding as `HO`, `WO` say.
+//! - [`Int8DepthwiseConv2d<H, W, C, KH, KW, SH, SW, HO, WO>`](Int8DepthwiseConv2d): depth
+//!   multiplier 1, weight `[[[i8; C]; KW]; KH]` (TFLite's `[1][KH][KW][C]`). A depthwise
+//!   convolution of one input channel with multiplier `M` is an `Int8Conv2d` with `CI = 1`,
+//!   `CO = M` and the filter transposed (what `tinytrain-sim import --rust` writes).
+//! - [`Int8MaxPool2d`], [`Int8AvgPool2d`] `<H, W, C, KH, KW, SH, SW, HO, WO>`: `[i8; H*W*C] ->
+//!   [i8; HO*WO*C]`.
+//! - [`Int8Softmax<D>`]: `[i8; N] -> [i8; N]` over rows of `D`.
 //!
 //! ```
 //! use tinytrain::int8::{FullyConnectedParams, Int8Chain, Int8Dense, Int8Layer, OutputScale, QuantizedMultiplier};
@@ -35,10 +44,13 @@
 //! assert_eq!(y, [5]); // 3 + 4 - 7 + 5
 //! ```
 
-use super::conv::{ConvParams, conv_2d_run, depthwise_conv_2d_run};
+use super::dsp::{self, Stride};
+use super::exact::ExactScale;
 use super::fully_connected::{FullyConnectedParams, fully_connected_run};
+use super::pool::{PoolParams, average_pool, max_pool};
 use super::quant::QuantizedMultiplier;
-use super::requant::{Requant, Shape4};
+use super::requant::{Requant, Shape4, finish};
+use super::softmax::{SoftmaxParams, softmax};
 use crate::shape::conv_out;
 
 /// A quantised layer from `IN` int8 values to `OUT` int8 values.
@@ -72,23 +84,31 @@ where
 /// type (the const-generic form of [`Requant`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum OutputScale<'a, const O: usize> {
-    /// [`Requant::PerTensor`].
+    /// [`Requant::PerTensor`] (TFLM's FULLY_CONNECTED).
     PerTensor(QuantizedMultiplier),
-    /// [`Requant::PerChannel`].
+    /// [`Requant::PerChannel`] (CONV_2D, DEPTHWISE_CONV_2D).
     PerChannel(&'a [QuantizedMultiplier; O]),
-    /// [`Requant::FloatPerTensor`] (TFLite 2.20+'s reference FULLY_CONNECTED).
+    /// [`Requant::FloatPerTensor`] (TFLite 2.20+'s reference FULLY_CONNECTED, in `f64`).
     FloatPerTensor(f64),
     /// [`Requant::FloatPerChannel`].
     FloatPerChannel(&'a [f64; O]),
+    /// [`Requant::ExactPerTensor`]: the float rule in integers.
+    ExactPerTensor(ExactScale),
+    /// [`Requant::ExactPerChannel`].
+    ExactPerChannel(&'a [ExactScale; O]),
 }
 
 impl<const O: usize> OutputScale<'_, O> {
-    fn requant(&self) -> Requant<'_> {
+    /// The slice kernels' form.
+    #[must_use]
+    pub fn requant(&self) -> Requant<'_> {
         match *self {
             OutputScale::PerTensor(m) => Requant::PerTensor(m),
             OutputScale::PerChannel(m) => Requant::PerChannel(m),
             OutputScale::FloatPerTensor(s) => Requant::FloatPerTensor(s),
             OutputScale::FloatPerChannel(s) => Requant::FloatPerChannel(s),
+            OutputScale::ExactPerTensor(s) => Requant::ExactPerTensor(s),
+            OutputScale::ExactPerChannel(s) => Requant::ExactPerChannel(s),
         }
     }
 }
@@ -106,181 +126,181 @@ pub struct Int8Dense<'a, const I: usize, const O: usize> {
     pub scale: OutputScale<'a, O>,
 }
 
+impl<const I: usize, const O: usize> Int8Dense<'_, I, O> {
+    /// Bias, requantisation and clamp of output `o`'s accumulator.
+    #[inline]
+    fn finish(&self, requant: &Requant<'_>, acc: i32, o: usize) -> i8 {
+        let acc = acc.wrapping_add(self.bias.and_then(|b| b.get(o)).copied().unwrap_or(0));
+        let p = &self.params;
+        finish(requant.apply(acc, o), p.output_offset, p.activation_min, p.activation_max)
+    }
+}
+
 impl<const I: usize, const O: usize> Int8Layer<I, O> for Int8Dense<'_, I, O> {
     fn forward(&self, input: &[i8; I], output: &mut [i8; O]) {
         const { assert!(I > 0 && O > 0, "Int8Dense: zero-sized layer") };
-        let bias = self.bias.map(<[i32; O]>::as_slice);
-        fully_connected_run(&self.params, self.scale.requant(), input, self.weight.as_flattened(), I, bias, output);
+        let requant = self.scale.requant();
+        let weights = self.weight.as_flattened();
+        if self.params.weights_offset != 0 {
+            let bias = self.bias.map(<[i32; O]>::as_slice);
+            fully_connected_run(&self.params, requant, input, weights, I, bias, output);
+            return;
+        }
+        let offset = self.params.input_offset;
+        // Four rows at a time while three strides fit an LDR offset, then two, then one.
+        let mut o = 0;
+        if const { 3 * I <= 4095 } {
+            while o + 4 <= O {
+                let acc = dsp::dot_rows4::<Stride<I>>(input, weights.get(o * I..).unwrap_or(&[]), offset);
+                for (k, a) in acc.into_iter().enumerate() {
+                    if let Some(y) = output.get_mut(o + k) {
+                        *y = self.finish(&requant, a, o + k);
+                    }
+                }
+                o += 4;
+            }
+        }
+        if const { I <= 4095 } {
+            while o + 2 <= O {
+                let acc = dsp::dot_rows2::<Stride<I>>(input, weights.get(o * I..).unwrap_or(&[]), offset);
+                for (k, a) in acc.into_iter().enumerate() {
+                    if let Some(y) = output.get_mut(o + k) {
+                        *y = self.finish(&requant, a, o + k);
+                    }
+                }
+                o += 2;
+            }
+        }
+        while o < O {
+            let acc = dsp::dot_row1(input, self.weight.get(o).map_or(&[], |r| &r[..]), offset);
+            if let Some(y) = output.get_mut(o) {
+                *y = self.finish(&requant, acc, o);
+            }
+            o += 1;
+        }
     }
 }
 
 /// Checks `out == conv_out` for SAME (`ceil(n / s)`) or VALID padding and returns the padding
 /// before the first row as TFLite computes it.
-const fn conv_pad(n: usize, k: usize, s: usize, out: usize) -> usize {
+pub(crate) const fn conv_pad(n: usize, k: usize, s: usize, out: usize) -> usize {
     assert!(
         out == n.div_ceil(s) || (n >= k && out == conv_out(n, k, s, 0)),
-        "int8 conv: output size is neither SAME nor VALID"
+        "int8 layer: output size is neither SAME nor VALID"
     );
     let total = (out - 1) * s + k;
     if total > n { (total - n) / 2 } else { 0 }
 }
 
-/// CONV_2D, NHWC, `K`x`K` filter, stride `S` ([`conv_2d`](super::conv_2d)).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Int8Conv2d<
-    'a,
-    const H: usize,
-    const W: usize,
-    const CI: usize,
-    const CO: usize,
-    const K: usize,
-    const S: usize,
-    const HO: usize,
-    const WO: usize,
-> {
-    /// Filters, `[co][kh][kw][ci]` (TFLite's OHWI).
-    pub weight: &'a [[[[i8; CI]; K]; K]; CO],
-    /// Bias per output channel.
-    pub bias: Option<&'a [i32; CO]>,
-    /// `-input_zero_point`.
-    pub input_offset: i32,
-    /// `output_zero_point`.
-    pub output_offset: i32,
-    /// Lower clamp.
-    pub activation_min: i32,
-    /// Upper clamp.
-    pub activation_max: i32,
-    /// Requantisation.
-    pub scale: OutputScale<'a, CO>,
-}
-
-impl<
-    const H: usize,
-    const W: usize,
-    const CI: usize,
-    const CO: usize,
-    const K: usize,
-    const S: usize,
-    const HO: usize,
-    const WO: usize,
-    const IN: usize,
-    const OUT: usize,
-> Int8Layer<IN, OUT> for Int8Conv2d<'_, H, W, CI, CO, K, S, HO, WO>
-{
-    fn forward(&self, input: &[i8; IN], output: &mut [i8; OUT]) {
-        let (pad_height, pad_width) = const {
-            assert!(H > 0 && W > 0 && CI > 0 && CO > 0 && K > 0 && S > 0, "Int8Conv2d: zero dim or stride");
-            assert!(IN == H * W * CI, "Int8Conv2d: IN != H * W * CI");
-            assert!(OUT == HO * WO * CO, "Int8Conv2d: OUT != HO * WO * CO");
-            (conv_pad(H, K, S, HO), conv_pad(W, K, S, WO))
-        };
-        let params = ConvParams {
-            input_offset: self.input_offset,
-            output_offset: self.output_offset,
-            stride_height: S,
-            stride_width: S,
-            dilation_height: 1,
-            dilation_width: 1,
-            pad_height,
-            pad_width,
-            activation_min: self.activation_min,
-            activation_max: self.activation_max,
-        };
-        let bias = self.bias.map(<[i32; CO]>::as_slice);
-        conv_2d_run(
-            &params,
-            self.scale.requant(),
-            Shape4([1, H, W, CI]),
-            input,
-            Shape4([CO, K, K, CI]),
-            self.weight.as_flattened().as_flattened().as_flattened(),
-            bias,
-            Shape4([1, HO, WO, CO]),
-            output,
-        );
-    }
-}
-
-/// DEPTHWISE_CONV_2D with depth multiplier 1, NHWC, `K`x`K`, stride `S`
-/// ([`depthwise_conv_2d`](super::depthwise_conv_2d)).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Int8DepthwiseConv2d<
-    'a,
+/// The pooling layers' shared checks: sizes and padding.
+const fn pool_geometry<
     const H: usize,
     const W: usize,
     const C: usize,
-    const K: usize,
-    const S: usize,
+    const KH: usize,
+    const KW: usize,
+    const SH: usize,
+    const SW: usize,
     const HO: usize,
     const WO: usize,
-> {
-    /// Filters, `[kh][kw][c]` (TFLite's `[1][K][K][C]`).
-    pub weight: &'a [[[i8; C]; K]; K],
-    /// Bias per channel.
-    pub bias: Option<&'a [i32; C]>,
-    /// `-input_zero_point`.
-    pub input_offset: i32,
-    /// `output_zero_point`.
-    pub output_offset: i32,
-    /// Lower clamp.
-    pub activation_min: i32,
-    /// Upper clamp.
-    pub activation_max: i32,
-    /// Requantisation.
-    pub scale: OutputScale<'a, C>,
+>(
+    input: usize,
+    output: usize,
+) -> (usize, usize) {
+    assert!(H > 0 && W > 0 && C > 0 && KH > 0 && KW > 0 && SH > 0 && SW > 0, "int8 pool: zero dim or stride");
+    assert!(input == H * W * C, "int8 pool: IN != H * W * C");
+    assert!(output == HO * WO * C, "int8 pool: OUT != HO * WO * C");
+    (conv_pad(H, KH, SH, HO), conv_pad(W, KW, SW, WO))
 }
 
-impl<
-    const H: usize,
-    const W: usize,
-    const C: usize,
-    const K: usize,
-    const S: usize,
-    const HO: usize,
-    const WO: usize,
-    const IN: usize,
-    const OUT: usize,
-> Int8Layer<IN, OUT> for Int8DepthwiseConv2d<'_, H, W, C, K, S, HO, WO>
-{
-    fn forward(&self, input: &[i8; IN], output: &mut [i8; OUT]) {
-        let (pad_height, pad_width) = const {
-            assert!(H > 0 && W > 0 && C > 0 && K > 0 && S > 0, "Int8DepthwiseConv2d: zero dim or stride");
-            assert!(IN == H * W * C, "Int8DepthwiseConv2d: IN != H * W * C");
-            assert!(OUT == HO * WO * C, "Int8DepthwiseConv2d: OUT != HO * WO * C");
-            (conv_pad(H, K, S, HO), conv_pad(W, K, S, WO))
-        };
-        let params = ConvParams {
-            input_offset: self.input_offset,
-            output_offset: self.output_offset,
-            stride_height: S,
-            stride_width: S,
-            dilation_height: 1,
-            dilation_width: 1,
-            pad_height,
-            pad_width,
-            activation_min: self.activation_min,
-            activation_max: self.activation_max,
-        };
-        let bias = self.bias.map(<[i32; C]>::as_slice);
-        depthwise_conv_2d_run(
-            &params,
-            1,
-            self.scale.requant(),
-            Shape4([1, H, W, C]),
-            input,
-            Shape4([1, K, K, C]),
-            self.weight.as_flattened().as_flattened(),
-            bias,
-            Shape4([1, HO, WO, C]),
-            output,
-        );
+macro_rules! pool_layer {
+    ($(#[$doc:meta])* $name:ident, $kernel:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $name<
+            const H: usize,
+            const W: usize,
+            const C: usize,
+            const KH: usize,
+            const KW: usize,
+            const SH: usize,
+            const SW: usize,
+            const HO: usize,
+            const WO: usize,
+        > {
+            /// Lower clamp (the fused activation's).
+            pub activation_min: i32,
+            /// Upper clamp.
+            pub activation_max: i32,
+        }
+
+        impl<
+            const H: usize,
+            const W: usize,
+            const C: usize,
+            const KH: usize,
+            const KW: usize,
+            const SH: usize,
+            const SW: usize,
+            const HO: usize,
+            const WO: usize,
+            const IN: usize,
+            const OUT: usize,
+        > Int8Layer<IN, OUT> for $name<H, W, C, KH, KW, SH, SW, HO, WO>
+        {
+            fn forward(&self, input: &[i8; IN], output: &mut [i8; OUT]) {
+                let (pad_height, pad_width) = const { pool_geometry::<H, W, C, KH, KW, SH, SW, HO, WO>(IN, OUT) };
+                let params = PoolParams {
+                    stride_height: SH,
+                    stride_width: SW,
+                    filter_height: KH,
+                    filter_width: KW,
+                    pad_height,
+                    pad_width,
+                    activation_min: self.activation_min,
+                    activation_max: self.activation_max,
+                };
+                // The shapes are right by construction; a window wholly in the padding cannot
+                // occur for SAME or VALID geometry, and an empty activation range leaves
+                // `output` as it was.
+                let _ = $kernel(&params, Shape4([1, H, W, C]), input, Shape4([1, HO, WO, C]), output);
+            }
+        }
+    };
+}
+
+pool_layer!(
+    /// MAX_POOL_2D, `KH`x`KW` windows, strides `SH`, `SW` ([`max_pool`](super::max_pool)).
+    Int8MaxPool2d,
+    max_pool
+);
+pool_layer!(
+    /// AVERAGE_POOL_2D, `KH`x`KW` windows, strides `SH`, `SW` ([`average_pool`](super::average_pool)).
+    Int8AvgPool2d,
+    average_pool
+);
+
+/// SOFTMAX over rows of `D` values ([`softmax`](super::softmax)); the output is quantised with
+/// scale 1/256 and zero point -128, as TFLite requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Int8Softmax<const D: usize> {
+    /// Prepare-time constants ([`SoftmaxParams::new`]).
+    pub params: SoftmaxParams,
+}
+
+impl<const D: usize, const N: usize> Int8Layer<N, N> for Int8Softmax<D> {
+    fn forward(&self, input: &[i8; N], output: &mut [i8; N]) {
+        const { assert!(D > 0 && N.is_multiple_of(D), "Int8Softmax: N is not a whole number of rows of D") };
+        // Lengths agree by construction: the kernel cannot fail here.
+        let _ = softmax(&self.params, D, input, output);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::int8::{Padding, compute_out_size, compute_padding, conv_2d, depthwise_conv_2d};
+    use crate::int8::{Padding, compute_out_size, compute_padding, fully_connected};
+    use crate::rng::Rng;
 
     #[test]
     fn conv_pad_matches_tflite_padding() {
@@ -298,105 +318,107 @@ mod tests {
         }
     }
 
-    #[test]
-    fn wrappers_match_slice_kernels() {
-        static WC: [[[[i8; 2]; 3]; 3]; 3] = {
-            let mut w = [[[[0i8; 2]; 3]; 3]; 3];
-            let mut i = 0;
-            while i < 54 {
-                w[i / 18][(i / 6) % 3][(i / 2) % 3][i % 2] = ((i * 37) % 23) as i8 - 11;
-                i += 1;
+    /// An `Int8Dense<I, O>` on random data against the slice kernel, with every scale kind.
+    fn dense_case<const I: usize, const O: usize>(rng: &mut Rng) {
+        extern crate std;
+        let weight: std::boxed::Box<[[i8; I]; O]> =
+            std::boxed::Box::new(core::array::from_fn(|_| core::array::from_fn(|_| rng.next_u32() as i8)));
+        let bias: [i32; O] = core::array::from_fn(|_| rng.next_u32().cast_signed() >> 10);
+        let real: [f64; O] = core::array::from_fn(|_| f64::from(rng.uniform(1e-5, 1e-3)));
+        let multipliers = real.map(QuantizedMultiplier::from_real);
+        for (offset, out_offset, min) in [(128, -128, -128), (-127, 3, 3), (0, 0, -128), (41, -7, -7)] {
+            let exact = real.map(|s| ExactScale::for_float_rule(s, min - out_offset, 127 - out_offset).unwrap());
+            let scales = [
+                OutputScale::PerTensor(multipliers[0]),
+                OutputScale::PerChannel(&multipliers),
+                OutputScale::FloatPerTensor(real[0]),
+                OutputScale::FloatPerChannel(&real),
+                OutputScale::ExactPerTensor(exact[0]),
+                OutputScale::ExactPerChannel(&exact),
+            ];
+            let x: [i8; I] = core::array::from_fn(|i| if i % 5 == 0 { -128 } else { rng.next_u32() as i8 });
+            let params = FullyConnectedParams {
+                input_offset: offset,
+                weights_offset: 0,
+                output_offset: out_offset,
+                activation_min: min,
+                activation_max: 127,
+            };
+            for scale in scales {
+                let layer = Int8Dense { weight: &weight, bias: Some(&bias), params, scale };
+                let mut y = [0i8; O];
+                layer.forward(&x, &mut y);
+                let mut z = [0i8; O];
+                fully_connected(&params, scale.requant(), &x, weight.as_flattened(), O, Some(&bias), &mut z).unwrap();
+                assert_eq!(y, z, "I={I} O={O} {scale:?}");
             }
-            w
-        };
-        static WD: [[[i8; 3]; 3]; 3] = [
-            [[1, -2, 3], [4, 5, -6], [7, 8, 9]],
-            [[-1, 2, 0], [3, 3, 3], [-4, 1, 2]],
-            [[0, 1, 0], [1, -1, 1], [2, 2, -2]],
-        ];
-        let mut rng = crate::rng::Rng::new(5);
-        let x: [i8; 5 * 5 * 2] = core::array::from_fn(|_| rng.next_u32() as i8);
-        let m = [
-            QuantizedMultiplier::from_real(0.013),
-            QuantizedMultiplier::from_real(0.021),
-            QuantizedMultiplier::from_real(0.008),
-        ];
-        // SAME, stride 2: 5x5 -> 3x3.
-        let conv: Int8Conv2d<'_, 5, 5, 2, 3, 3, 2, 3, 3> = Int8Conv2d {
-            weight: &WC,
-            bias: Some(&[100, -50, 7]),
-            input_offset: 3,
-            output_offset: -5,
-            activation_min: -100,
-            activation_max: 120,
-            scale: OutputScale::PerChannel(&m),
-        };
-        let mut y = [0i8; 27];
-        conv.forward(&x, &mut y);
-        let p = ConvParams {
-            input_offset: 3,
-            output_offset: -5,
+            // The exact rule gives the float rule's outputs.
+            let mut a = [0i8; O];
+            let mut b = [0i8; O];
+            Int8Dense { weight: &weight, bias: Some(&bias), params, scale: OutputScale::ExactPerChannel(&exact) }
+                .forward(&x, &mut a);
+            Int8Dense { weight: &weight, bias: Some(&bias), params, scale: OutputScale::FloatPerChannel(&real) }
+                .forward(&x, &mut b);
+            assert_eq!(a, b);
+        }
+    }
+
+    #[test]
+    fn dense_matches_the_slice_kernel() {
+        let mut rng = Rng::new(23);
+        dense_case::<1, 16>(&mut rng);
+        dense_case::<16, 16>(&mut rng);
+        dense_case::<16, 1>(&mut rng);
+        dense_case::<7, 9>(&mut rng);
+        dense_case::<33, 6>(&mut rng);
+        dense_case::<1500, 5>(&mut rng); // two rows at a time
+        dense_case::<4000, 4>(&mut rng); // micro_speech's
+        dense_case::<4100, 3>(&mut rng); // one row at a time
+    }
+
+    #[test]
+    fn pools_and_softmax_match_the_slice_kernels() {
+        let mut rng = Rng::new(29);
+        let x: [i8; 5 * 6 * 3] = core::array::from_fn(|_| rng.next_u32() as i8);
+        let max: Int8MaxPool2d<5, 6, 3, 2, 2, 2, 2, 2, 3> = Int8MaxPool2d { activation_min: -20, activation_max: 127 };
+        let mut y = [0i8; 18];
+        max.forward(&x, &mut y);
+        let p = PoolParams {
             stride_height: 2,
             stride_width: 2,
-            dilation_height: 1,
-            dilation_width: 1,
-            pad_height: 1,
-            pad_width: 1,
-            activation_min: -100,
-            activation_max: 120,
-        };
-        let mut z = [0i8; 27];
-        conv_2d(
-            &p,
-            Requant::PerChannel(&m),
-            Shape4([1, 5, 5, 2]),
-            &x,
-            Shape4([3, 3, 3, 2]),
-            WC.as_flattened().as_flattened().as_flattened(),
-            Some(&[100, -50, 7]),
-            Shape4([1, 3, 3, 3]),
-            &mut z,
-        )
-        .unwrap();
-        assert_eq!(y, z);
-        assert!(y.iter().any(|&v| v != y[0]));
-        // VALID depthwise, stride 1: 5x5x2 -> 3x3 (use 3 channels: a 5x5x3 input).
-        let x3: [i8; 75] = core::array::from_fn(|_| rng.next_u32() as i8);
-        let dw: Int8DepthwiseConv2d<'_, 5, 5, 3, 3, 1, 3, 3> = Int8DepthwiseConv2d {
-            weight: &WD,
-            bias: None,
-            input_offset: -2,
-            output_offset: 1,
-            activation_min: -128,
-            activation_max: 127,
-            scale: OutputScale::PerChannel(&m),
-        };
-        let mut y = [0i8; 27];
-        dw.forward(&x3, &mut y);
-        let p = ConvParams {
-            input_offset: -2,
-            output_offset: 1,
-            stride_height: 1,
-            stride_width: 1,
+            filter_height: 2,
+            filter_width: 2,
             pad_height: 0,
             pad_width: 0,
-            activation_min: -128,
+            activation_min: -20,
             activation_max: 127,
+        };
+        let mut z = [0i8; 18];
+        max_pool(&p, Shape4([1, 5, 6, 3]), &x, Shape4([1, 2, 3, 3]), &mut z).unwrap();
+        assert_eq!(y, z);
+        // SAME 3x3 average, stride 1.
+        let avg: Int8AvgPool2d<5, 6, 3, 3, 3, 1, 1, 5, 6> = Int8AvgPool2d { activation_min: -128, activation_max: 127 };
+        let mut y = [0i8; 90];
+        avg.forward(&x, &mut y);
+        let p = PoolParams {
+            stride_height: 1,
+            stride_width: 1,
+            filter_height: 3,
+            filter_width: 3,
+            pad_height: 1,
+            pad_width: 1,
+            activation_min: -128,
             ..p
         };
-        depthwise_conv_2d(
-            &p,
-            1,
-            Requant::PerChannel(&m),
-            Shape4([1, 5, 5, 3]),
-            &x3,
-            Shape4([1, 3, 3, 3]),
-            WD.as_flattened().as_flattened(),
-            None,
-            Shape4([1, 3, 3, 3]),
-            &mut z,
-        )
-        .unwrap();
+        let mut z = [0i8; 90];
+        average_pool(&p, Shape4([1, 5, 6, 3]), &x, Shape4([1, 5, 6, 3]), &mut z).unwrap();
+        assert_eq!(y, z);
+        let params = SoftmaxParams::new(1.0, 0.1, 1.0 / 256.0, -128).unwrap();
+        let sm: Int8Softmax<6> = Int8Softmax { params };
+        let mut y = [0i8; 90];
+        sm.forward(&x, &mut y);
+        let mut z = [0i8; 90];
+        softmax(&params, 6, &x, &mut z).unwrap();
         assert_eq!(y, z);
     }
 }

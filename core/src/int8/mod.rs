@@ -43,6 +43,9 @@
 
 mod add;
 mod conv;
+mod conv_layers;
+pub mod dsp;
+mod exact;
 pub mod fixedpoint;
 mod fully_connected;
 mod layers;
@@ -54,13 +57,15 @@ mod softmax;
 
 pub use add::{AddParams, add, add_one};
 pub use conv::{ConvParams, conv_2d, depthwise_conv_2d};
+pub use conv_layers::{Int8Conv2d, Int8DepthwiseConv2d};
+pub use exact::ExactScale;
 pub use fixedpoint::{
     multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_greater_than_one,
     multiply_by_quantized_multiplier_single_rounding, multiply_by_quantized_multiplier_smaller_than_one_exp,
     rounding_divide_by_pot, saturating_rounding_doubling_high_mul,
 };
 pub use fully_connected::{FullyConnectedParams, fully_connected};
-pub use layers::{Int8Chain, Int8Conv2d, Int8Dense, Int8DepthwiseConv2d, Int8Layer, OutputScale};
+pub use layers::{Int8AvgPool2d, Int8Chain, Int8Dense, Int8Layer, Int8MaxPool2d, Int8Softmax, OutputScale};
 pub use lut::{Lut, logistic_table, lookup, tanh_table};
 pub use pool::{PoolParams, average_pool, max_pool};
 pub use quant::{

@@ -10,6 +10,7 @@
 //! assert_eq!(Requant::FloatPerTensor(0.5).apply(-3, 0), -2); // f64 `round`: away from zero
 //! ```
 
+use super::exact::ExactScale;
 use super::fixedpoint::multiply_by_quantized_multiplier_single_rounding;
 use super::quant::QuantizedMultiplier;
 use crate::Error;
@@ -74,6 +75,11 @@ pub enum Requant<'a> {
     SingleRoundingPerTensor(QuantizedMultiplier),
     /// [`Requant::PerChannel`] in a `TFLITE_SINGLE_ROUNDING` build.
     SingleRoundingPerChannel(&'a [QuantizedMultiplier]),
+    /// [`Requant::FloatPerTensor`] in integer arithmetic ([`ExactScale`]): the same outputs
+    /// once clamped to the activation range the scale was made for.
+    ExactPerTensor(ExactScale),
+    /// [`Requant::FloatPerChannel`] in integer arithmetic, one [`ExactScale`] per channel.
+    ExactPerChannel(&'a [ExactScale]),
 }
 
 impl Requant<'_> {
@@ -82,7 +88,11 @@ impl Requant<'_> {
         let found = match *self {
             Requant::PerChannel(m) | Requant::SingleRoundingPerChannel(m) => m.len(),
             Requant::FloatPerChannel(s) => s.len(),
-            Requant::PerTensor(_) | Requant::FloatPerTensor(_) | Requant::SingleRoundingPerTensor(_) => return Ok(()),
+            Requant::ExactPerChannel(s) => s.len(),
+            Requant::PerTensor(_)
+            | Requant::FloatPerTensor(_)
+            | Requant::SingleRoundingPerTensor(_)
+            | Requant::ExactPerTensor(_) => return Ok(()),
         };
         if found == channels { Ok(()) } else { Err(Error::ShapeMismatch { expected: channels, found }) }
     }
@@ -99,6 +109,8 @@ impl Requant<'_> {
             Requant::FloatPerChannel(s) => s.get(channel).map_or(0, |&s| float_requant(acc, s)),
             Requant::SingleRoundingPerTensor(m) => single(acc, m),
             Requant::SingleRoundingPerChannel(m) => m.get(channel).map_or(0, |&m| single(acc, m)),
+            Requant::ExactPerTensor(s) => s.apply(acc),
+            Requant::ExactPerChannel(s) => s.get(channel).map_or(0, |s| s.apply(acc)),
         }
     }
 }
@@ -110,7 +122,7 @@ fn single(acc: i32, m: QuantizedMultiplier) -> i32 {
 
 /// `static_cast<int32_t>(round(static_cast<double>(acc) * scale))` (the cast saturates here).
 #[inline]
-fn float_requant(acc: i32, scale: f64) -> i32 {
+pub(crate) fn float_requant(acc: i32, scale: f64) -> i32 {
     libm::round(f64::from(acc) * scale) as i32
 }
 
