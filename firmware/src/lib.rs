@@ -6,7 +6,9 @@
 //!   (`TT-...`), read back by `tinytrain-sim qemu`;
 //! - [`SysTickCounter`]: instructions counted with SysTick under QEMU `-icount shift=7`;
 //! - [`qemu`]: the mps2-an386 LED, memory-mapped "flash" and delay;
-//! - [`sine`]: the inference-footprint harness of the `sine` and `sine_bare` binaries.
+//! - [`sine`]: the inference-footprint harness of the `sine`, `sine_int8` and `sine_bare` binaries;
+//! - [`int8`]: the harness of the int8 binaries (`hello_world_int8`, `micro_speech`): outputs
+//!   for the host to compare, instruction counts.
 //!
 //! The app itself (training, saving, measuring) is `tinytrain_firmware_app::run`, the very code
 //! the host simulator runs.
@@ -14,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod finetune;
+pub mod int8;
 pub mod qemu;
 pub mod sine;
 

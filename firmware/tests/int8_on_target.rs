@@ -32,6 +32,9 @@ unsafe fn HardFault(frame: &cortex_m_rt::ExceptionFrame) -> ! {
 /// (the portable loop must take over).
 pub const OFFSETS: [i32; 8] = [0, 128, -127, 1, -32640, 32640, 40_000, -40_000];
 
+/// Starting accumulators: zero, a bias, and the extremes (the sums wrap).
+pub const INITS: [i32; 4] = [0, -12_345, i32::MAX, i32::MIN];
+
 /// Fills `v` with one of the patterns: random, all -128, all 127, alternating extremes.
 pub fn fill(v: &mut [i8], pattern: u32, rng: &mut tinytrain::Rng) {
     for (i, x) in v.iter_mut().enumerate() {
@@ -62,7 +65,7 @@ pub fn pow2(e: i32) -> f64 {
 
 #[defmt_test::tests]
 mod tests {
-    use super::{OFFSETS, fill, pow2};
+    use super::{INITS, OFFSETS, fill, pow2};
     use tinytrain::Rng;
     use tinytrain::int8::dsp::{self, ColumnPair, FilterTaps, Stride, portable};
     use tinytrain::int8::{
@@ -82,23 +85,28 @@ mod tests {
                     fill(&mut x, pattern, &mut rng);
                     fill(&mut w, pattern + k as u32, &mut rng);
                     let x = &x[..n];
+                    let init = [INITS[k % 4], INITS[(k + 1) % 4], INITS[(k + 2) % 4], INITS[(k + 3) % 4]];
                     assert_eq!(
-                        dsp::dot_rows4::<Stride<80>>(x, &w, offset),
-                        portable::dot_rows4::<Stride<80>>(x, &w, offset)
+                        dsp::dot_rows4::<Stride<80>>(x, &w, offset, init),
+                        portable::dot_rows4::<Stride<80>>(x, &w, offset, init)
                     );
                     assert_eq!(
-                        dsp::dot_rows4::<Stride<73>>(x, &w, offset),
-                        portable::dot_rows4::<Stride<73>>(x, &w, offset)
+                        dsp::dot_rows4::<Stride<73>>(x, &w, offset, init),
+                        portable::dot_rows4::<Stride<73>>(x, &w, offset, init)
+                    );
+                    let init2 = [init[0], init[1]];
+                    assert_eq!(
+                        dsp::dot_rows2::<Stride<71>>(x, &w, offset, init2),
+                        portable::dot_rows2::<Stride<71>>(x, &w, offset, init2)
                     );
                     assert_eq!(
-                        dsp::dot_rows2::<Stride<71>>(x, &w, offset),
-                        portable::dot_rows2::<Stride<71>>(x, &w, offset)
+                        dsp::dot_row1(x, &w[5..], offset, init[2]),
+                        portable::dot_row1(x, &w[5..], offset, init[2])
                     );
-                    assert_eq!(dsp::dot_row1(x, &w[5..], offset), portable::dot_row1(x, &w[5..], offset));
                     // A weight slice too short for the rows: the portable loop, same result.
                     assert_eq!(
-                        dsp::dot_rows4::<Stride<80>>(x, &w[..200], offset),
-                        portable::dot_rows4::<Stride<80>>(x, &w[..200], offset)
+                        dsp::dot_rows4::<Stride<80>>(x, &w[..200], offset, init),
+                        portable::dot_rows4::<Stride<80>>(x, &w[..200], offset, init)
                     );
                     cases += 1;
                 }
@@ -177,10 +185,10 @@ mod tests {
         }
         let got = dsp::mat_2x2::<Stride<80>>(&cols, &w, n);
         let want = [
-            portable::dot_row1(&xs[0], &w, -7),
-            portable::dot_row1(&xs[1], &w, -7),
-            portable::dot_row1(&xs[0], &w[80..], -7),
-            portable::dot_row1(&xs[1], &w[80..], -7),
+            portable::dot_row1(&xs[0], &w, -7, 0),
+            portable::dot_row1(&xs[1], &w, -7, 0),
+            portable::dot_row1(&xs[0], &w[80..], -7, 0),
+            portable::dot_row1(&xs[1], &w[80..], -7, 0),
         ];
         assert_eq!(got, want);
     }
@@ -237,7 +245,7 @@ mod tests {
                 };
                 let m = QuantizedMultiplier::from_real(scale);
                 for (layer_scale, requant) in [
-                    (OutputScale::ExactPerTensor(exact), Requant::FloatPerTensor(scale)),
+                    (OutputScale::<7>::ExactPerTensor(exact), Requant::FloatPerTensor(scale)),
                     (OutputScale::PerTensor(m), Requant::PerTensor(m)),
                 ] {
                     let layer = Int8Dense { weight: &W, bias: Some(&bias), params, scale: layer_scale };

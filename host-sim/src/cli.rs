@@ -432,12 +432,14 @@ pub struct QuantizeArgs {
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("output").required(true).multiple(true).args(["to", "rust"]))]
 pub struct ImportArgs {
-    /// The model the tensors belong to.
-    #[arg(value_parser = parse_model)]
-    pub model: &'static Model,
-    /// The safetensors file to read.
+    /// The model the tensors belong to, or an int8 TensorFlow Lite model (`model.tflite`, with
+    /// `--rust`: the network as const-generic `tinytrain::int8` layers and its tables as
+    /// `static` data, for `include!` in firmware).
+    #[arg(value_parser = parse_model_or_tflite)]
+    pub model: ModelArg,
+    /// The safetensors file to read (registry models).
     #[arg(value_name = "SAFETENSORS")]
-    pub file: PathBuf,
+    pub file: Option<PathBuf>,
     /// Write a tinytrain weights file (for `eval`, `predict`, or `include_bytes!` and
     /// `tinytrain::checkpoint::load` in firmware).
     #[arg(long, value_name = "FILE")]
@@ -448,6 +450,11 @@ pub struct ImportArgs {
     /// Tensor names and layouts of the file.
     #[arg(long, value_enum, default_value_t = Layout::Pytorch)]
     pub layout: Layout,
+    /// With a `.tflite` model: how FULLY_CONNECTED rescales its accumulators on the device
+    /// (`exact`: TensorFlow's reference rule in integers, the outputs of `predict`; `tflm`:
+    /// TensorFlow Lite Micro's fixed-point rule; `float`: the reference rule in f64).
+    #[arg(long, value_enum, default_value_t = crate::tflite::FcRequant::Exact)]
+    pub fc_requant: crate::tflite::FcRequant,
 }
 
 /// Runs a parsed command line, writing its output to `out`.
@@ -635,7 +642,13 @@ fn export(args: &ExportArgs, out: &mut dyn Write) -> Result<()> {
 }
 
 fn import(args: &ImportArgs, out: &mut dyn Write) -> Result<()> {
-    let (model, path) = (args.model, &args.file);
+    let model = match &args.model {
+        ModelArg::Tflite(path) => return import_tflite(args, path, out),
+        ModelArg::Registry(model) => *model,
+    };
+    let Some(path) = &args.file else {
+        anyhow::bail!("import {} needs the safetensors file to read", model.name);
+    };
     let outputs: Vec<&Path> = args.to.iter().chain(&args.rust).map(PathBuf::as_path).collect();
     atomic::check_outputs(&outputs, &[path])?;
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -658,6 +671,32 @@ fn import(args: &ImportArgs, out: &mut dyn Write) -> Result<()> {
     if let (Some(rs), Some(_)) = (&args.rust, &imported.rust) {
         writeln!(out, "wrote Rust source {} (pub static NET: {})", rs.display(), model.type_path)?;
     }
+    Ok(())
+}
+
+/// `import model.tflite --rust net.rs`: the network and its tables as Rust source.
+fn import_tflite(args: &ImportArgs, path: &Path, out: &mut dyn Write) -> Result<()> {
+    let Some(rs) = &args.rust else {
+        anyhow::bail!(
+            "import {} writes Rust source: give --rust FILE.rs (--to is for safetensors files)",
+            path.display()
+        )
+    };
+    if args.to.is_some() || args.file.is_some() {
+        anyhow::bail!("import {} reads the .tflite file alone and writes only --rust", path.display());
+    }
+    atomic::check_outputs(&[rs], &[path])?;
+    let graph = load_tflite(path)?;
+    let source = crate::tflite::rust_source(&graph, &path.to_string_lossy(), args.fc_requant)
+        .with_context(|| format!("{}", path.display()))?;
+    atomic::write_atomic(rs, source.as_bytes())?;
+    writeln!(
+        out,
+        "wrote Rust source {} (pub static NET: Net, {} operators, FULLY_CONNECTED requantisation {:?})",
+        rs.display(),
+        graph.ops.len(),
+        args.fc_requant
+    )?;
     Ok(())
 }
 

@@ -27,7 +27,7 @@
 //! assert_eq!(y, [12, 16, 24, 28]);
 //! ```
 
-use super::requant::{Requant, Shape4, check_activation, finish};
+use super::requant::{Requant, Rescale, Shape4, check_activation, finish};
 use crate::Error;
 
 /// The run-time constants of CONV_2D / DEPTHWISE_CONV_2D (TFLite's `ConvParams` /
@@ -131,7 +131,7 @@ pub fn conv_2d(
     check_bias(bias, out_c)?;
     requant.check(out_c)?;
     check_geometry(params, output_shape, kh, kw)?;
-    conv_2d_run(params, requant, input_shape, input, filter_shape, filter, bias, output_shape, output);
+    conv_2d_run(params, &requant, input_shape, input, filter_shape, filter, bias, output_shape, output);
     Ok(())
 }
 
@@ -140,7 +140,7 @@ pub fn conv_2d(
 /// per-channel table has one entry per output channel).
 pub(crate) fn conv_2d_run(
     params: &ConvParams,
-    requant: Requant<'_>,
+    requant: &impl Rescale,
     input_shape: Shape4,
     input: &[i8],
     filter_shape: Shape4,
@@ -181,7 +181,7 @@ pub(crate) fn conv_2d_run(
                         acc = acc.wrapping_add(*bv);
                     }
                     output[output_shape.offset(b, oy, ox, oc)] = finish(
-                        requant.apply(acc, oc),
+                        requant.rescale(acc, oc),
                         params.output_offset,
                         params.activation_min,
                         params.activation_max,
@@ -240,7 +240,7 @@ pub fn depthwise_conv_2d(
     depthwise_conv_2d_run(
         params,
         depth_multiplier,
-        requant,
+        &requant,
         input_shape,
         input,
         filter_shape,
@@ -256,7 +256,7 @@ pub fn depthwise_conv_2d(
 pub(crate) fn depthwise_conv_2d_run(
     params: &ConvParams,
     depth_multiplier: usize,
-    requant: Requant<'_>,
+    requant: &impl Rescale,
     input_shape: Shape4,
     input: &[i8],
     filter_shape: Shape4,
@@ -297,7 +297,7 @@ pub(crate) fn depthwise_conv_2d_run(
                             acc = acc.wrapping_add(*bv);
                         }
                         output[output_shape.offset(b, oy, ox, oc)] = finish(
-                            requant.apply(acc, oc),
+                            requant.rescale(acc, oc),
                             params.output_offset,
                             params.activation_min,
                             params.activation_max,

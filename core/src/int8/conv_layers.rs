@@ -29,9 +29,10 @@
 use super::conv::{ConvParams, conv_2d_run, depthwise_conv_2d_run};
 use super::dsp::{self, ColumnPair, FilterTaps};
 use super::layers::{Int8Layer, OutputScale, conv_pad};
-use super::requant::{Requant, Shape4, finish};
+use super::requant::{Rescale, Shape4, finish_offset};
 
-/// CONV_2D, NHWC, `KH`x`KW` filter, strides `SH`, `SW` ([`conv_2d`](super::conv_2d)).
+/// CONV_2D, NHWC, `KH`x`KW` filter, strides `SH`, `SW` ([`conv_2d`](super::conv_2d)),
+/// requantised by `S` ([`Rescale`]: usually `&[QuantizedMultiplier; CO]`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Int8Conv2d<
     'a,
@@ -45,6 +46,7 @@ pub struct Int8Conv2d<
     const SW: usize,
     const HO: usize,
     const WO: usize,
+    S = OutputScale<'a, CO>,
 > {
     /// Filters, `[co][kh][kw][ci]` (TFLite's OHWI).
     pub weight: &'a [[[[i8; CI]; KW]; KH]; CO],
@@ -59,7 +61,7 @@ pub struct Int8Conv2d<
     /// Upper clamp.
     pub activation_max: i32,
     /// Requantisation.
-    pub scale: OutputScale<'a, CO>,
+    pub scale: S,
 }
 
 /// Two im2col columns, 4-byte aligned for the kernel's word loads.
@@ -77,7 +79,8 @@ impl<
     const SW: usize,
     const HO: usize,
     const WO: usize,
-> Int8Conv2d<'_, H, W, CI, CO, KH, KW, SH, SW, HO, WO>
+    S: Rescale,
+> Int8Conv2d<'_, H, W, CI, CO, KH, KW, SH, SW, HO, WO, S>
 {
     /// Checks the shapes (at compile time) and returns the padding before the first row and
     /// column.
@@ -106,9 +109,9 @@ impl<
 
     /// Bias, requantisation and clamp of channel `ch`'s accumulator.
     #[inline]
-    fn finish(&self, requant: &Requant<'_>, acc: i32, ch: usize) -> i8 {
+    fn finish(&self, acc: i32, ch: usize) -> i8 {
         let acc = acc.wrapping_add(self.bias.and_then(|b| b.get(ch)).copied().unwrap_or(0));
-        finish(requant.apply(acc, ch), self.output_offset, self.activation_min, self.activation_max)
+        finish_offset(self.scale.rescale_plus(acc, ch, self.output_offset), self.activation_min, self.activation_max)
     }
 
     /// Writes the receptive field of output position `p` (row-major over `HO`x`WO`) as column
@@ -173,17 +176,17 @@ impl<
     const WO: usize,
     const IN: usize,
     const OUT: usize,
-> Int8Layer<IN, OUT> for Int8Conv2d<'_, H, W, CI, CO, KH, KW, SH, SW, HO, WO>
+    S: Rescale,
+> Int8Layer<IN, OUT> for Int8Conv2d<'_, H, W, CI, CO, KH, KW, SH, SW, HO, WO, S>
 {
     fn forward(&self, input: &[i8; IN], output: &mut [i8; OUT]) {
         let pad = const { Self::geometry(IN, OUT) };
-        let requant = self.scale.requant();
         let n = KH * KW * CI;
         let weights = self.weight.as_flattened().as_flattened().as_flattened();
         if !(const { KH * KW * CI <= 4095 && CO >= 2 }) || !dsp::OFFSETS.contains(&self.input_offset) {
             conv_2d_run(
                 &self.params(pad.0, pad.1),
-                requant,
+                &self.scale,
                 Shape4([1, H, W, CI]),
                 input,
                 Shape4([CO, KH, KW, CI]),
@@ -205,7 +208,7 @@ impl<
             self.fill_column(input, cols, 1, q, pad);
             let mut store = |pos: usize, ch: usize, acc: i32| {
                 if let Some(y) = output.get_mut(pos * CO + ch) {
-                    *y = self.finish(&requant, acc, ch);
+                    *y = self.finish(acc, ch);
                 }
             };
             let mut ch = 0;
@@ -248,6 +251,7 @@ pub struct Int8DepthwiseConv2d<
     const SW: usize,
     const HO: usize,
     const WO: usize,
+    S = OutputScale<'a, C>,
 > {
     /// Filters, `[kh][kw][c]` (TFLite's `[1][KH][KW][C]`).
     pub weight: &'a [[[i8; C]; KW]; KH],
@@ -262,7 +266,7 @@ pub struct Int8DepthwiseConv2d<
     /// Upper clamp.
     pub activation_max: i32,
     /// Requantisation.
-    pub scale: OutputScale<'a, C>,
+    pub scale: S,
 }
 
 impl<
@@ -277,7 +281,8 @@ impl<
     const WO: usize,
     const IN: usize,
     const OUT: usize,
-> Int8Layer<IN, OUT> for Int8DepthwiseConv2d<'_, H, W, C, KH, KW, SH, SW, HO, WO>
+    S: Rescale,
+> Int8Layer<IN, OUT> for Int8DepthwiseConv2d<'_, H, W, C, KH, KW, SH, SW, HO, WO, S>
 {
     fn forward(&self, input: &[i8; IN], output: &mut [i8; OUT]) {
         let (pad_height, pad_width) = const {
@@ -302,7 +307,7 @@ impl<
         depthwise_conv_2d_run(
             &params,
             1,
-            self.scale.requant(),
+            &self.scale,
             Shape4([1, H, W, C]),
             input,
             Shape4([1, KH, KW, C]),
@@ -317,7 +322,7 @@ impl<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::int8::{QuantizedMultiplier, conv_2d, depthwise_conv_2d};
+    use crate::int8::{QuantizedMultiplier, Requant, conv_2d, depthwise_conv_2d};
     use crate::rng::Rng;
 
     /// Runs an `Int8Conv2d` of the given geometry on random weights, inputs and offsets

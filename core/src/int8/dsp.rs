@@ -29,8 +29,8 @@
 //! let x = [1i8, 2, 3, 4, 5];
 //! // Four rows of five weights, eight bytes apart.
 //! let w: [i8; 29] = core::array::from_fn(|i| i as i8 - 10);
-//! let acc = dsp::dot_rows4::<dsp::Stride<8>>(&x, &w, 1);
-//! assert_eq!(acc, dsp::portable::dot_rows4::<dsp::Stride<8>>(&x, &w, 1));
+//! let acc = dsp::dot_rows4::<dsp::Stride<8>>(&x, &w, 1, [0; 4]);
+//! assert_eq!(acc, dsp::portable::dot_rows4::<dsp::Stride<8>>(&x, &w, 1, [0; 4]));
 //! // Row 0: -10*2 + -9*3 + -8*4 + -7*5 + -6*6
 //! assert_eq!(acc[0], -150);
 //! ```
@@ -100,14 +100,15 @@ impl ColumnPair {
 pub mod portable {
     use super::RowStride;
 
-    /// `Σ_k w[r * S::BYTES + k] * (x[k] + x_offset)` for the four rows `r = 0..4`, `k` over
-    /// `x`, wrapping. A row that runs past the end of `w` is cut short.
+    /// `init[r] + Σ_k w[r * S::BYTES + k] * (x[k] + x_offset)` for the four rows `r = 0..4`
+    /// (a [`RowStride`] apart), `k` over `x`, wrapping. A row that runs past the end of `w` is
+    /// cut short.
     #[must_use]
     #[inline]
-    pub fn dot_rows4<S: RowStride>(x: &[i8], w: &[i8], x_offset: i32) -> [i32; 4] {
-        let mut acc = [0i32; 4];
+    pub fn dot_rows4<S: RowStride>(x: &[i8], w: &[i8], x_offset: i32, init: [i32; 4]) -> [i32; 4] {
+        let mut acc = init;
         for (r, a) in acc.iter_mut().enumerate() {
-            *a = dot(x, w.get(r * S::BYTES..).unwrap_or(&[]), x_offset);
+            *a = dot(*a, x, w.get(r * S::BYTES..).unwrap_or(&[]), x_offset);
         }
         acc
     }
@@ -115,20 +116,20 @@ pub mod portable {
     /// [`dot_rows4`] for two rows.
     #[must_use]
     #[inline]
-    pub fn dot_rows2<S: RowStride>(x: &[i8], w: &[i8], x_offset: i32) -> [i32; 2] {
-        [dot(x, w, x_offset), dot(x, w.get(S::BYTES..).unwrap_or(&[]), x_offset)]
+    pub fn dot_rows2<S: RowStride>(x: &[i8], w: &[i8], x_offset: i32, init: [i32; 2]) -> [i32; 2] {
+        [dot(init[0], x, w, x_offset), dot(init[1], x, w.get(S::BYTES..).unwrap_or(&[]), x_offset)]
     }
 
     /// [`dot_rows4`] for one row.
     #[must_use]
     #[inline]
-    pub fn dot_row1(x: &[i8], w: &[i8], x_offset: i32) -> i32 {
-        dot(x, w, x_offset)
+    pub fn dot_row1(x: &[i8], w: &[i8], x_offset: i32, init: i32) -> i32 {
+        dot(init, x, w, x_offset)
     }
 
     #[inline]
-    fn dot(x: &[i8], w: &[i8], x_offset: i32) -> i32 {
-        x.iter().zip(w).fold(0i32, |acc, (&xv, &wv)| {
+    fn dot(init: i32, x: &[i8], w: &[i8], x_offset: i32) -> i32 {
+        x.iter().zip(w).fold(init, |acc, (&xv, &wv)| {
             acc.wrapping_add(i32::from(wv).wrapping_mul(i32::from(xv).wrapping_add(x_offset)))
         })
     }
@@ -173,21 +174,21 @@ fn offset_pair(offset: i32) -> u32 {
     lane | (lane << 16)
 }
 
-/// `Σ_k w[r * S::BYTES + k] * (x[k] + x_offset)` for the four rows `r = 0..4`, `k` over `x`,
-/// wrapping ([`portable::dot_rows4`] elsewhere). With `x_offset` outside [`OFFSETS`] or
+/// `init[r] + Σ_k w[r * S::BYTES + k] * (x[k] + x_offset)` for the four rows `r = 0..4`, `k`
+/// over `x`, wrapping ([`portable::dot_rows4`] elsewhere). With `x_offset` outside [`OFFSETS`] or
 /// `w` shorter than `3 * S::BYTES + x.len()` or `3 * S::BYTES > 4095`, the portable loop runs.
 #[cfg(tinytrain_dsp)]
 #[must_use]
 #[inline]
 #[allow(unsafe_code)]
-pub fn dot_rows4<S: RowStride>(x: &[i8], w: &[i8], x_offset: i32) -> [i32; 4] {
+pub fn dot_rows4<S: RowStride>(x: &[i8], w: &[i8], x_offset: i32, init: [i32; 4]) -> [i32; 4] {
     let n = x.len();
     let fits = const { 3 * S::BYTES <= MAX_OFFSET };
     let groups = n / 4;
     if !fits || groups == 0 || w.len() < 3 * S::BYTES + n || !OFFSETS.contains(&x_offset) {
-        return portable::dot_rows4::<S>(x, w, x_offset);
+        return portable::dot_rows4::<S>(x, w, x_offset, init);
     }
-    let (mut a0, mut a1, mut a2, mut a3) = (0i32, 0i32, 0i32, 0i32);
+    let [mut a0, mut a1, mut a2, mut a3] = init;
     let (mut xp, mut wp, mut count) = (x.as_ptr(), w.as_ptr(), groups);
     // SAFETY: the loop reads 4 * groups <= n bytes from x and, for each row r < 4, from
     // w[r * S::BYTES..][..4 * groups], inside w (checked above); LDR may be unaligned on the M4.
@@ -240,8 +241,7 @@ pub fn dot_rows4<S: RowStride>(x: &[i8], w: &[i8], x_offset: i32) -> [i32; 4] {
     }
     let _ = (xp, wp, count);
     let done = groups * 4;
-    let tail = portable::dot_rows4::<S>(&x[done..], &w[done..], x_offset);
-    [a0.wrapping_add(tail[0]), a1.wrapping_add(tail[1]), a2.wrapping_add(tail[2]), a3.wrapping_add(tail[3])]
+    portable::dot_rows4::<S>(&x[done..], &w[done..], x_offset, [a0, a1, a2, a3])
 }
 
 /// [`dot_rows4`] for two rows (`S::BYTES <= 4095`).
@@ -249,14 +249,14 @@ pub fn dot_rows4<S: RowStride>(x: &[i8], w: &[i8], x_offset: i32) -> [i32; 4] {
 #[must_use]
 #[inline]
 #[allow(unsafe_code)]
-pub fn dot_rows2<S: RowStride>(x: &[i8], w: &[i8], x_offset: i32) -> [i32; 2] {
+pub fn dot_rows2<S: RowStride>(x: &[i8], w: &[i8], x_offset: i32, init: [i32; 2]) -> [i32; 2] {
     let n = x.len();
     let fits = const { S::BYTES <= MAX_OFFSET };
     let groups = n / 4;
     if !fits || groups == 0 || w.len() < S::BYTES + n || !OFFSETS.contains(&x_offset) {
-        return portable::dot_rows2::<S>(x, w, x_offset);
+        return portable::dot_rows2::<S>(x, w, x_offset, init);
     }
-    let (mut a0, mut a1) = (0i32, 0i32);
+    let [mut a0, mut a1] = init;
     let (mut xp, mut wp, mut count) = (x.as_ptr(), w.as_ptr(), groups);
     // SAFETY: as in dot_rows4, for rows 0 and 1.
     unsafe {
@@ -293,8 +293,7 @@ pub fn dot_rows2<S: RowStride>(x: &[i8], w: &[i8], x_offset: i32) -> [i32; 2] {
     }
     let _ = (xp, wp, count);
     let done = groups * 4;
-    let tail = portable::dot_rows2::<S>(&x[done..], &w[done..], x_offset);
-    [a0.wrapping_add(tail[0]), a1.wrapping_add(tail[1])]
+    portable::dot_rows2::<S>(&x[done..], &w[done..], x_offset, [a0, a1])
 }
 
 /// [`dot_rows4`] for one row, 8 inputs per iteration.
@@ -302,13 +301,13 @@ pub fn dot_rows2<S: RowStride>(x: &[i8], w: &[i8], x_offset: i32) -> [i32; 2] {
 #[must_use]
 #[inline]
 #[allow(unsafe_code)]
-pub fn dot_row1(x: &[i8], w: &[i8], x_offset: i32) -> i32 {
+pub fn dot_row1(x: &[i8], w: &[i8], x_offset: i32, init: i32) -> i32 {
     let n = x.len();
     let groups = n / 8;
     if groups == 0 || w.len() < n || !OFFSETS.contains(&x_offset) {
-        return portable::dot_row1(x, w, x_offset);
+        return portable::dot_row1(x, w, x_offset, init);
     }
-    let mut acc = 0i32;
+    let mut acc = init;
     let (mut xp, mut wp, mut count) = (x.as_ptr(), w.as_ptr(), groups);
     // SAFETY: reads 8 * groups <= n bytes from x and from w (w.len() >= n).
     unsafe {
@@ -346,7 +345,7 @@ pub fn dot_row1(x: &[i8], w: &[i8], x_offset: i32) -> i32 {
     }
     let _ = (xp, wp, count);
     let done = groups * 8;
-    acc.wrapping_add(portable::dot_row1(&x[done..], &w[done..], x_offset))
+    portable::dot_row1(&x[done..], &w[done..], x_offset, acc)
 }
 
 /// Two weight rows against a [`ColumnPair`] buffer ([`portable::mat_2x2`] elsewhere):
@@ -493,10 +492,10 @@ mod tests {
             }
             let got = portable::mat_2x2::<Stride<90>>(&cols[..2 * n], &w, n);
             let want = [
-                portable::dot_row1(&xs[0][..n], &w, offset),
-                portable::dot_row1(&xs[1][..n], &w, offset),
-                portable::dot_row1(&xs[0][..n], &w[90..], offset),
-                portable::dot_row1(&xs[1][..n], &w[90..], offset),
+                portable::dot_row1(&xs[0][..n], &w, offset, 0),
+                portable::dot_row1(&xs[1][..n], &w, offset, 0),
+                portable::dot_row1(&xs[0][..n], &w[90..], offset, 0),
+                portable::dot_row1(&xs[1][..n], &w[90..], offset, 0),
             ];
             assert_eq!(got, want, "n={n}");
             assert_eq!(mat_2x2::<Stride<90>>(&cols[..2 * n], &w, n), want);

@@ -4,9 +4,10 @@
 //! `round((double)acc * scale)` ([`Requant::FloatPerTensor`](super::Requant::FloatPerTensor)).
 //! A Cortex-M4 has no double-precision unit: that is a software multiply, a software `round`
 //! and a conversion, well over a hundred instructions per output. [`ExactScale`] gives the
-//! same integers with `(acc * multiplier + round) >> (32 + shift)` in 64 bits (`SMLAL` and an
-//! `ASR`), where `round` is `2^(31 + shift)`, one less for a negative accumulator (ties away
-//! from zero, as `round` does).
+//! same integers with `(acc * multiplier + 2^(31 + shift) - [acc < 0]) >> (32 + shift)`: the
+//! rounding of `round` (ties away from zero) on the exact 64-bit product. On a Cortex-M4 that
+//! is six instructions: an `SMLAL` of the product onto `-[acc < 0]` gives the high word `h`,
+//! then `((h >> (shift - 1)) + 1) >> 1`.
 //!
 //! The integer rule is not the float rule for every accumulator: a double rounds the product
 //! to 53 bits before `round` sees it. But the output is clamped to the activation range, so
@@ -35,40 +36,53 @@ use super::requant::float_requant;
 use crate::Error;
 
 /// `round(acc * scale)` as TFLite's float requantisation computes it, in integer arithmetic:
-/// `(acc * multiplier + 2^(31 + shift) - [acc < 0]) >> (32 + shift)`. Made by
-/// [`ExactScale::for_float_rule`], which proves it equal to the float rule on every
+/// `(acc * multiplier + 2^(31 + shift) - [acc < 0]) >> (32 + shift)`, `shift` in `1..=31`.
+/// Made by [`ExactScale::for_float_rule`], which proves it equal to the float rule on every
 /// accumulator once clamped to the activation range it was made for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ExactScale {
     /// The scale times `2^(32 + shift)`, rounded into the interval that keeps the crossings.
     pub multiplier: i32,
-    /// Right shift of the product's high word (`0..=31`; only the low five bits are used).
+    /// Right shift of the product's high word, `1..=31` (0 acts as 32, only the low five bits
+    /// of `shift - 1` are used).
     pub shift: u32,
 }
 
 impl ExactScale {
-    /// `(acc * multiplier + 2^(31 + shift) - [acc < 0]) >> (32 + shift)`, wrapping where a
-    /// hand-made multiplier would overflow.
+    /// `(acc * multiplier + 2^(31 + shift) - [acc < 0]) >> (32 + shift)`, as
+    /// `((h >> (shift - 1)) + 1) >> 1` with `h` the high word of `acc * multiplier - [acc <
+    /// 0]` (the same, by `floor((floor(x / 2^k) + c) / 2^j) = floor((x + c 2^k) / 2^(k + j))`).
     #[must_use]
     #[inline]
-    pub const fn apply(self, acc: i32) -> i32 {
-        let shift = self.shift & 31;
-        let round = ((1i64 << 31) << shift) + (acc >> 31) as i64;
-        let product = (acc as i64).wrapping_mul(self.multiplier as i64).wrapping_add(round);
-        ((product >> 32) as i32) >> shift
+    pub fn apply(self, acc: i32) -> i32 {
+        // |acc * multiplier| <= 2^62, so the high word is within 2^30 and nothing overflows.
+        ((high_word(acc, self.multiplier) >> (self.shift.wrapping_sub(1) & 31)) + 1) >> 1
+    }
+
+    /// `apply(acc) + offset` (wrapping), as `((h >> (shift - 1)) + 1 + 2 * offset) >> 1`: the
+    /// offset rides in the rounding constant (exact: `2 * offset` is even). For offsets beyond
+    /// `±2^24` it is the plain sum.
+    #[must_use]
+    #[inline]
+    pub fn apply_plus(self, acc: i32, offset: i32) -> i32 {
+        if offset.unsigned_abs() < 1 << 24 {
+            ((high_word(acc, self.multiplier) >> (self.shift.wrapping_sub(1) & 31)) + 1 + 2 * offset) >> 1
+        } else {
+            self.apply(acc).wrapping_add(offset)
+        }
     }
 
     /// The integer form of `round((double)acc * scale)` for outputs clamped to `lo..=hi`
     /// (`activation_min - output_zero_point ..= activation_max - output_zero_point`).
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] when `scale` is not in `(0, 0.5)` (a multiplier of 2^31 or more
+    /// [`Error::InvalidConfig`] when `scale` is not in `(0, 0.25)` (a multiplier of 2^31 or more
     /// would be needed), `lo > hi`, or no 31-bit multiplier reproduces the float rule's
     /// crossings.
     pub fn for_float_rule(scale: f64, lo: i32, hi: i32) -> Result<Self, Error> {
-        if !(scale > 0.0 && scale < 0.5) {
-            return Err(Error::InvalidConfig("int8: exact requantisation needs a scale in (0, 0.5)"));
+        if !(scale > 0.0 && scale < 0.25) {
+            return Err(Error::InvalidConfig("int8: exact requantisation needs a scale in (0, 0.25)"));
         }
         if lo > hi {
             return Err(Error::InvalidConfig("int8: empty output range"));
@@ -79,7 +93,7 @@ impl ExactScale {
         let (_, e) = libm::frexp(scale);
         let natural = 31 - e;
         let mut total = natural.min(63);
-        while total >= 32 {
+        while total >= 33 {
             if let Some(multiplier) = multiplier_interval(scale, lo, hi, total) {
                 let found = ExactScale { multiplier, shift: (total - 32).cast_unsigned() };
                 if (lo + 1..=hi).all(|k| crossing(|a| found.apply(a), k) == crossing(|a| float_requant(a, scale), k)) {
@@ -90,6 +104,36 @@ impl ExactScale {
         }
         Err(Error::InvalidConfig("int8: no 31-bit multiplier reproduces the float requantisation"))
     }
+}
+
+/// The high word of `acc * multiplier - [acc < 0]`: one `SMLAL` onto the sign on a Cortex-M4.
+#[cfg(not(tinytrain_dsp))]
+#[inline]
+fn high_word(acc: i32, multiplier: i32) -> i32 {
+    (((acc as i64) * (multiplier as i64) + (acc >> 31) as i64) >> 32) as i32
+}
+
+/// The high word of `acc * multiplier - [acc < 0]`: one `SMLAL` onto the sign (LLVM makes
+/// five instructions of the portable form).
+#[cfg(tinytrain_dsp)]
+#[inline]
+#[allow(unsafe_code)]
+fn high_word(acc: i32, multiplier: i32) -> i32 {
+    let high: i32;
+    // SAFETY: register-only arithmetic.
+    unsafe {
+        core::arch::asm!(
+            "asr {lo}, {acc}, #31",
+            "mov {hi}, {lo}",
+            "smlal {lo}, {hi}, {acc}, {m}",
+            acc = in(reg) acc,
+            m = in(reg) multiplier,
+            lo = out(reg) _,
+            hi = out(reg) high,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    high
 }
 
 /// The smallest accumulator where the monotone `f` reaches `level`, if any.
@@ -194,11 +238,11 @@ mod tests {
         let mut rng = Rng::new(41);
         let mut tried = 0;
         for i in 0..400 {
-            // Scales from 2^-30 to 0.5, some of them powers of two (exact ties).
+            // Scales from 2^-30 to 0.25, some of them powers of two (exact ties).
             let scale = if i % 10 == 0 {
-                libm::ldexp(1.0, -2 - (i / 10) % 30)
+                libm::ldexp(1.0, -3 - (i / 10) % 29)
             } else {
-                f64::from(rng.uniform(0.5, 1.0)) * libm::ldexp(1.0, -1 - rng.below(28).cast_signed())
+                f64::from(rng.uniform(0.5, 1.0)) * libm::ldexp(1.0, -3 - rng.below(27).cast_signed())
             };
             let zp = rng.below(256).cast_signed() - 128;
             let (min, max) = if i % 3 == 0 { (zp.max(-128), 127) } else { (-128, 127) };
@@ -232,13 +276,13 @@ mod tests {
 
     #[test]
     fn refuses_what_it_cannot_prove() {
-        assert!(ExactScale::for_float_rule(0.5, -128, 127).is_err());
+        assert!(ExactScale::for_float_rule(0.25, -128, 127).is_err());
         assert!(ExactScale::for_float_rule(0.0, -128, 127).is_err());
         assert!(ExactScale::for_float_rule(f64::NAN, -128, 127).is_err());
         assert!(ExactScale::for_float_rule(0.01, 5, 4).is_err());
         // Hand-made values never panic.
         for m in [i32::MIN, -1, 0, 1, i32::MAX] {
-            for shift in [0, 1, 30, 31, 32, u32::MAX] {
+            for shift in [0, 1, 2, 30, 31, 32, u32::MAX] {
                 for acc in [i32::MIN, -1, 0, 1, i32::MAX] {
                     let _ = ExactScale { multiplier: m, shift }.apply(acc);
                 }

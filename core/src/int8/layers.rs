@@ -29,15 +29,15 @@
 //! - [`Int8Softmax<D>`]: `[i8; N] -> [i8; N]` over rows of `D`.
 //!
 //! ```
-//! use tinytrain::int8::{FullyConnectedParams, Int8Chain, Int8Dense, Int8Layer, OutputScale, QuantizedMultiplier};
+//! use tinytrain::int8::{FullyConnectedParams, Int8Chain, Int8Dense, Int8Layer, QuantizedMultiplier};
 //! static W1: [[i8; 2]; 3] = [[1, 0], [0, 1], [1, 1]];
 //! static W2: [[i8; 3]; 1] = [[1, 1, -1]];
 //! const P: FullyConnectedParams = FullyConnectedParams { input_offset: 0, weights_offset: 0,
 //!     output_offset: 0, activation_min: -128, activation_max: 127 };
 //! let one = QuantizedMultiplier { multiplier: 1 << 30, shift: 1 }; // 1.0
 //! let net: Int8Chain<_, _, 3> = Int8Chain {
-//!     first: Int8Dense { weight: &W1, bias: None, params: P, scale: OutputScale::PerTensor(one) },
-//!     second: Int8Dense { weight: &W2, bias: Some(&[5]), params: P, scale: OutputScale::PerTensor(one) },
+//!     first: Int8Dense { weight: &W1, bias: None, params: P, scale: one },
+//!     second: Int8Dense { weight: &W2, bias: Some(&[5]), params: P, scale: one },
 //! };
 //! let mut y = [0i8; 1];
 //! net.forward(&[3, 4], &mut y);
@@ -46,10 +46,10 @@
 
 use super::dsp::{self, Stride};
 use super::exact::ExactScale;
-use super::fully_connected::{FullyConnectedParams, fully_connected_run};
+use super::fully_connected::FullyConnectedParams;
 use super::pool::{PoolParams, average_pool, max_pool};
 use super::quant::QuantizedMultiplier;
-use super::requant::{Requant, Shape4, finish};
+use super::requant::{Requant, Rescale, Shape4, finish_offset};
 use super::softmax::{SoftmaxParams, softmax};
 use crate::shape::conv_out;
 
@@ -98,6 +98,13 @@ pub enum OutputScale<'a, const O: usize> {
     ExactPerChannel(&'a [ExactScale; O]),
 }
 
+impl<const O: usize> Rescale for OutputScale<'_, O> {
+    #[inline]
+    fn rescale(&self, acc: i32, channel: usize) -> i32 {
+        self.requant().apply(acc, channel)
+    }
+}
+
 impl<const O: usize> OutputScale<'_, O> {
     /// The slice kernels' form.
     #[must_use]
@@ -113,9 +120,11 @@ impl<const O: usize> OutputScale<'_, O> {
     }
 }
 
-/// FULLY_CONNECTED with `I` inputs and `O` outputs ([`fully_connected`](super::fully_connected)).
+/// FULLY_CONNECTED with `I` inputs and `O` outputs ([`fully_connected`](super::fully_connected)),
+/// requantised by `S` ([`Rescale`]: an [`ExactScale`], a [`QuantizedMultiplier`], a table of
+/// either per output, or an [`OutputScale`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Int8Dense<'a, const I: usize, const O: usize> {
+pub struct Int8Dense<'a, const I: usize, const O: usize, S = OutputScale<'a, O>> {
     /// Weights, `[out][in]` (TFLite's layout).
     pub weight: &'a [[i8; I]; O],
     /// Bias in accumulator units (`input_scale * weight_scale`).
@@ -123,38 +132,50 @@ pub struct Int8Dense<'a, const I: usize, const O: usize> {
     /// Offsets and clamp.
     pub params: FullyConnectedParams,
     /// Requantisation.
-    pub scale: OutputScale<'a, O>,
+    pub scale: S,
 }
 
-impl<const I: usize, const O: usize> Int8Dense<'_, I, O> {
-    /// Bias, requantisation and clamp of output `o`'s accumulator.
+impl<const I: usize, const O: usize, S: Rescale> Int8Dense<'_, I, O, S> {
+    /// The bias of output `o` (0 without one): the accumulator's start.
     #[inline]
-    fn finish(&self, requant: &Requant<'_>, acc: i32, o: usize) -> i8 {
-        let acc = acc.wrapping_add(self.bias.and_then(|b| b.get(o)).copied().unwrap_or(0));
+    fn bias_at(&self, o: usize) -> i32 {
+        self.bias.and_then(|b| b.get(o)).copied().unwrap_or(0)
+    }
+
+    /// Requantisation, zero point and clamp of output `o`'s accumulator (bias included).
+    #[inline]
+    fn finish(&self, acc: i32, o: usize) -> i8 {
         let p = &self.params;
-        finish(requant.apply(acc, o), p.output_offset, p.activation_min, p.activation_max)
+        finish_offset(self.scale.rescale_plus(acc, o, p.output_offset), p.activation_min, p.activation_max)
     }
 }
 
-impl<const I: usize, const O: usize> Int8Layer<I, O> for Int8Dense<'_, I, O> {
+impl<const I: usize, const O: usize, S: Rescale> Int8Layer<I, O> for Int8Dense<'_, I, O, S> {
     fn forward(&self, input: &[i8; I], output: &mut [i8; O]) {
         const { assert!(I > 0 && O > 0, "Int8Dense: zero-sized layer") };
-        let requant = self.scale.requant();
         let weights = self.weight.as_flattened();
-        if self.params.weights_offset != 0 {
-            let bias = self.bias.map(<[i32; O]>::as_slice);
-            fully_connected_run(&self.params, requant, input, weights, I, bias, output);
+        let p = &self.params;
+        if p.weights_offset != 0 {
+            // The reference loop with the weights' offset (TFLite's int8 weights have none).
+            for (o, (row, y)) in self.weight.iter().zip(output.iter_mut()).enumerate() {
+                let acc = row.iter().zip(input).fold(self.bias_at(o), |acc, (&w, &x)| {
+                    let w = i32::from(w).wrapping_add(p.weights_offset);
+                    acc.wrapping_add(w.wrapping_mul(i32::from(x).wrapping_add(p.input_offset)))
+                });
+                *y = self.finish(acc, o);
+            }
             return;
         }
-        let offset = self.params.input_offset;
+        let offset = p.input_offset;
         // Four rows at a time while three strides fit an LDR offset, then two, then one.
         let mut o = 0;
         if const { 3 * I <= 4095 } {
             while o + 4 <= O {
-                let acc = dsp::dot_rows4::<Stride<I>>(input, weights.get(o * I..).unwrap_or(&[]), offset);
+                let init = core::array::from_fn(|k| self.bias_at(o + k));
+                let acc = dsp::dot_rows4::<Stride<I>>(input, weights.get(o * I..).unwrap_or(&[]), offset, init);
                 for (k, a) in acc.into_iter().enumerate() {
                     if let Some(y) = output.get_mut(o + k) {
-                        *y = self.finish(&requant, a, o + k);
+                        *y = self.finish(a, o + k);
                     }
                 }
                 o += 4;
@@ -162,19 +183,20 @@ impl<const I: usize, const O: usize> Int8Layer<I, O> for Int8Dense<'_, I, O> {
         }
         if const { I <= 4095 } {
             while o + 2 <= O {
-                let acc = dsp::dot_rows2::<Stride<I>>(input, weights.get(o * I..).unwrap_or(&[]), offset);
+                let init = [self.bias_at(o), self.bias_at(o + 1)];
+                let acc = dsp::dot_rows2::<Stride<I>>(input, weights.get(o * I..).unwrap_or(&[]), offset, init);
                 for (k, a) in acc.into_iter().enumerate() {
                     if let Some(y) = output.get_mut(o + k) {
-                        *y = self.finish(&requant, a, o + k);
+                        *y = self.finish(a, o + k);
                     }
                 }
                 o += 2;
             }
         }
         while o < O {
-            let acc = dsp::dot_row1(input, self.weight.get(o).map_or(&[], |r| &r[..]), offset);
+            let acc = dsp::dot_row1(input, self.weight.get(o).map_or(&[], |r| &r[..]), offset, self.bias_at(o));
             if let Some(y) = output.get_mut(o) {
-                *y = self.finish(&requant, acc, o);
+                *y = self.finish(acc, o);
             }
             o += 1;
         }

@@ -60,9 +60,10 @@ pub use conv::{ConvParams, conv_2d, depthwise_conv_2d};
 pub use conv_layers::{Int8Conv2d, Int8DepthwiseConv2d};
 pub use exact::ExactScale;
 pub use fixedpoint::{
-    multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_greater_than_one,
-    multiply_by_quantized_multiplier_single_rounding, multiply_by_quantized_multiplier_smaller_than_one_exp,
-    rounding_divide_by_pot, saturating_rounding_doubling_high_mul,
+    multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_fast,
+    multiply_by_quantized_multiplier_greater_than_one, multiply_by_quantized_multiplier_single_rounding,
+    multiply_by_quantized_multiplier_smaller_than_one_exp, rounding_divide_by_pot,
+    saturating_rounding_doubling_high_mul,
 };
 pub use fully_connected::{FullyConnectedParams, fully_connected};
 pub use layers::{Int8AvgPool2d, Int8Chain, Int8Dense, Int8Layer, Int8MaxPool2d, Int8Softmax, OutputScale};
@@ -73,5 +74,5 @@ pub use quant::{
     effective_scale, fully_connected_real_multiplier, per_channel_multipliers, quantize, quantize_multiplier,
     quantize_multiplier_greater_than_one, quantize_multiplier_smaller_than_one_exp,
 };
-pub use requant::{Requant, Shape4};
+pub use requant::{Requant, Rescale, Shape4};
 pub use softmax::{SoftmaxParams, calculate_input_radius, softmax};

@@ -17,7 +17,7 @@
 //! assert_eq!(activation_range(FusedActivation::Relu6, 6.0 / 255.0, -128), (-128, 127));
 //! ```
 
-use super::fixedpoint::multiply_by_quantized_multiplier;
+use super::fixedpoint::multiply_by_quantized_multiplier_fast;
 use crate::Error;
 
 /// A fixed-point multiplier with its power-of-two exponent, as TFLite's `QuantizeMultiplier`
@@ -39,10 +39,13 @@ impl QuantizedMultiplier {
         QuantizedMultiplier { multiplier, shift }
     }
 
-    /// `x * real` with TFLite's default double rounding ([`multiply_by_quantized_multiplier`]).
+    /// `x * real` with TFLite's default double rounding
+    /// ([`multiply_by_quantized_multiplier`](super::multiply_by_quantized_multiplier), computed
+    /// as [`multiply_by_quantized_multiplier_fast`]).
     #[must_use]
+    #[inline]
     pub const fn apply(self, x: i32) -> i32 {
-        multiply_by_quantized_multiplier(x, self.multiplier, self.shift)
+        multiply_by_quantized_multiplier_fast(x, self.multiplier, self.shift)
     }
 }
 

@@ -115,6 +115,68 @@ impl Requant<'_> {
     }
 }
 
+/// The requantisation of a const-generic layer, chosen by its type so that the layer's loops
+/// are compiled for that one rule (no per-output `match`, no code for the others): a
+/// [`QuantizedMultiplier`] or [`ExactScale`] for the whole tensor, an array of them per
+/// channel, or [`OutputScale`](super::OutputScale) to choose at run time.
+pub trait Rescale {
+    /// The accumulator `acc` of output channel `channel` in output units (before the output
+    /// zero point); a channel past a table's end gives 0.
+    fn rescale(&self, acc: i32, channel: usize) -> i32;
+
+    /// `rescale(acc, channel)` plus the output zero point, wrapping. A rule may fold the
+    /// addition into its rounding ([`ExactScale`] does).
+    #[inline]
+    fn rescale_plus(&self, acc: i32, channel: usize, output_offset: i32) -> i32 {
+        self.rescale(acc, channel).wrapping_add(output_offset)
+    }
+}
+
+impl Rescale for QuantizedMultiplier {
+    #[inline]
+    fn rescale(&self, acc: i32, _channel: usize) -> i32 {
+        self.apply(acc)
+    }
+}
+
+impl Rescale for ExactScale {
+    #[inline]
+    fn rescale(&self, acc: i32, _channel: usize) -> i32 {
+        self.apply(acc)
+    }
+
+    #[inline]
+    fn rescale_plus(&self, acc: i32, _channel: usize, output_offset: i32) -> i32 {
+        self.apply_plus(acc, output_offset)
+    }
+}
+
+impl<const O: usize> Rescale for &[QuantizedMultiplier; O] {
+    #[inline]
+    fn rescale(&self, acc: i32, channel: usize) -> i32 {
+        self.get(channel).map_or(0, |m| m.apply(acc))
+    }
+}
+
+impl<const O: usize> Rescale for &[ExactScale; O] {
+    #[inline]
+    fn rescale(&self, acc: i32, channel: usize) -> i32 {
+        self.get(channel).map_or(0, |s| s.apply(acc))
+    }
+
+    #[inline]
+    fn rescale_plus(&self, acc: i32, channel: usize, output_offset: i32) -> i32 {
+        self.get(channel).map_or(output_offset, |s| s.apply_plus(acc, output_offset))
+    }
+}
+
+impl Rescale for Requant<'_> {
+    #[inline]
+    fn rescale(&self, acc: i32, channel: usize) -> i32 {
+        self.apply(acc, channel)
+    }
+}
+
 #[inline]
 fn single(acc: i32, m: QuantizedMultiplier) -> i32 {
     multiply_by_quantized_multiplier_single_rounding(acc, m.multiplier, m.shift)
@@ -130,7 +192,19 @@ pub(crate) fn float_requant(acc: i32, scale: f64) -> i32 {
 /// kernels' epilogue does (`static_cast<int8_t>` of the clamped value).
 #[inline]
 pub(crate) fn finish(scaled: i32, output_offset: i32, activation_min: i32, activation_max: i32) -> i8 {
-    scaled.wrapping_add(output_offset).max(activation_min).min(activation_max) as i8
+    finish_offset(scaled.wrapping_add(output_offset), activation_min, activation_max)
+}
+
+/// [`finish`] of a value that already holds the output zero point. For an activation range
+/// inside the int8 range (all that `activation_range` gives) the clamp to `-128..=127` comes
+/// first, which changes nothing but lets the compiler use one `SSAT`.
+#[inline]
+pub(crate) fn finish_offset(value: i32, activation_min: i32, activation_max: i32) -> i8 {
+    if activation_min >= -128 && activation_max <= 127 {
+        value.clamp(-128, 127).max(activation_min).min(activation_max) as i8
+    } else {
+        value.max(activation_min).min(activation_max) as i8
+    }
 }
 
 /// `Ok(())` if the activation range is not empty.
