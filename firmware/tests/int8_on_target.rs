@@ -70,7 +70,8 @@ mod tests {
     use tinytrain::int8::dsp::{self, ColumnPair, FilterTaps, Stride, portable};
     use tinytrain::int8::{
         ConvParams, ExactScale, FullyConnectedParams, Int8Conv2d, Int8Dense, Int8Layer, OutputScale,
-        QuantizedMultiplier, Requant, Shape4, conv_2d, fully_connected,
+        QuantizedMultiplier, Requant, Shape4, conv_2d, fully_connected, multiply_by_quantized_multiplier,
+        multiply_by_quantized_multiplier_plus,
     };
 
     #[test]
@@ -119,31 +120,41 @@ mod tests {
     fn mat_2x2_matches_portable() {
         let mut rng = Rng::new(2);
         let mut w = [0i8; 2 * 100];
-        let mut cols = [0i16; 2 * 90];
+        let mut buffer = [0u32; 90];
         let mut cases = 0u32;
         for n in [1usize, 3, 4, 6, 8, 18, 54, 80, 90] {
             for pattern in 0..6u32 {
                 fill(&mut w, pattern, &mut rng);
-                for (i, c) in cols.iter_mut().enumerate() {
-                    *c = match pattern {
-                        0 | 1 => rng.next_u32() as i16,
-                        2 => -32768,
-                        3 => 32767,
-                        4 => (rng.next_u32() as i8) as i16 + 128,
+                for (i, c) in buffer.iter_mut().enumerate() {
+                    let lanes: [i16; 2] = match pattern {
+                        0 | 1 => [rng.next_u32() as i16, rng.next_u32() as i16],
+                        2 => [-32768; 2],
+                        3 => [32767; 2],
+                        4 => [i16::from(rng.next_u32() as i8) + 128, i16::from(rng.next_u32() as i8) - 127],
                         _ => {
                             if i % 3 == 0 {
-                                -32768
+                                [-32768, 32767]
                             } else {
-                                32767
+                                [32767, -32768]
                             }
                         }
                     };
+                    *c = u32::from(lanes[0].cast_unsigned()) | (u32::from(lanes[1].cast_unsigned()) << 16);
                 }
-                let cols = &cols[..2 * n];
-                assert_eq!(dsp::mat_2x2::<Stride<100>>(cols, &w, n), portable::mat_2x2::<Stride<100>>(cols, &w, n));
+                let init = [INITS[pattern as usize % 4], 7, INITS[(pattern as usize + 1) % 4], -7];
+                let cols = &buffer[..n];
                 assert_eq!(
-                    dsp::mat_2x2::<FilterTaps<3, 3, 10>>(cols, &w, n),
-                    portable::mat_2x2::<FilterTaps<3, 3, 10>>(cols, &w, n)
+                    dsp::mat_2x2::<Stride<100>>(cols, &w, n, init),
+                    portable::mat_2x2::<Stride<100>>(cols, &w, n, init)
+                );
+                // Rows as long as the stride (a filter): the unrolled LDRD path when n is 90.
+                assert_eq!(
+                    dsp::mat_2x2::<FilterTaps<3, 3, 10>>(cols, &w, n, init),
+                    portable::mat_2x2::<FilterTaps<3, 3, 10>>(cols, &w, n, init)
+                );
+                assert_eq!(
+                    dsp::mat_2x2::<FilterTaps<1, 1, 18>>(cols, &w, n, init),
+                    portable::mat_2x2::<FilterTaps<1, 1, 18>>(cols, &w, n, init)
                 );
                 cases += 1;
             }
@@ -167,6 +178,31 @@ mod tests {
     }
 
     #[test]
+    fn widening_copies_match_portable() {
+        let mut rng = Rng::new(10);
+        let mut src = [0i8; 400];
+        for pattern in 0..4 {
+            fill(&mut src, pattern, &mut rng);
+            for &offset in &OFFSETS {
+                for (rows, groups, stride) in [(10, 2, 40), (3, 3, 13), (1, 1, 4), (4, 6, 30), (0, 2, 8)] {
+                    for c in 0..2 {
+                        let (mut a, mut b) = ([0x5555_5555u32; 100], [0x5555_5555u32; 100]);
+                        dsp::widen_rows(&src[1..], stride, rows, groups, offset, &mut a, c);
+                        portable::widen_rows(&src[1..], stride, rows, groups, offset, &mut b, c);
+                        assert_eq!(a, b);
+                    }
+                }
+                for c in 0..2 {
+                    let (mut a, mut b) = ([0u32; 80], [0u32; 80]);
+                    dsp::widen_window::<FilterTaps<10, 8, 1>>(&src[3..], 47, offset, &mut a, c);
+                    portable::widen_rows(&src[3..], 47, 10, 2, offset, &mut b, c);
+                    assert_eq!(a, b);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn column_layout_feeds_mat_2x2() {
         // Two columns built slot by slot give two dot products per weight row.
         let mut rng = Rng::new(4);
@@ -177,13 +213,13 @@ mod tests {
         }
         let mut w = [0i8; 160];
         fill(&mut w, 0, &mut rng);
-        let mut cols = [0i16; 160];
+        let mut cols = [0u32; 80];
         for (c, x) in xs.iter().enumerate() {
             for (p, &v) in x.iter().enumerate() {
-                cols[ColumnPair::slot(n, c, p)] = i16::from(v) - 7;
+                ColumnPair::set(&mut cols, n, c, p, i16::from(v) - 7);
             }
         }
-        let got = dsp::mat_2x2::<Stride<80>>(&cols, &w, n);
+        let got = dsp::mat_2x2::<Stride<80>>(&cols, &w, n, [0; 4]);
         let want = [
             portable::dot_row1(&xs[0], &w, -7, 0),
             portable::dot_row1(&xs[1], &w, -7, 0),
@@ -191,6 +227,39 @@ mod tests {
             portable::dot_row1(&xs[1], &w[80..], -7, 0),
         ];
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn fast_multiplier_equals_the_reference() {
+        // TFLite's MultiplyByQuantizedMultiplier: the SMLAL form against the port of the C++.
+        let edges = [i32::MIN, i32::MIN + 1, -(1 << 30), -3, -1, 0, 1, 3, 1 << 30, i32::MAX - 1, i32::MAX];
+        let mut rng = Rng::new(9);
+        let mut cases = 0u32;
+        for &x in &edges {
+            for &m in &edges {
+                for s in -33..=32 {
+                    for offset in [-128, 0, 127, 1 << 24] {
+                        assert_eq!(
+                            multiply_by_quantized_multiplier_plus(x, m, s, offset),
+                            multiply_by_quantized_multiplier(x, m, s).wrapping_add(offset)
+                        );
+                        cases += 1;
+                    }
+                }
+            }
+        }
+        for _ in 0..20_000 {
+            let x = rng.next_u32().cast_signed() >> (rng.next_u32() % 32);
+            let m = (1 << 30) + (rng.next_u32() >> 2).cast_signed();
+            let s = (rng.next_u32() % 40).cast_signed() - 33;
+            let offset = (rng.next_u32() % 256).cast_signed() - 128;
+            assert_eq!(
+                multiply_by_quantized_multiplier_plus(x, m, s, offset),
+                multiply_by_quantized_multiplier(x, m, s).wrapping_add(offset)
+            );
+            cases += 1;
+        }
+        defmt::info!("multiply_by_quantized_multiplier: {=u32} cases", cases);
     }
 
     #[test]
@@ -209,6 +278,7 @@ mod tests {
                 let acc = rng.next_u32().cast_signed() >> (rng.next_u32() % 31);
                 let float = Requant::FloatPerTensor(scale).apply(acc, 0);
                 assert_eq!(exact.apply(acc).clamp(lo, hi), float.clamp(lo, hi));
+                assert_eq!(exact.apply_plus(acc, zp), exact.apply(acc) + zp);
                 checked += 1;
             }
         }

@@ -14,6 +14,8 @@
 //! passes, unless `TINYTRAIN_REQUIRE_QEMU=1` (as `firmware/ci.sh` sets).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::cast_possible_wrap)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -70,6 +72,22 @@ fn committed_sources_are_what_import_writes() {
         let committed = std::fs::read_to_string(root().join("firmware/src/nets").join(file)).unwrap();
         assert!(committed == written, "firmware/src/nets/{file} is not what `import {name} --rust` writes now");
     }
+}
+
+#[test]
+fn import_refuses_what_it_cannot_write_in_one_line() {
+    let fixture = |name: &str| root().join("tests/fixtures/tflite").join(name).to_str().unwrap().to_owned();
+    let out = common::scratch("import_rust").join("net.rs");
+    let out = out.to_str().unwrap();
+    common::sim(&["import", &fixture("own_mlp_add.tflite"), "--rust", out])
+        .assert_one_line_error("operator 2 (LOGISTIC): not supported by --rust");
+    common::sim(&["import", &fixture("own_float_io.tflite"), "--rust", out]).assert_one_line_error("int8");
+    common::sim(&["import", &fixture("own_cnn.tflite"), "--rust", out])
+        .assert_one_line_error("DEPTHWISE_CONV_2D with depth multiplier 1 or one input channel");
+    common::sim(&["import", &fixture("hello_world_int8.tflite"), "--to", out]).assert_one_line_error("--rust");
+    let run = common::sim(&["import", &fixture("hello_world_int8.tflite"), "--rust", out]);
+    assert!(run.ok, "{}", run.stderr);
+    assert!(std::fs::read_to_string(out).unwrap().contains("pub static NET: Net"));
 }
 
 fn splitmix64(state: &mut u64) -> u64 {

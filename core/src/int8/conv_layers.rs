@@ -4,8 +4,8 @@
 //! positions at a time, their receptive fields copied into two im2col columns of 16-bit
 //! values with the input offset added ([`ColumnPair`] layout, padding as 0, so padded taps add
 //! nothing, exactly as TFLite's reference kernel skips them), then two output channels at a
-//! time against both columns ([`dsp::mat_2x2`]). A filter row whose `KW * CI` taps are a
-//! multiple of four and lie inside the image is copied four bytes per load with two
+//! time against both columns ([`dsp::mat_2x2`]). When a filter row's `KW * CI` taps are a
+//! multiple of four, each group of four inside the image is copied with one load and two
 //! `SXTAB16` ([`dsp::widen4`]). The columns live on the stack (`4 * KH * KW * CI` bytes).
 //! Filters of more than 4095 taps, fewer than two output channels or an input offset outside
 //! `-32640..=32640` take the reference loops ([`conv_2d`](super::conv_2d)'s), which give the
@@ -64,9 +64,11 @@ pub struct Int8Conv2d<
     pub scale: S,
 }
 
-/// Two im2col columns, 4-byte aligned for the kernel's word loads.
-#[repr(C, align(4))]
-struct Columns<const KH: usize, const KW: usize, const CI: usize>([[[[i16; CI]; KW]; KH]; 2]);
+/// Room for the padded input rows under one output row (`KH` rows of up to `2 * W` pixels).
+struct Strip<const KH: usize, const W: usize, const CI: usize>([[[[i8; CI]; W]; KH]; 2]);
+
+/// Two im2col columns of `KH * KW * CI` 16-bit taps: as many 32-bit words.
+struct Columns<const KH: usize, const KW: usize, const CI: usize>([[[u32; CI]; KW]; KH]);
 
 impl<
     const H: usize,
@@ -107,57 +109,120 @@ impl<
         }
     }
 
-    /// Bias, requantisation and clamp of channel `ch`'s accumulator.
+    /// The bias of channel `ch` (0 without one): the accumulator's start.
+    #[inline]
+    fn bias_at(&self, ch: usize) -> i32 {
+        self.bias.and_then(|b| b.get(ch)).copied().unwrap_or(0)
+    }
+
+    /// Requantisation, zero point and clamp of channel `ch`'s accumulator (bias included).
     #[inline]
     fn finish(&self, acc: i32, ch: usize) -> i8 {
-        let acc = acc.wrapping_add(self.bias.and_then(|b| b.get(ch)).copied().unwrap_or(0));
         finish_offset(self.scale.rescale_plus(acc, ch, self.output_offset), self.activation_min, self.activation_max)
     }
 
-    /// Writes the receptive field of output position `p` (row-major over `HO`x`WO`) as column
-    /// `c` of `cols` (a [`ColumnPair`] buffer of `KH * KW * CI`-tap columns).
-    fn fill_column(&self, input: &[i8], cols: &mut [i16], c: usize, p: usize, pad: (usize, usize)) {
+    /// The `KH` input rows under output row `oy`, each `span` pixels from the first window's
+    /// left edge, the padding (above, below, left and right of the image) as `zero_point`.
+    fn fill_strip(input: &[i8], strip: &mut [i8], oy: usize, span: usize, pad: (usize, usize), zero_point: i8) {
+        let row_len = span * CI;
+        let left = (pad.1 * CI).min(row_len);
+        let inside = (W * CI).min(row_len - left);
+        for (fy, row) in strip.chunks_exact_mut(row_len).take(KH).enumerate() {
+            let source = (oy * SH + fy)
+                .checked_sub(pad.0)
+                .filter(|&iy| iy < H)
+                .and_then(|iy| input.get(iy * W * CI..).and_then(|r| r.get(..inside)));
+            match source {
+                Some(source) => {
+                    row[..left].fill(zero_point);
+                    row[left..left + inside].copy_from_slice(source);
+                    row[left + inside..].fill(zero_point);
+                }
+                None => row.fill(zero_point),
+            }
+        }
+    }
+
+    /// Writes the receptive field of output position (`oy`, `ox`) as column `c` of `cols` (a
+    /// [`ColumnPair`] buffer of `KH * KW * CI`-tap columns). A window wholly inside the image
+    /// whose filter rows are a multiple of four taps is one [`dsp::widen_rows`]; the others
+    /// (at the edges) take [`Self::fill_column_edge`].
+    #[inline]
+    fn fill_column(&self, input: &[i8], cols: &mut [u32], c: usize, (oy, ox): (usize, usize), pad: (usize, usize)) {
+        let (top, left) = (oy * SH, ox * SW);
+        let inside = top >= pad.0 && top - pad.0 + KH <= H && left >= pad.1 && left - pad.1 + KW <= W;
+        if (KW * CI).is_multiple_of(4) && inside {
+            let start = ((top - pad.0) * W + left - pad.1) * CI;
+            let src = input.get(start..).unwrap_or(&[]);
+            dsp::widen_window::<FilterTaps<KH, KW, CI>>(src, W * CI, self.input_offset, cols, c);
+        } else {
+            self.fill_column_edge(input, cols, c, (oy, ox), pad);
+        }
+    }
+
+    /// [`Self::fill_column`] for a window that reaches into the padding (or with filter rows of
+    /// other than a multiple of four taps): per filter row, the taps inside the image are one
+    /// range `q_lo..q_hi` (taps run over `fx`, then `ci`); groups of four inside it are one
+    /// word of input, groups outside it zeros, the one or two groups across its ends tap by tap.
+    #[inline(never)]
+    fn fill_column_edge(
+        &self,
+        input: &[i8],
+        cols: &mut [u32],
+        c: usize,
+        (oy, ox): (usize, usize),
+        pad: (usize, usize),
+    ) {
         let n = KH * KW * CI;
         let row_len = KW * CI;
         let offset = self.input_offset;
-        let (oy, ox) = (p / WO, p % WO);
-        let put = |cols: &mut [i16], q: usize, v: i16| {
-            if let Some(slot) = cols.get_mut(ColumnPair::slot(n, c, q)) {
-                *slot = v;
+        let (top, left) = (oy * SH, ox * SW);
+        // Filter rows and columns inside the image.
+        let rows = pad.0.saturating_sub(top)..(H + pad.0).saturating_sub(top).min(KH);
+        let fx = pad.1.saturating_sub(left)..(W + pad.1).saturating_sub(left).min(KW);
+        let (q_lo, q_hi) = (fx.start * CI, fx.end.max(fx.start) * CI);
+        // Input index of tap 0 of filter row fy: (iy * W + ix0) * CI, with ix0 = left - pad.1.
+        let row_base = |fy: usize| (((top + fy - pad.0) * W + left) * CI).wrapping_sub(pad.1 * CI);
+        let value = |fy: usize, q: usize| -> i16 {
+            if rows.contains(&fy) && (q_lo..q_hi).contains(&q) {
+                // Fits: `offset` is in `dsp::OFFSETS`.
+                input.get(row_base(fy).wrapping_add(q)).map_or(0, |&x| (i32::from(x) + offset) as i16)
+            } else {
+                0
             }
         };
-        for fy in 0..KH {
-            let base = fy * row_len;
-            let Some(iy) = (oy * SH + fy).checked_sub(pad.0).filter(|&iy| iy < H) else {
-                for q in base..base + row_len {
-                    put(cols, q, 0);
+        if !row_len.is_multiple_of(4) {
+            for fy in 0..KH {
+                for q in 0..row_len {
+                    ColumnPair::set(cols, n, c, fy * row_len + q, value(fy, q));
                 }
-                continue;
-            };
-            let first = (ox * SW).checked_sub(pad.1).filter(|&ix| ix + KW <= W);
-            let row = first.and_then(|ix| input.get((iy * W + ix) * CI..)).and_then(|r| r.get(..row_len));
-            if let (true, Some(row)) = (row_len.is_multiple_of(4), row) {
-                // The whole filter row lies in the image: four taps per word. `base` is a
-                // multiple of four, so each word fills one group's lanes.
-                for (j, bytes) in row.chunks_exact(4).enumerate() {
-                    let word = u32::from_le_bytes([bytes[0] as u8, bytes[1] as u8, bytes[2] as u8, bytes[3] as u8]);
-                    let (even, odd) = dsp::widen4(word, offset);
-                    let s = ColumnPair::slot(n, c, base + 4 * j);
-                    if let Some(lanes) = cols.get_mut(s..s + 4) {
-                        lanes.copy_from_slice(&[even as i16, (even >> 16) as i16, odd as i16, (odd >> 16) as i16]);
-                    }
-                }
-                continue;
             }
-            for fx in 0..KW {
-                let ix = (ox * SW + fx).checked_sub(pad.1).filter(|&ix| ix < W);
-                for ci in 0..CI {
-                    let v = ix.and_then(|ix| input.get((iy * W + ix) * CI + ci)).map_or(0, |&x| {
-                        // Fits: `offset` is in `dsp::OFFSETS`.
-                        (i32::from(x) + offset) as i16
-                    });
-                    put(cols, base + fx * CI + ci, v);
-                }
+            return;
+        }
+        let pair = |a: i16, b: i16| u32::from(a as u16) | (u32::from(b as u16) << 16);
+        for (fy, dst) in cols.chunks_exact_mut(row_len).take(KH).enumerate() {
+            let valid = rows.contains(&fy);
+            for (g, group) in dst.chunks_exact_mut(4).enumerate() {
+                let q = 4 * g;
+                let [even, odd] = if !valid || q + 4 <= q_lo || q >= q_hi {
+                    [0, 0]
+                } else if q >= q_lo && q + 4 <= q_hi {
+                    match input.get(row_base(fy).wrapping_add(q)..).and_then(|r| r.get(..4)) {
+                        Some(b) => {
+                            let (even, odd) = dsp::widen4(
+                                u32::from_le_bytes([b[0] as u8, b[1] as u8, b[2] as u8, b[3] as u8]),
+                                offset,
+                            );
+                            [even, odd]
+                        }
+                        None => [0, 0],
+                    }
+                } else {
+                    // Words hold taps 0 and 2, 1 and 3.
+                    [pair(value(fy, q), value(fy, q + 2)), pair(value(fy, q + 1), value(fy, q + 3))]
+                };
+                group[2 * c] = even;
+                group[2 * c + 1] = odd;
             }
         }
     }
@@ -197,42 +262,63 @@ impl<
             );
             return;
         }
-        let mut columns = Columns([[[[0i16; CI]; KW]; KH]; 2]);
-        let cols = columns.0.as_flattened_mut().as_flattened_mut().as_flattened_mut();
-        let positions = HO * WO;
-        let mut p = 0;
-        while p < positions {
-            // An odd last position is computed twice and stored once.
-            let q = if p + 1 < positions { p + 1 } else { p };
-            self.fill_column(input, cols, 0, p, pad);
-            self.fill_column(input, cols, 1, q, pad);
-            let mut store = |pos: usize, ch: usize, acc: i32| {
-                if let Some(y) = output.get_mut(pos * CO + ch) {
-                    *y = self.finish(acc, ch);
-                }
-            };
-            let mut ch = 0;
-            while ch + 2 <= CO {
-                let w = weights.get(ch * n..).unwrap_or(&[]);
-                let [a00, a01, a10, a11] = dsp::mat_2x2::<FilterTaps<KH, KW, CI>>(cols, w, n);
-                store(p, ch, a00);
-                store(p, ch + 1, a10);
-                store(q, ch, a01);
-                store(q, ch + 1, a11);
-                ch += 2;
+        let mut columns = Columns([[[0u32; CI]; KW]; KH]);
+        let cols = columns.0.as_flattened_mut().as_flattened_mut();
+        // The strip: the KH input rows under one output row, padded left and right with the
+        // input zero point (which the offset takes to 0, as TFLite's padding), `span` columns
+        // wide; every window is then a plain run of rows in it. Needs filter rows of a multiple
+        // of four taps, a zero point in int8 and `span <= 2 * W` (the buffer).
+        let span = (WO - 1) * SW + KW;
+        let zero_point = i8::try_from(-self.input_offset).ok();
+        let use_strip = const { (KW * CI).is_multiple_of(4) && (WO - 1) * SW + KW <= 2 * W } && zero_point.is_some();
+        let mut strip_buffer = Strip([[[[0i8; CI]; W]; KH]; 2]);
+        let strip = strip_buffer.0.as_flattened_mut().as_flattened_mut().as_flattened_mut();
+        // Positions in pairs along each output row; an odd last one is computed twice and stored
+        // once.
+        for oy in 0..HO {
+            if let (true, Some(zp)) = (use_strip, zero_point) {
+                Self::fill_strip(input, strip, oy, span, pad, zp);
             }
-            if ch < CO {
-                // An odd last channel: its row against both columns.
-                let row = weights.get(ch * n..).unwrap_or(&[]);
-                for (c, pos) in [(0, p), (1, q)] {
-                    let acc = row.iter().take(n).enumerate().fold(0i32, |acc, (t, &wv)| {
-                        let xv = cols.get(ColumnPair::slot(n, c, t)).copied().unwrap_or(0);
-                        acc.wrapping_add(i32::from(wv) * i32::from(xv))
-                    });
-                    store(pos, ch, acc);
+            for ox in (0..WO).step_by(2) {
+                let ox2 = if ox + 1 < WO { ox + 1 } else { ox };
+                let (p, q) = (oy * WO + ox, oy * WO + ox2);
+                if use_strip {
+                    for (c, x) in [(0, ox), (1, ox2)] {
+                        let src = strip.get(x * SW * CI..).unwrap_or(&[]);
+                        dsp::widen_window::<FilterTaps<KH, KW, CI>>(src, span * CI, self.input_offset, cols, c);
+                    }
+                } else {
+                    self.fill_column(input, cols, 0, (oy, ox), pad);
+                    self.fill_column(input, cols, 1, (oy, ox2), pad);
+                }
+                let mut store = |pos: usize, ch: usize, acc: i32| {
+                    if let Some(y) = output.get_mut(pos * CO + ch) {
+                        *y = self.finish(acc, ch);
+                    }
+                };
+                let mut ch = 0;
+                while ch + 2 <= CO {
+                    let w = weights.get(ch * n..).unwrap_or(&[]);
+                    let (b0, b1) = (self.bias_at(ch), self.bias_at(ch + 1));
+                    let [a00, a01, a10, a11] = dsp::mat_2x2::<FilterTaps<KH, KW, CI>>(cols, w, n, [b0, b0, b1, b1]);
+                    store(p, ch, a00);
+                    store(p, ch + 1, a10);
+                    store(q, ch, a01);
+                    store(q, ch + 1, a11);
+                    ch += 2;
+                }
+                if ch < CO {
+                    // An odd last channel: its row against both columns.
+                    let row = weights.get(ch * n..).unwrap_or(&[]);
+                    for (c, pos) in [(0, p), (1, q)] {
+                        let acc = row.iter().take(n).enumerate().fold(self.bias_at(ch), |acc, (t, &wv)| {
+                            let xv = ColumnPair::get(cols, n, c, t);
+                            acc.wrapping_add(i32::from(wv) * i32::from(xv))
+                        });
+                        store(pos, ch, acc);
+                    }
                 }
             }
-            p += 2;
         }
     }
 }

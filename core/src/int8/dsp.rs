@@ -36,11 +36,14 @@
 //! ```
 
 #[cfg(not(tinytrain_dsp))]
-pub use portable::{dot_row1, dot_rows2, dot_rows4, mat_2x2, widen4};
+pub use portable::{dot_row1, dot_rows2, dot_rows4, mat_2x2, widen_rows, widen4};
 
 /// Input offsets for which `input + offset` fits a 16-bit lane for every `i8` input; others
 /// take the portable loops.
 pub const OFFSETS: core::ops::RangeInclusive<i32> = -32640..=32640;
+
+/// Most groups of four taps [`mat_2x2`] unrolls (about 64 bytes of code each).
+pub const UNROLLED_GROUPS: usize = 32;
 
 /// Largest immediate offset of Thumb-2's `LDR Rt, [Rn, #imm12]`.
 #[cfg(tinytrain_dsp)]
@@ -70,13 +73,29 @@ impl<const KH: usize, const KW: usize, const CI: usize> RowStride for FilterTaps
     const BYTES: usize = KH * KW * CI;
 }
 
-/// Two im2col columns of 16-bit values (`input + input_offset`, 0 for padding), laid out for
-/// [`mat_2x2`]: the first `n4 = n / 4 * 4` taps in groups of four, each group eight `i16`
-/// (column 0's taps 0, 2, 1, 3, then column 1's), so that one 32-bit load gives the lanes
-/// `SXTB16` makes of four weight bytes; then the `n - n4` remaining taps of column 0, then of
-/// column 1, in order.
+/// The shape of a convolution window as [`widen_window`] reads it: `ROWS` rows of `GROUPS`
+/// groups of four taps.
+pub trait Window {
+    /// Filter rows.
+    const ROWS: usize;
+    /// Groups of four taps per filter row (`KW * CI / 4`).
+    const GROUPS: usize;
+}
+
+impl<const KH: usize, const KW: usize, const CI: usize> Window for FilterTaps<KH, KW, CI> {
+    const ROWS: usize = KH;
+    const GROUPS: usize = KW * CI / 4;
+}
+
+/// Two im2col columns of 16-bit values (`input + input_offset`, 0 for padding) in 32-bit words
+/// of two lanes (lane 0 in the low half), laid out for [`mat_2x2`]: the first `n4 = n / 4 * 4`
+/// taps in groups of four, each group four words (column 0's taps 0 and 2, 1 and 3, then column
+/// 1's), so that one load gives the lanes `SXTB16` makes of four weight bytes; then the `n -
+/// n4` remaining taps of column 0, then of column 1, in order. Two columns of `n` taps take
+/// `n` words.
 ///
-/// [`ColumnPair::slot`] says where tap `p` of column `c` goes.
+/// [`ColumnPair::slot`] says which lane holds tap `p` of column `c`; [`ColumnPair::get`] and
+/// [`ColumnPair::set`] read and write it.
 #[derive(Debug, Clone, Copy)]
 pub struct ColumnPair;
 
@@ -92,6 +111,30 @@ impl ColumnPair {
             (p & !3) * 2 + c * 4 + lane
         } else {
             2 * n4 + c * (n - n4) + (p - n4)
+        }
+    }
+
+    /// Lane `lane` of `cols` (0 past the end).
+    #[must_use]
+    #[inline]
+    pub fn lane(cols: &[u32], lane: usize) -> i16 {
+        cols.get(lane / 2).map_or(0, |&w| ((w >> (16 * (lane % 2))) as u16).cast_signed())
+    }
+
+    /// Tap `p` of column `c` of a buffer of two `n`-tap columns (0 past the end).
+    #[must_use]
+    #[inline]
+    pub fn get(cols: &[u32], n: usize, c: usize, p: usize) -> i16 {
+        Self::lane(cols, Self::slot(n, c, p))
+    }
+
+    /// Writes tap `p` of column `c` (nothing past the end).
+    #[inline]
+    pub fn set(cols: &mut [u32], n: usize, c: usize, p: usize, value: i16) {
+        let lane = Self::slot(n, c, p);
+        if let Some(w) = cols.get_mut(lane / 2) {
+            let shift = 16 * (lane % 2);
+            *w = (*w & !(0xffff << shift)) | (u32::from(value as u16) << shift);
         }
     }
 }
@@ -135,23 +178,41 @@ pub mod portable {
     }
 
     /// Two weight rows (`w[..n]` and `w[S::BYTES..][..n]`) against the two columns of a
-    /// [`ColumnPair`](super::ColumnPair) buffer of `n`-tap columns: `[row 0 · column 0, row 0 ·
-    /// column 1, row 1 · column 0, row 1 · column 1]`, wrapping. Taps past the end of `w` or
-    /// `cols` count as 0.
+    /// [`ColumnPair`](super::ColumnPair) buffer of `n`-tap columns, added to `init`: `[row 0 ·
+    /// column 0, row 0 · column 1, row 1 · column 0, row 1 · column 1]`, wrapping. Taps past
+    /// the end of `w` or `cols` count as 0.
     #[must_use]
     #[inline]
-    pub fn mat_2x2<S: RowStride>(cols: &[i16], w: &[i8], n: usize) -> [i32; 4] {
-        let mut acc = [0i32; 4];
+    pub fn mat_2x2<S: RowStride>(cols: &[u32], w: &[i8], n: usize, init: [i32; 4]) -> [i32; 4] {
+        let mut acc = init;
         let rows = [w, w.get(S::BYTES..).unwrap_or(&[])];
         for (r, row) in rows.iter().enumerate() {
             for (p, &wv) in row.iter().take(n).enumerate() {
                 for c in 0..2 {
-                    let xv = cols.get(super::ColumnPair::slot(n, c, p)).copied().unwrap_or(0);
+                    let xv = super::ColumnPair::get(cols, n, c, p);
                     acc[r * 2 + c] = acc[r * 2 + c].wrapping_add(i32::from(wv) * i32::from(xv));
                 }
             }
         }
         acc
+    }
+
+    /// Column `c` of a [`ColumnPair`](super::ColumnPair) buffer from `rows` rows of `4 *
+    /// groups` input bytes, `stride` bytes apart from the start of `src`, each byte plus
+    /// `offset` ([`widen4`]): row `r`'s group `g` goes to words `4 * (r * groups + g) + 2 * c`
+    /// and the one after. Rows or groups past the end of `src` or `dst` are left out.
+    #[inline]
+    pub fn widen_rows(src: &[i8], stride: usize, rows: usize, groups: usize, offset: i32, dst: &mut [u32], c: usize) {
+        for r in 0..rows {
+            for g in 0..groups {
+                let Some(b) = src.get(r * stride + 4 * g..).and_then(|s| s.get(..4)) else { continue };
+                let (even, odd) = widen4(u32::from_le_bytes([b[0] as u8, b[1] as u8, b[2] as u8, b[3] as u8]), offset);
+                let at = 4 * (r * groups + g) + 2 * c;
+                if let Some(pair) = dst.get_mut(at..at + 2) {
+                    pair.copy_from_slice(&[even, odd]);
+                }
+            }
+        }
     }
 
     /// Four input bytes (little-endian in `word`) plus `offset`, as two words of 16-bit lanes:
@@ -349,64 +410,112 @@ pub fn dot_row1(x: &[i8], w: &[i8], x_offset: i32, init: i32) -> i32 {
 }
 
 /// Two weight rows against a [`ColumnPair`] buffer ([`portable::mat_2x2`] elsewhere):
-/// `[row 0 · column 0, row 0 · column 1, row 1 · column 0, row 1 · column 1]`. The assembly
-/// loop takes the groups of four taps; the rest is the portable code's. Runs the portable
-/// loop when `cols` holds fewer than `2 * n` values, `w` fewer than `S::BYTES + n` or `S::BYTES >
-/// 4095`.
+/// `init` plus `[row 0 · column 0, row 0 · column 1, row 1 · column 0, row 1 · column 1]`.
+/// The assembly takes the groups of four taps; the rest is the portable code's. When the rows
+/// are `n` taps long (`n == S::BYTES`, a convolution's filter) with at most
+/// [`UNROLLED_GROUPS`] groups, the groups are unrolled
+/// (`.rept`, no loop counter) and each column pair comes in one `LDRD`: 16 instructions per
+/// 16 multiply-adds; otherwise a loop of 20. Runs the portable loop when `cols` holds fewer
+/// than `n` words, `w` fewer than `S::BYTES + n` bytes or `S::BYTES > 4095`.
 #[cfg(tinytrain_dsp)]
 #[must_use]
 #[inline]
-#[allow(unsafe_code)]
-pub fn mat_2x2<S: RowStride>(cols: &[i16], w: &[i8], n: usize) -> [i32; 4] {
+#[allow(unsafe_code, clippy::too_many_lines)] // the unrolled and the looped kernel, side by side
+pub fn mat_2x2<S: RowStride>(cols: &[u32], w: &[i8], n: usize, init: [i32; 4]) -> [i32; 4] {
     let fits = const { S::BYTES <= MAX_OFFSET };
     let groups = n / 4;
-    if !fits || groups == 0 || cols.len() < 2 * n || w.len() < S::BYTES + n {
-        return portable::mat_2x2::<S>(cols, w, n);
+    if !fits || groups == 0 || cols.len() < n || w.len() < S::BYTES + n {
+        return portable::mat_2x2::<S>(cols, w, n, init);
     }
-    let (mut a00, mut a01, mut a10, mut a11) = (0i32, 0i32, 0i32, 0i32);
-    let (mut cp, mut wp, mut count) = (cols.as_ptr(), w.as_ptr(), groups);
-    // SAFETY: reads 8 * groups <= 2 * n i16 from cols and 4 * groups <= n bytes of each row
-    // (rows at w and w + S::BYTES, inside w as checked).
-    unsafe {
-        core::arch::asm!(
-            "2:",
-            "ldr {w1b}, [{wp}, #{s1}]",
-            "sxtb16 {w1a}, {w1b}",
-            "sxtb16 {w1b}, {w1b}, ror #8",
-            "ldr {w0b}, [{wp}], #4",
-            "sxtb16 {w0a}, {w0b}",
-            "sxtb16 {w0b}, {w0b}, ror #8",
-            "ldr {x}, [{cp}], #4",
-            "smlad {a00}, {w0a}, {x}, {a00}",
-            "smlad {a10}, {w1a}, {x}, {a10}",
-            "ldr {x}, [{cp}], #4",
-            "smlad {a00}, {w0b}, {x}, {a00}",
-            "smlad {a10}, {w1b}, {x}, {a10}",
-            "ldr {x}, [{cp}], #4",
-            "smlad {a01}, {w0a}, {x}, {a01}",
-            "smlad {a11}, {w1a}, {x}, {a11}",
-            "ldr {x}, [{cp}], #4",
-            "smlad {a01}, {w0b}, {x}, {a01}",
-            "smlad {a11}, {w1b}, {x}, {a11}",
-            "subs {n}, {n}, #1",
-            "bne 2b",
-            cp = inout(reg) cp,
-            wp = inout(reg) wp,
-            n = inout(reg) count,
-            x = out(reg) _,
-            w0a = out(reg) _,
-            w0b = out(reg) _,
-            w1a = out(reg) _,
-            w1b = out(reg) _,
-            a00 = inout(reg) a00,
-            a01 = inout(reg) a01,
-            a10 = inout(reg) a10,
-            a11 = inout(reg) a11,
-            s1 = const if S::BYTES <= MAX_OFFSET { S::BYTES } else { 0 },
-            options(pure, readonly, nostack),
-        );
+    let [mut a00, mut a01, mut a10, mut a11] = init;
+    let (mut cp, mut wp) = (cols.as_ptr(), w.as_ptr());
+    let unrolled = const { S::BYTES / 4 <= UNROLLED_GROUPS };
+    if unrolled && n == S::BYTES {
+        // SAFETY: as below, for exactly S::BYTES / 4 = groups groups; LDRD needs the word
+        // alignment a `[u32]` has.
+        unsafe {
+            core::arch::asm!(
+                ".rept {groups}",
+                "ldr {w1b}, [{wp}, #{s1}]",
+                "sxtb16 {w1a}, {w1b}",
+                "sxtb16 {w1b}, {w1b}, ror #8",
+                "ldr {w0b}, [{wp}], #4",
+                "sxtb16 {w0a}, {w0b}",
+                "sxtb16 {w0b}, {w0b}, ror #8",
+                "ldrd {x0}, {x1}, [{cp}], #8",
+                "smlad {a00}, {w0a}, {x0}, {a00}",
+                "smlad {a10}, {w1a}, {x0}, {a10}",
+                "smlad {a00}, {w0b}, {x1}, {a00}",
+                "smlad {a10}, {w1b}, {x1}, {a10}",
+                "ldrd {x0}, {x1}, [{cp}], #8",
+                "smlad {a01}, {w0a}, {x0}, {a01}",
+                "smlad {a11}, {w1a}, {x0}, {a11}",
+                "smlad {a01}, {w0b}, {x1}, {a01}",
+                "smlad {a11}, {w1b}, {x1}, {a11}",
+                ".endr",
+                cp = inout(reg) cp,
+                wp = inout(reg) wp,
+                x0 = out(reg) _,
+                x1 = out(reg) _,
+                w0a = out(reg) _,
+                w0b = out(reg) _,
+                w1a = out(reg) _,
+                w1b = out(reg) _,
+                a00 = inout(reg) a00,
+                a01 = inout(reg) a01,
+                a10 = inout(reg) a10,
+                a11 = inout(reg) a11,
+                groups = const if S::BYTES / 4 <= UNROLLED_GROUPS { S::BYTES / 4 } else { 1 },
+                s1 = const if S::BYTES <= MAX_OFFSET { S::BYTES } else { 0 },
+                options(pure, readonly, nostack, preserves_flags),
+            );
+        }
+    } else {
+        let mut count = groups;
+        // SAFETY: reads 4 * groups <= n words from cols and 4 * groups <= n bytes of each row
+        // (rows at w and w + S::BYTES, inside w as checked).
+        unsafe {
+            core::arch::asm!(
+                "2:",
+                "ldr {w1b}, [{wp}, #{s1}]",
+                "sxtb16 {w1a}, {w1b}",
+                "sxtb16 {w1b}, {w1b}, ror #8",
+                "ldr {w0b}, [{wp}], #4",
+                "sxtb16 {w0a}, {w0b}",
+                "sxtb16 {w0b}, {w0b}, ror #8",
+                "ldr {x}, [{cp}], #4",
+                "smlad {a00}, {w0a}, {x}, {a00}",
+                "smlad {a10}, {w1a}, {x}, {a10}",
+                "ldr {x}, [{cp}], #4",
+                "smlad {a00}, {w0b}, {x}, {a00}",
+                "smlad {a10}, {w1b}, {x}, {a10}",
+                "ldr {x}, [{cp}], #4",
+                "smlad {a01}, {w0a}, {x}, {a01}",
+                "smlad {a11}, {w1a}, {x}, {a11}",
+                "ldr {x}, [{cp}], #4",
+                "smlad {a01}, {w0b}, {x}, {a01}",
+                "smlad {a11}, {w1b}, {x}, {a11}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                cp = inout(reg) cp,
+                wp = inout(reg) wp,
+                n = inout(reg) count,
+                x = out(reg) _,
+                w0a = out(reg) _,
+                w0b = out(reg) _,
+                w1a = out(reg) _,
+                w1b = out(reg) _,
+                a00 = inout(reg) a00,
+                a01 = inout(reg) a01,
+                a10 = inout(reg) a10,
+                a11 = inout(reg) a11,
+                s1 = const if S::BYTES <= MAX_OFFSET { S::BYTES } else { 0 },
+                options(pure, readonly, nostack),
+            );
+        }
+        let _ = count;
     }
-    let _ = (cp, wp, count);
+    let _ = (cp, wp);
     let n4 = groups * 4;
     if n4 == n {
         return [a00, a01, a10, a11];
@@ -416,12 +525,148 @@ pub fn mat_2x2<S: RowStride>(cols: &[i16], w: &[i8], n: usize) -> [i32; 4] {
     for (r, row) in [&w[n4..n], &w[S::BYTES + n4..S::BYTES + n]].into_iter().enumerate() {
         for (j, &wv) in row.iter().enumerate() {
             for c in 0..2 {
-                let xv = cols[ColumnPair::slot(n, c, n4 + j)];
+                let xv = ColumnPair::get(cols, n, c, n4 + j);
                 acc[r * 2 + c] = acc[r * 2 + c].wrapping_add(i32::from(wv) * i32::from(xv));
             }
         }
     }
     acc
+}
+
+/// [`portable::widen_rows`]: per group of four taps one load, two `SXTAB16` and one `STRD`
+/// (five instructions with the loop's when groups come in pairs, six otherwise). Runs the portable loop when `src` or `dst` is too short,
+/// `c` is not 0 or 1, or `offset` is outside [`OFFSETS`].
+#[cfg(tinytrain_dsp)]
+#[inline]
+#[allow(unsafe_code)]
+pub fn widen_rows(src: &[i8], stride: usize, rows: usize, groups: usize, offset: i32, dst: &mut [u32], c: usize) {
+    let needed_src = rows.checked_sub(1).and_then(|r| r.checked_mul(stride)).and_then(|b| b.checked_add(4 * groups));
+    let fits = needed_src.is_some_and(|b| b <= src.len())
+        && rows.checked_mul(groups).is_some_and(|w| w.checked_mul(4).is_some_and(|w| w <= dst.len()))
+        && c < 2
+        && rows > 0
+        && groups > 0
+        && stride >= 4 * groups
+        && OFFSETS.contains(&offset);
+    if !fits {
+        portable::widen_rows(src, stride, rows, groups, offset, dst, c);
+        return;
+    }
+    let (mut sp, mut dp, mut r) = (src.as_ptr(), dst.as_mut_ptr().wrapping_add(2 * c), rows);
+    if groups.is_multiple_of(2) {
+        // SAFETY: as below; two groups per iteration.
+        unsafe {
+            core::arch::asm!(
+                "2:",
+                "mov {g}, {pairs}",
+                "3:",
+                "ldr {t}, [{sp}], #4",
+                "sxtab16 {e}, {off}, {t}",
+                "sxtab16 {t}, {off}, {t}, ror #8",
+                "strd {e}, {t}, [{dp}], #16",
+                "ldr {t}, [{sp}], #4",
+                "sxtab16 {e}, {off}, {t}",
+                "sxtab16 {t}, {off}, {t}, ror #8",
+                "strd {e}, {t}, [{dp}], #16",
+                "subs {g}, {g}, #1",
+                "bne 3b",
+                "add {sp}, {sp}, {skip}",
+                "subs {r}, {r}, #1",
+                "bne 2b",
+                sp = inout(reg) sp,
+                dp = inout(reg) dp,
+                r = inout(reg) r,
+                g = out(reg) _,
+                pairs = in(reg) groups / 2,
+                skip = in(reg) stride - 4 * groups,
+                off = in(reg) offset_pair(offset),
+                t = out(reg) _,
+                e = out(reg) _,
+                options(nostack),
+            );
+        }
+    } else {
+        // SAFETY: reads rows - 1 strides plus 4 * groups bytes from src and writes words 4k +
+        // 2c and 4k + 2c + 1 for k < rows * groups, inside dst (checked above; `dst` is a
+        // `[u32]`, aligned for STRD).
+        unsafe {
+            core::arch::asm!(
+                "2:",
+                "mov {g}, {groups}",
+                "3:",
+                "ldr {t}, [{sp}], #4",
+                "sxtab16 {e}, {off}, {t}",
+                "sxtab16 {t}, {off}, {t}, ror #8",
+                "strd {e}, {t}, [{dp}], #16",
+                "subs {g}, {g}, #1",
+                "bne 3b",
+                "add {sp}, {sp}, {skip}",
+                "subs {r}, {r}, #1",
+                "bne 2b",
+                sp = inout(reg) sp,
+                dp = inout(reg) dp,
+                r = inout(reg) r,
+                g = out(reg) _,
+                groups = in(reg) groups,
+                skip = in(reg) stride - 4 * groups,
+                off = in(reg) offset_pair(offset),
+                t = out(reg) _,
+                e = out(reg) _,
+                options(nostack),
+            );
+        }
+    }
+    let _ = (sp, dp, r);
+}
+
+/// Most groups of four taps [`widen_window`] unrolls.
+pub const UNROLLED_WINDOW: usize = 64;
+
+/// [`widen_rows`] for a window known at compile time: `S::ROWS` rows of `S::GROUPS` groups.
+/// Up to [`UNROLLED_WINDOW`] groups in all it is unrolled (`.rept`): four instructions per
+/// group and one per row, no loop.
+#[inline]
+#[allow(unsafe_code)]
+pub fn widen_window<S: Window>(src: &[i8], stride: usize, offset: i32, dst: &mut [u32], c: usize) {
+    #[cfg(tinytrain_dsp)]
+    {
+        let (rows, groups) = (S::ROWS, S::GROUPS);
+        let unrolled = const { S::ROWS * S::GROUPS <= UNROLLED_WINDOW && S::ROWS > 0 && S::GROUPS > 0 };
+        let fits = (rows - 1).checked_mul(stride).is_some_and(|b| b + 4 * groups <= src.len())
+            && rows * groups * 4 <= dst.len()
+            && c < 2
+            && stride >= 4 * groups
+            && OFFSETS.contains(&offset);
+        if unrolled && fits {
+            let (mut sp, mut dp) = (src.as_ptr(), dst.as_mut_ptr().wrapping_add(2 * c));
+            // SAFETY: as in widen_rows, for S::ROWS rows of S::GROUPS groups (checked above).
+            unsafe {
+                core::arch::asm!(
+                    ".rept {rows}",
+                    ".rept {groups}",
+                    "ldr {t}, [{sp}], #4",
+                    "sxtab16 {e}, {off}, {t}",
+                    "sxtab16 {t}, {off}, {t}, ror #8",
+                    "strd {e}, {t}, [{dp}], #16",
+                    ".endr",
+                    "add {sp}, {sp}, {skip}",
+                    ".endr",
+                    sp = inout(reg) sp,
+                    dp = inout(reg) dp,
+                    skip = in(reg) stride - 4 * groups,
+                    off = in(reg) offset_pair(offset),
+                    t = out(reg) _,
+                    e = out(reg) _,
+                    rows = const if S::ROWS * S::GROUPS <= UNROLLED_WINDOW { S::ROWS } else { 1 },
+                    groups = const if S::ROWS * S::GROUPS <= UNROLLED_WINDOW { S::GROUPS } else { 1 },
+                    options(nostack, preserves_flags),
+                );
+            }
+            let _ = (sp, dp);
+            return;
+        }
+    }
+    widen_rows(src, stride, S::ROWS, S::GROUPS, offset, dst, c);
 }
 
 /// Four input bytes plus `offset` as two words of 16-bit lanes, `(bytes 0 and 2, bytes 1
@@ -484,13 +729,13 @@ mod tests {
             let xs: [[i8; 80]; 2] = core::array::from_fn(|_| core::array::from_fn(|_| rng.next_u32() as i8));
             let w: [i8; 200] = core::array::from_fn(|_| rng.next_u32() as i8);
             let offset = 17;
-            let mut cols = [0i16; 160];
+            let mut cols = [0u32; 80];
             for (c, x) in xs.iter().enumerate() {
-                for p in 0..n {
-                    cols[ColumnPair::slot(n, c, p)] = i16::from(x[p]) + offset as i16;
+                for (p, &v) in x.iter().take(n).enumerate() {
+                    ColumnPair::set(&mut cols, n, c, p, i16::from(v) + offset as i16);
                 }
             }
-            let got = portable::mat_2x2::<Stride<90>>(&cols[..2 * n], &w, n);
+            let got = portable::mat_2x2::<Stride<90>>(&cols[..n], &w, n, [0; 4]);
             let want = [
                 portable::dot_row1(&xs[0][..n], &w, offset, 0),
                 portable::dot_row1(&xs[1][..n], &w, offset, 0),
@@ -498,7 +743,7 @@ mod tests {
                 portable::dot_row1(&xs[1][..n], &w[90..], offset, 0),
             ];
             assert_eq!(got, want, "n={n}");
-            assert_eq!(mat_2x2::<Stride<90>>(&cols[..2 * n], &w, n), want);
+            assert_eq!(mat_2x2::<Stride<90>>(&cols[..n], &w, n, [0; 4]), want);
         }
     }
 }

@@ -116,24 +116,68 @@ pub const fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i3
 /// `-31..=30`, `y = (x * 2^max(shift, 0) * multiplier + 2^30) >> 31` in 64 bits
 /// (`SaturatingRoundingDoublingHighMul`: its nudge and truncating division are one floor; `y`
 /// stays within `(i32::MIN, i32::MAX)`), then `RoundingDivideByPOT(y, e)` as
-/// `(((y - [y < 0]) >> (e - 1)) + 1) >> 1` (ties away from zero in two shifts). Other arguments take
-/// [`multiply_by_quantized_multiplier`] itself. About ten instructions on a Cortex-M4 instead
-/// of thirty.
+/// `(((y - [y < 0]) >> (e - 1)) + 1) >> 1` (ties away from zero in two shifts). Other arguments
+/// take [`multiply_by_quantized_multiplier`] itself. About ten instructions on a Cortex-M4
+/// instead of thirty.
 #[must_use]
 #[inline]
-pub const fn multiply_by_quantized_multiplier_fast(x: i32, multiplier: i32, shift: i32) -> i32 {
-    if multiplier < 0 || shift < -31 || shift > 30 {
-        return multiply_by_quantized_multiplier(x, multiplier, shift);
+pub fn multiply_by_quantized_multiplier_fast(x: i32, multiplier: i32, shift: i32) -> i32 {
+    multiply_by_quantized_multiplier_plus(x, multiplier, shift, 0)
+}
+
+/// [`multiply_by_quantized_multiplier_fast`]` + offset` (wrapping, as the kernels add the
+/// output zero point). For `shift <= -2` and `|offset| < 2^24` the offset rides in the last
+/// rounding: `(((y - [y < 0]) >> (e - 1)) + 1 + 2 * offset) >> 1`.
+#[must_use]
+#[inline]
+pub fn multiply_by_quantized_multiplier_plus(x: i32, multiplier: i32, shift: i32, offset: i32) -> i32 {
+    if multiplier < 0 || !(-31..=30).contains(&shift) {
+        return multiply_by_quantized_multiplier(x, multiplier, shift).wrapping_add(offset);
     }
     let left = if shift > 0 { shift } else { 0 };
-    let a = x.wrapping_shl(left as u32);
-    let y = ((a as i64 * multiplier as i64 + (1 << 30)) >> 31) as i32;
+    let y = doubling_high(x.wrapping_shl(left.cast_unsigned()), multiplier);
     if shift >= 0 {
-        y
-    } else {
-        let e = -shift;
-        (((y + (y >> 31)) >> (e - 1)) + 1) >> 1
+        return y.wrapping_add(offset);
     }
+    // e >= 1; (y - [y < 0]) >> (e - 1) is within 2^30 for e >= 2.
+    let e = -shift;
+    let halved = (y + (y >> 31)) >> (e - 1);
+    if e >= 2 && offset.unsigned_abs() < 1 << 24 {
+        (halved + 1 + 2 * offset) >> 1
+    } else {
+        ((halved + 1) >> 1).wrapping_add(offset)
+    }
+}
+
+/// `(a * multiplier + 2^30) >> 31` for a non-negative multiplier (never overflows then).
+#[cfg(not(tinytrain_dsp))]
+#[inline]
+fn doubling_high(a: i32, multiplier: i32) -> i32 {
+    ((a as i64 * multiplier as i64 + (1 << 30)) >> 31) as i32
+}
+
+/// `(a * multiplier + 2^30) >> 31`: one `SMLAL` onto 2^30 and a funnel of the two words.
+#[cfg(tinytrain_dsp)]
+#[inline]
+#[allow(unsafe_code)]
+fn doubling_high(a: i32, multiplier: i32) -> i32 {
+    let y: i32;
+    // SAFETY: register-only arithmetic.
+    unsafe {
+        core::arch::asm!(
+            "mov {lo}, #0x40000000",
+            "mov {hi}, #0",
+            "smlal {lo}, {hi}, {a}, {m}",
+            "lsr {lo}, {lo}, #31",
+            "orr {hi}, {lo}, {hi}, lsl #1",
+            a = in(reg) a,
+            m = in(reg) multiplier,
+            lo = out(reg) _,
+            hi = out(reg) y,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    y
 }
 
 /// `x * multiplier * 2^(shift - 31)` with one rounding (half up):
@@ -369,6 +413,13 @@ mod tests {
                         multiply_by_quantized_multiplier(x, m, s),
                         "x={x} m={m} shift={s}"
                     );
+                    for offset in [-128, 5, 127, (1 << 24) - 1, 1 << 24, i32::MIN, i32::MAX] {
+                        assert_eq!(
+                            multiply_by_quantized_multiplier_plus(x, m, s, offset),
+                            multiply_by_quantized_multiplier(x, m, s).wrapping_add(offset),
+                            "x={x} m={m} shift={s} offset={offset}"
+                        );
+                    }
                 }
             }
         }
@@ -380,10 +431,16 @@ mod tests {
                 _ => (1 << 30) + (rng.next_u32() >> 2).cast_signed(),
             };
             let s = (rng.next_u32() % 40).cast_signed() - 33;
+            let offset = (rng.next_u32() % 256).cast_signed() - 128;
             assert_eq!(
                 multiply_by_quantized_multiplier_fast(x, m, s),
                 multiply_by_quantized_multiplier(x, m, s),
                 "x={x} m={m} shift={s}"
+            );
+            assert_eq!(
+                multiply_by_quantized_multiplier_plus(x, m, s, offset),
+                multiply_by_quantized_multiplier(x, m, s).wrapping_add(offset),
+                "x={x} m={m} shift={s} offset={offset}"
             );
         }
     }

@@ -61,9 +61,9 @@ pub use conv_layers::{Int8Conv2d, Int8DepthwiseConv2d};
 pub use exact::ExactScale;
 pub use fixedpoint::{
     multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_fast,
-    multiply_by_quantized_multiplier_greater_than_one, multiply_by_quantized_multiplier_single_rounding,
-    multiply_by_quantized_multiplier_smaller_than_one_exp, rounding_divide_by_pot,
-    saturating_rounding_doubling_high_mul,
+    multiply_by_quantized_multiplier_greater_than_one, multiply_by_quantized_multiplier_plus,
+    multiply_by_quantized_multiplier_single_rounding, multiply_by_quantized_multiplier_smaller_than_one_exp,
+    rounding_divide_by_pot, saturating_rounding_doubling_high_mul,
 };
 pub use fully_connected::{FullyConnectedParams, fully_connected};
 pub use layers::{Int8AvgPool2d, Int8Chain, Int8Dense, Int8Layer, Int8MaxPool2d, Int8Softmax, OutputScale};

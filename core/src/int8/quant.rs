@@ -44,8 +44,15 @@ impl QuantizedMultiplier {
     /// as [`multiply_by_quantized_multiplier_fast`]).
     #[must_use]
     #[inline]
-    pub const fn apply(self, x: i32) -> i32 {
+    pub fn apply(self, x: i32) -> i32 {
         multiply_by_quantized_multiplier_fast(x, self.multiplier, self.shift)
+    }
+
+    /// `apply(x) + offset` ([`multiply_by_quantized_multiplier_plus`](super::fixedpoint::multiply_by_quantized_multiplier_plus)).
+    #[must_use]
+    #[inline]
+    pub fn apply_plus(self, x: i32, offset: i32) -> i32 {
+        super::fixedpoint::multiply_by_quantized_multiplier_plus(x, self.multiplier, self.shift, offset)
     }
 }
 

@@ -137,6 +137,11 @@ impl Rescale for QuantizedMultiplier {
     fn rescale(&self, acc: i32, _channel: usize) -> i32 {
         self.apply(acc)
     }
+
+    #[inline]
+    fn rescale_plus(&self, acc: i32, _channel: usize, output_offset: i32) -> i32 {
+        self.apply_plus(acc, output_offset)
+    }
 }
 
 impl Rescale for ExactScale {
@@ -155,6 +160,11 @@ impl<const O: usize> Rescale for &[QuantizedMultiplier; O] {
     #[inline]
     fn rescale(&self, acc: i32, channel: usize) -> i32 {
         self.get(channel).map_or(0, |m| m.apply(acc))
+    }
+
+    #[inline]
+    fn rescale_plus(&self, acc: i32, channel: usize, output_offset: i32) -> i32 {
+        self.get(channel).map_or(output_offset, |m| m.apply_plus(acc, output_offset))
     }
 }
 
