@@ -46,7 +46,7 @@ fn generated_statics_are_what_pretraining_and_quantising_give() {
 /// The same convolution on the TFLite reference kernel wrapper.
 fn reference_conv<const H: usize, const W: usize, const CI: usize, const CO: usize, const K: usize, const HO: usize>(
     c: &QuantConv,
-) -> Int8Conv2d<'static, H, W, CI, CO, K, 2, HO, HO> {
+) -> Int8Conv2d<'static, H, W, CI, CO, K, K, 2, 2, HO, HO> {
     let mut w = Box::new([[[[0i8; CI]; K]; K]; CO]);
     w.as_flattened_mut().as_flattened_mut().as_flattened_mut().copy_from_slice(&c.weight);
     Int8Conv2d {

@@ -292,7 +292,7 @@ mod tests {
             let (activation_min, activation_max) =
                 if round % 2 == 0 { (-128, 127) } else { (output_offset.max(-128), 127) };
             let w8 = Box::new(w8);
-            let reference: Int8Conv2d<'_, H, W, CI, CO, K, S, HO, WO> = Int8Conv2d {
+            let reference: Int8Conv2d<'_, H, W, CI, CO, K, K, S, S, HO, WO> = Int8Conv2d {
                 weight: &w8,
                 bias: Some(&bias),
                 input_offset,

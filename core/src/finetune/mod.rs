@@ -67,15 +67,19 @@ impl<
     const W: usize,
     const CI: usize,
     const CO: usize,
-    const K: usize,
-    const S: usize,
+    const KH: usize,
+    const KW: usize,
+    const SH: usize,
+    const SW: usize,
     const HO: usize,
     const WO: usize,
-> Int8Footprint for Int8Conv2d<'_, H, W, CI, CO, K, S, HO, WO>
+    R,
+> Int8Footprint for Int8Conv2d<'_, H, W, CI, CO, KH, KW, SH, SW, HO, WO, R>
 {
     // Weights, an i32 bias and a (multiplier, shift) pair per output channel.
-    const FLASH_BYTES: usize = CO * K * K * CI + 4 * CO + 8 * CO;
-    const STACK_BYTES: usize = 0;
+    const FLASH_BYTES: usize = CO * KH * KW * CI + 4 * CO + 8 * CO;
+    // Its scratch: two im2col columns of 16-bit taps and the padded strip of input rows.
+    const STACK_BYTES: usize = 4 * KH * KW * CI + 2 * KH * W * CI;
 }
 
 impl<A: Int8Footprint, B: Int8Footprint, const MID: usize> Int8Footprint for Int8Chain<A, B, MID> {
@@ -526,7 +530,7 @@ mod tests {
         };
         static W: [[[[i8; 1]; 1]; 1]; 1] = [[[[2]]]];
         static M: [QuantizedMultiplier; 1] = [QuantizedMultiplier { multiplier: 1 << 30, shift: 0 }];
-        let conv: Int8Conv2d<'_, 2, 2, 1, 1, 1, 1, 2, 2> = Int8Conv2d {
+        let conv: Int8Conv2d<'_, 2, 2, 1, 1, 1, 1, 1, 1, 2, 2> = Int8Conv2d {
             weight: &W,
             bias: None,
             input_offset: 128,
@@ -543,6 +547,9 @@ mod tests {
         let mut f = [0f32; 4];
         b.dequantize(&q, &mut f);
         assert_eq!(f, [0.0, 0.5, 50.0, 127.5]);
-        assert_eq!(Backbone::<'static, Int8Conv2d<'static, 2, 2, 1, 1, 1, 1, 2, 2>, 4, 4>::FLASH_BYTES, 1 + 12 + 256);
+        assert_eq!(
+            Backbone::<'static, Int8Conv2d<'static, 2, 2, 1, 1, 1, 1, 1, 1, 2, 2>, 4, 4>::FLASH_BYTES,
+            1 + 12 + 256
+        );
     }
 }
