@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Firmware CI: installs what is missing, builds the QEMU and STM32F411 binaries, lints them for
-# thumbv7em-none-eabihf, runs the on-target tests and the training firmware in QEMU, checks the
-# flash and RAM budgets, and checks that the firmware and the host simulator agree bit for bit.
+# thumbv7em-none-eabihf, runs the on-target tests, the training firmware and the int8 inference
+# firmware in QEMU, checks the flash and RAM budgets, and checks that the firmware and the host
+# simulator agree bit for bit.
 # Ends with one line `firmware: N passed, M failed`; exits non-zero when a check failed.
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -198,6 +199,53 @@ kernels() {
 }
 check "Cortex-M4F kernels: instructions per call against the portable code (qemu_kernels)" kernels
 
+SINE_INT8="$FIRMWARE/target/thumbv7em-none-eabihf/release/sine_int8"
+int8_sine() {
+  cargo build --release --bin sine_int8 --bin sine_bare || return 1
+  ./qemu-run.sh "$SINE_INT8" 2>&1 | tee "$LOG/sine_int8.txt"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || return 1
+  [ -n "$SIZE" ] || { echo "no size tool"; return 1; }
+  "$SIZE" "$SINE_INT8" "$SINE_BARE"
+  read -r st sd _ < <("$SIZE" "$SINE_INT8" | awk 'NR==2 {print $1, $2, $3}')
+  read -r bt bd _ < <("$SIZE" "$SINE_BARE" | awk 'NR==2 {print $1, $2}')
+  I8_FLASH=$((st + sd)); I8_SHARE=$((st + sd - bt - bd))
+  I8_RAM=$(( $(sed -n 's/.*static_ram=\([0-9]*\).*/\1/p' "$LOG/sine_int8.txt") + $(sed -n 's/.*stack_used=\([0-9]*\).*/\1/p' "$LOG/sine_int8.txt") ))
+  I8_INSTR=$(sed -n 's/.*instructions_per_inference=\([0-9]*\).*/\1/p' "$LOG/sine_int8.txt")
+  echo "int8 sine firmware: flash $I8_FLASH bytes (budget 12288), RAM $I8_RAM bytes (budget 2048)"
+  [ "$I8_FLASH" -lt 12288 ] && [ "$I8_RAM" -lt 2048 ]
+}
+I8_FLASH="?"; I8_SHARE="?"; I8_RAM="?"; I8_INSTR="?"
+check "int8 sine (hello_world_int8.tflite as Rust), inference only: runs, outputs within 0.25 of sin(x), flash < 12 KiB, RAM < 2 KiB" int8_sine
+
+I8_ALL="$FIRMWARE/target/thumbv7em-none-eabihf/release/hello_world_int8"
+int8_sines() {
+  cargo build --release --bin hello_world_int8 || return 1
+  ./qemu-run.sh "$I8_ALL" 2>&1 | tee "$LOG/int8_sines.txt" | grep -v "^TT-I8 "
+  [ "${PIPESTATUS[0]}" -eq 0 ] && [ "$(grep -c "^TT-I8-DONE " "$LOG/int8_sines.txt")" -eq 4 ]
+}
+check "int8 sine networks on all 256 inputs (our sine; hello_world with TensorFlow's rule in integers, TFLM's rule, TensorFlow's rule in f64)" int8_sines
+
+SPEECH="$FIRMWARE/target/thumbv7em-none-eabihf/release/micro_speech"
+micro_speech() {
+  cargo build --release --bin micro_speech || return 1
+  ./qemu-run.sh "$SPEECH" 2>&1 | tee "$LOG/micro_speech.txt" | grep -v "^TT-I8 "
+  [ "${PIPESTATUS[0]}" -eq 0 ] && grep -q "^TT-MICRO-SPEECH " "$LOG/micro_speech.txt" || return 1
+  [ -n "$SIZE" ] || { echo "no size tool"; return 1; }
+  "$SIZE" "$SPEECH"
+  read -r st sd _ < <("$SIZE" "$SPEECH" | awk 'NR==2 {print $1, $2, $3}')
+  MS_FLASH=$((st + sd))
+  MS_RAM=$(( $(sed -n 's/^TT-MICRO-SPEECH .*static_ram=\([0-9]*\).*/\1/p' "$LOG/micro_speech.txt") + $(sed -n 's/^TT-MICRO-SPEECH .*stack_used=\([0-9]*\).*/\1/p' "$LOG/micro_speech.txt") ))
+  echo "micro_speech firmware: flash $MS_FLASH bytes (budget 524288), RAM $MS_RAM bytes (budget 131072)"
+  [ "$MS_FLASH" -lt 524288 ] && [ "$MS_RAM" -lt 131072 ]
+}
+MS_FLASH="?"; MS_RAM="?"
+check "int8 micro_speech in QEMU: the 100 fixture inputs, flash < 512 KiB, RAM < 128 KiB" micro_speech
+
+int8_identical() {
+  (cd "$ROOT" && TINYTRAIN_REQUIRE_QEMU=1 cargo test -p tinytrain-sim --test firmware_int8 -- --nocapture)
+}
+check "int8 firmware and host bit-identical: every printed output against the host interpreter (TensorFlow's outputs on micro_speech's fixture), generated sources current" int8_identical
+
 identical() {
   (cd "$ROOT" && TINYTRAIN_REQUIRE_QEMU=1 cargo test -p tinytrain-sim --test firmware -- --nocapture)
 }
@@ -244,6 +292,24 @@ if [ -f "$LOG/waves.txt" ]; then
     "waves-cnn1d: params CRC-32" "$(wfield TT-DONE params_crc)"
 fi
 
+if [ -f "$LOG/sine_int8.txt" ]; then
+  printf '%-46s %s\n' "int8 sine (hello_world_int8): flash" "$I8_FLASH bytes (target < 12288)" \
+    "int8 sine: RAM (statics + stack)" "$I8_RAM bytes (target < 2048)" \
+    "int8 sine model's share of flash (vs sine_bare)" "$I8_SHARE bytes (target <= 1000)" \
+    "int8 sine: instructions per inference" "$I8_INSTR (target <= 1000)"
+fi
+if [ -f "$LOG/int8_sines.txt" ]; then
+  grep "^TT-I8-DONE " "$LOG/int8_sines.txt" | sed -E 's/^TT-I8-DONE model=([a-z_]+) .*outputs_crc=(0x[0-9a-f]+) instructions_per_inference=([0-9]+).*$/int8 \1: \3 instructions per inference (forward only), outputs CRC \2/'
+fi
+if [ -f "$LOG/micro_speech.txt" ]; then
+  m() { grep "^TT-MICRO-SPEECH " "$LOG/micro_speech.txt" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -1; }
+  per_mac() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }'; }
+  printf '%-46s %s\n' "micro_speech: flash (text + data)" "$MS_FLASH bytes" \
+    "micro_speech: RAM (statics + stack)" "$MS_RAM bytes (stack $(m stack_used) B)" \
+    "micro_speech: instructions per inference" "$(m instructions_per_inference) for $(m macs) MACs: $(per_mac "$(m instructions_per_inference)" "$(m macs)") per MAC (aim <= 1.5)" \
+    "micro_speech: convolution / dense / softmax" "$(m conv) ($(per_mac "$(m conv)" "$(m conv_macs)") per MAC) / $(m dense) ($(per_mac "$(m dense)" "$(m dense_macs)") per MAC) / $(m softmax)" \
+    "micro_speech: outputs CRC-32" "$(grep '^TT-I8-DONE ' "$LOG/micro_speech.txt" | tr ' ' '\n' | sed -n 's/^outputs_crc=//p')"
+fi
 if [ -f "$LOG/kernels.txt" ]; then
   grep "^TT-KERNEL " "$LOG/kernels.txt" | sed -E 's/^TT-KERNEL name=(.*) macs=([0-9]+) portable=([0-9]+) kernel=([0-9]+) portable_per_mac=([0-9.]+) kernel_per_mac=([0-9.]+)$/\1: \4 instructions (portable \3), \6 per MAC or value/'
 fi
