@@ -15,9 +15,14 @@
 //!   [`lookup`] (LOGISTIC, TANH), [`add`], [`quantize`], [`dequantize`]. They check every
 //!   length and return [`Error`](crate::Error) instead of panicking; integer overflow wraps as
 //!   it does in TFLite's C++ on real hardware;
-//! - const-generic layers over them ([`Int8Dense`], [`Int8Conv2d`], [`Int8DepthwiseConv2d`],
-//!   chained with [`Int8Chain`]) for networks known at compile time, weights borrowed from
-//!   `static`s in flash.
+//! - const-generic layers for networks known at compile time ([`Int8Dense`], [`Int8Conv2d`],
+//!   [`Int8DepthwiseConv2d`], [`Int8MaxPool2d`], [`Int8AvgPool2d`], [`Int8Softmax`], chained
+//!   with [`Int8Chain`]), weights borrowed from `static`s in flash, the requantisation chosen
+//!   by type ([`Rescale`]); `tinytrain-sim import model.tflite --rust` writes them. They give
+//!   the slice kernels' bits through [`dsp`]: Cortex-M4 inline assembly (`SMLAD`, `SXTB16`)
+//!   on `thumbv7em`, portable twins elsewhere;
+//! - [`ExactScale`]: TensorFlow's `f64` FULLY_CONNECTED requantisation as one 32 x 32 multiply,
+//!   proven equal on every accumulator once clamped.
 //!
 //! Rounding: TFLite's default build (PyPI wheels) uses the double-rounding
 //! `MultiplyByQuantizedMultiplier` ([`multiply_by_quantized_multiplier`]); CONV_2D,
