@@ -27,7 +27,8 @@
 //! Modules form layers with arrows pointing one way: leaves that know nothing of the registry
 //! (`idx`, `datasets`, `flash`, `board`, `interop`, `optimizers`, `spec`, `text`, `split`,
 //! `csvlog`, `atomic`, `resume`, `plot`), then the work
-//! (`run`, `predict`, `session`, `tasks`, `qemu`, taking a [`spec::ModelSpec`]), then [`models`] (the
+//! (`run`, `predict`, `session`, `tasks`, `qemu`, `finetune`, taking a [`spec::ModelSpec`] or a
+//! scenario), then [`models`] (the
 //! registry) and [`cli`] on top.
 //!
 //! ```no_run

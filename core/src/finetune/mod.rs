@@ -12,6 +12,8 @@
 //! - [`Replay`]: a `heapless::HistoryBuf` of the most recent samples' int8 *features* and
 //!   labels, so replaying a sample against forgetting costs no backbone pass.
 //! - [`FineTuneSummary`]: the memory budget, with the replay buffer's and the queue's share.
+//! - [`Int8Conv2dValid`], [`Int8MaxPool2d`]: backbone layers for the Cortex-M4 (dual 16-bit
+//!   multiply-accumulates), bit-identical to the TFLite reference kernels of [`crate::int8`].
 //!
 //! ```
 //! use tinytrain::finetune::{Feature, Inlet, Replay, StreamCounters};
