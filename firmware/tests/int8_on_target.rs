@@ -70,8 +70,8 @@ mod tests {
     use tinytrain::int8::dsp::{self, ColumnPair, FilterTaps, Stride, portable};
     use tinytrain::int8::{
         ConvParams, ExactScale, FullyConnectedParams, Int8Conv2d, Int8Dense, Int8Layer, OutputScale,
-        QuantizedMultiplier, Requant, Shape4, conv_2d, fully_connected, multiply_by_quantized_multiplier,
-        multiply_by_quantized_multiplier_plus,
+        QuantizedMultiplier, Requant, Shape4, ShiftedMultiplier, conv_2d, fully_connected,
+        multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_plus,
     };
 
     #[test]
@@ -192,6 +192,11 @@ mod tests {
                         assert_eq!(a, b);
                     }
                 }
+                for (start, len) in [(0, 40), (3, 41), (1, 7), (5, 200), (2, 0)] {
+                    let mut copied = [0x11i8; 256];
+                    dsp::copy_bytes(&src[start..start + len], &mut copied[1..]);
+                    assert!(copied[1..=len] == src[start..start + len] && copied[0] == 0x11 && copied[len + 1] == 0x11);
+                }
                 for c in 0..2 {
                     let (mut a, mut b) = ([0u32; 80], [0u32; 80]);
                     dsp::widen_window::<FilterTaps<10, 8, 1>>(&src[3..], 47, offset, &mut a, c);
@@ -258,6 +263,20 @@ mod tests {
                 multiply_by_quantized_multiplier(x, m, s).wrapping_add(offset)
             );
             cases += 1;
+        }
+        // The prepared form of the convolutions.
+        for _ in 0..5_000 {
+            let shift = -2 - (rng.next_u32() % 30).cast_signed();
+            let m = QuantizedMultiplier { multiplier: (1 << 30) + (rng.next_u32() >> 2).cast_signed(), shift };
+            let Some(s) = ShiftedMultiplier::new(m) else { defmt::panic!("shift {=i32}", shift) };
+            for acc in [i32::MIN, -1, 0, 1, i32::MAX, rng.next_u32().cast_signed() >> (rng.next_u32() % 32)] {
+                let offset = (rng.next_u32() % 256).cast_signed() - 128;
+                assert_eq!(
+                    s.apply_plus(acc, offset),
+                    multiply_by_quantized_multiplier(acc, m.multiplier, shift) + offset
+                );
+                cases += 1;
+            }
         }
         defmt::info!("multiply_by_quantized_multiplier: {=u32} cases", cases);
     }

@@ -135,7 +135,7 @@ impl<
             match source {
                 Some(source) => {
                     row[..left].fill(zero_point);
-                    row[left..left + inside].copy_from_slice(source);
+                    dsp::copy_bytes(source, &mut row[left..left + inside]);
                     row[left + inside..].fill(zero_point);
                 }
                 None => row.fill(zero_point),

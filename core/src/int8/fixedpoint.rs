@@ -152,7 +152,7 @@ pub fn multiply_by_quantized_multiplier_plus(x: i32, multiplier: i32, shift: i32
 /// `(a * multiplier + 2^30) >> 31` for a non-negative multiplier (never overflows then).
 #[cfg(not(tinytrain_dsp))]
 #[inline]
-fn doubling_high(a: i32, multiplier: i32) -> i32 {
+pub(crate) fn doubling_high(a: i32, multiplier: i32) -> i32 {
     ((a as i64 * multiplier as i64 + (1 << 30)) >> 31) as i32
 }
 
@@ -160,7 +160,7 @@ fn doubling_high(a: i32, multiplier: i32) -> i32 {
 #[cfg(tinytrain_dsp)]
 #[inline]
 #[allow(unsafe_code)]
-fn doubling_high(a: i32, multiplier: i32) -> i32 {
+pub(crate) fn doubling_high(a: i32, multiplier: i32) -> i32 {
     let y: i32;
     // SAFETY: register-only arithmetic.
     unsafe {

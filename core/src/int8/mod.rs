@@ -75,9 +75,9 @@ pub use layers::{Int8AvgPool2d, Int8Chain, Int8Dense, Int8Layer, Int8MaxPool2d, 
 pub use lut::{Lut, logistic_table, lookup, tanh_table};
 pub use pool::{PoolParams, average_pool, max_pool};
 pub use quant::{
-    FusedActivation, Padding, QuantizedMultiplier, activation_range, compute_out_size, compute_padding, dequantize,
-    effective_scale, fully_connected_real_multiplier, per_channel_multipliers, quantize, quantize_multiplier,
-    quantize_multiplier_greater_than_one, quantize_multiplier_smaller_than_one_exp,
+    FusedActivation, Padding, QuantizedMultiplier, ShiftedMultiplier, activation_range, compute_out_size,
+    compute_padding, dequantize, effective_scale, fully_connected_real_multiplier, per_channel_multipliers, quantize,
+    quantize_multiplier, quantize_multiplier_greater_than_one, quantize_multiplier_smaller_than_one_exp,
 };
 pub use requant::{Requant, Rescale, Shape4};
 pub use softmax::{SoftmaxParams, calculate_input_radius, softmax};

@@ -56,6 +56,56 @@ impl QuantizedMultiplier {
     }
 }
 
+/// A [`QuantizedMultiplier`] of a scale below 1/4 (non-negative multiplier, `shift` in
+/// `-31..=-2`: every convolution's, in practice), kept in the form its application needs: the
+/// right shift less one. [`ShiftedMultiplier::apply_plus`] is then TFLite's
+/// `MultiplyByQuantizedMultiplier` plus the output zero point with no range checks: an `SMLAL`,
+/// three shifts and an add (the zero point folded into the last rounding). Made by
+/// [`ShiftedMultiplier::new`], which refuses the multipliers outside that form;
+/// `tinytrain-sim import --rust` writes these tables for CONV_2D when every channel qualifies.
+///
+/// ```
+/// use tinytrain::int8::{QuantizedMultiplier, ShiftedMultiplier};
+/// let m = QuantizedMultiplier::from_real(0.003);
+/// let s = ShiftedMultiplier::new(m).unwrap();
+/// for acc in [-100_000, -3, 0, 7, 123_456] {
+///     assert_eq!(s.apply_plus(acc, -128), m.apply(acc) - 128);
+/// }
+/// assert!(ShiftedMultiplier::new(QuantizedMultiplier::from_real(0.5)).is_none());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ShiftedMultiplier {
+    /// Significand in Q0.31, non-negative.
+    pub multiplier: i32,
+    /// `-shift - 1`, in `1..=30` (only the low five bits are used).
+    pub right_shift_less_one: u32,
+}
+
+impl ShiftedMultiplier {
+    /// `m` in this form, if its multiplier is non-negative and its shift in `-31..=-2`.
+    #[must_use]
+    pub const fn new(m: QuantizedMultiplier) -> Option<Self> {
+        if m.multiplier >= 0 && m.shift <= -2 && m.shift >= -31 {
+            Some(ShiftedMultiplier { multiplier: m.multiplier, right_shift_less_one: (-m.shift - 1).cast_unsigned() })
+        } else {
+            None
+        }
+    }
+
+    /// `MultiplyByQuantizedMultiplier(acc) + offset` (TFLite's default double rounding), for
+    /// `|offset| < 2^24`; other offsets wrap differently. Equal to
+    /// [`multiply_by_quantized_multiplier_plus`](super::multiply_by_quantized_multiplier_plus)
+    /// for every accumulator.
+    #[must_use]
+    #[inline]
+    pub fn apply_plus(self, acc: i32, offset: i32) -> i32 {
+        let y = super::fixedpoint::doubling_high(acc, self.multiplier);
+        // (y - [y < 0]) >> (e - 1) is within 2^30 for e >= 2: no overflow below.
+        ((((y + (y >> 31)) >> (self.right_shift_less_one & 31)) + 1).wrapping_add(offset.wrapping_mul(2))) >> 1
+    }
+}
+
 /// TFLite's `QuantizeMultiplier`: `real = q * 2^shift` with `q` in `[0.5, 1)` (`frexp`),
 /// `multiplier = round(q * 2^31)` (half away from zero); a `multiplier` that rounds up to
 /// `2^31` is halved and `shift` incremented; shifts below -31 flush to `(0, 0)`. Zero, NaN and
@@ -292,6 +342,32 @@ mod tests {
             let back = f64::from(m) * 2f64.powi(shift - 31);
             assert!((back - real).abs() <= real.abs() * 2f64.powi(-31), "{real} vs {back}");
         }
+    }
+
+    #[test]
+    fn shifted_multiplier_is_the_reference_plus_the_offset() {
+        let mut rng = crate::rng::Rng::new(17);
+        let accs = [i32::MIN, i32::MIN + 1, -(1 << 30), -65_536, -3, -1, 0, 1, 3, 65_536, 1 << 30, i32::MAX];
+        for shift in -31..=-2 {
+            for _ in 0..200 {
+                let m = QuantizedMultiplier { multiplier: (1 << 30) + (rng.next_u32() >> 2).cast_signed(), shift };
+                let s = ShiftedMultiplier::new(m).unwrap();
+                for offset in [-128, -1, 0, 5, 127, (1 << 24) - 1, -(1 << 24) + 1] {
+                    for &acc in &accs {
+                        let want = crate::int8::multiply_by_quantized_multiplier(acc, m.multiplier, shift)
+                            .wrapping_add(offset);
+                        assert_eq!(s.apply_plus(acc, offset), want, "acc={acc} m={m:?} offset={offset}");
+                    }
+                    let acc = rng.next_u32().cast_signed() >> (rng.next_u32() % 32);
+                    let want =
+                        crate::int8::multiply_by_quantized_multiplier(acc, m.multiplier, shift).wrapping_add(offset);
+                    assert_eq!(s.apply_plus(acc, offset), want, "acc={acc} m={m:?} offset={offset}");
+                }
+            }
+        }
+        assert!(ShiftedMultiplier::new(QuantizedMultiplier { multiplier: 1 << 30, shift: -1 }).is_none());
+        assert!(ShiftedMultiplier::new(QuantizedMultiplier { multiplier: -(1 << 30), shift: -5 }).is_none());
+        assert!(ShiftedMultiplier::new(QuantizedMultiplier { multiplier: 1 << 30, shift: -32 }).is_none());
     }
 
     #[test]

@@ -12,7 +12,7 @@
 
 use super::exact::ExactScale;
 use super::fixedpoint::multiply_by_quantized_multiplier_single_rounding;
-use super::quant::QuantizedMultiplier;
+use super::quant::{QuantizedMultiplier, ShiftedMultiplier};
 use crate::Error;
 
 /// A 4-D shape in TFLite's order: NHWC for activations, OHWI for CONV_2D filters, 1HWO for
@@ -165,6 +165,22 @@ impl<const O: usize> Rescale for &[QuantizedMultiplier; O] {
     #[inline]
     fn rescale_plus(&self, acc: i32, channel: usize, output_offset: i32) -> i32 {
         self.get(channel).map_or(output_offset, |m| m.apply_plus(acc, output_offset))
+    }
+}
+
+impl<const O: usize> Rescale for &[ShiftedMultiplier; O] {
+    #[inline]
+    fn rescale(&self, acc: i32, channel: usize) -> i32 {
+        self.get(channel).map_or(0, |m| m.apply_plus(acc, 0))
+    }
+
+    #[inline]
+    fn rescale_plus(&self, acc: i32, channel: usize, output_offset: i32) -> i32 {
+        if output_offset.unsigned_abs() < 1 << 24 {
+            self.get(channel).map_or(output_offset, |m| m.apply_plus(acc, output_offset))
+        } else {
+            self.rescale(acc, channel).wrapping_add(output_offset)
+        }
     }
 }
 

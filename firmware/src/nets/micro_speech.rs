@@ -7,7 +7,7 @@
 
 /// The network: DEPTHWISE_CONV_2D (as CONV_2D) 49x40x1 -> 25x20x8, 10x8 stride 2x2 same [RELU], FULLY_CONNECTED 4000 -> 4 [NONE], SOFTMAX over 4 (beta 1).
 #[rustfmt::skip]
-pub type Net = tinytrain::int8::Int8Chain<tinytrain::int8::Int8Conv2d<'static, 49, 40, 1, 8, 10, 8, 2, 2, 25, 20, &'static [tinytrain::int8::QuantizedMultiplier; 8]>, tinytrain::int8::Int8Chain<tinytrain::int8::Int8Dense<'static, 4000, 4, tinytrain::int8::ExactScale>, tinytrain::int8::Int8Softmax<4>, 4>, 4000>;
+pub type Net = tinytrain::int8::Int8Chain<tinytrain::int8::Int8Conv2d<'static, 49, 40, 1, 8, 10, 8, 2, 2, 25, 20, &'static [tinytrain::int8::ShiftedMultiplier; 8]>, tinytrain::int8::Int8Chain<tinytrain::int8::Int8Dense<'static, 4000, 4, tinytrain::int8::ExactScale>, tinytrain::int8::Int8Softmax<4>, 4>, 4000>;
 
 /// Input elements (int8, int8 [1, 1960]).
 pub const INPUT_LEN: usize = 1960;
@@ -856,8 +856,8 @@ static L0_BIAS: [i32; 8] = [-374, 169, -48, 208, 82, 6, -1201, -694];
 /// Requantisation per output channel.
 #[rustfmt::skip]
 #[allow(clippy::unreadable_literal)]
-static L0_MULTIPLIER: [tinytrain::int8::QuantizedMultiplier; 8] = [
-    tinytrain::int8::QuantizedMultiplier { multiplier: 1653229999, shift: -10 }, tinytrain::int8::QuantizedMultiplier { multiplier: 1516545207, shift: -12 }, tinytrain::int8::QuantizedMultiplier { multiplier: 2000799311, shift: -10 }, tinytrain::int8::QuantizedMultiplier { multiplier: 1159928266, shift: -10 }, tinytrain::int8::QuantizedMultiplier { multiplier: 1498403863, shift: -10 }, tinytrain::int8::QuantizedMultiplier { multiplier: 1285645282, shift: -10 }, tinytrain::int8::QuantizedMultiplier { multiplier: 2146175029, shift: -10 }, tinytrain::int8::QuantizedMultiplier { multiplier: 1756589032, shift: -10 },
+static L0_MULTIPLIER: [tinytrain::int8::ShiftedMultiplier; 8] = [
+    tinytrain::int8::ShiftedMultiplier { multiplier: 1653229999, right_shift_less_one: 9 }, tinytrain::int8::ShiftedMultiplier { multiplier: 1516545207, right_shift_less_one: 11 }, tinytrain::int8::ShiftedMultiplier { multiplier: 2000799311, right_shift_less_one: 9 }, tinytrain::int8::ShiftedMultiplier { multiplier: 1159928266, right_shift_less_one: 9 }, tinytrain::int8::ShiftedMultiplier { multiplier: 1498403863, right_shift_less_one: 9 }, tinytrain::int8::ShiftedMultiplier { multiplier: 1285645282, right_shift_less_one: 9 }, tinytrain::int8::ShiftedMultiplier { multiplier: 2146175029, right_shift_less_one: 9 }, tinytrain::int8::ShiftedMultiplier { multiplier: 1756589032, right_shift_less_one: 9 },
 ];
 
 /// Weights, [out][in].

@@ -33,8 +33,8 @@ use std::fmt::{Display, Write as _};
 
 use anyhow::{Context as _, Result, bail};
 use tinytrain::int8::{
-    ExactScale, FusedActivation, QuantizedMultiplier, SoftmaxParams, activation_range, effective_scale,
-    fully_connected_real_multiplier, per_channel_multipliers,
+    ExactScale, FusedActivation, QuantizedMultiplier, ShiftedMultiplier, SoftmaxParams, activation_range,
+    effective_scale, fully_connected_real_multiplier, per_channel_multipliers,
 };
 
 use super::graph::{Activation, DType, Graph, Op, OpKind, Padding, Tensor};
@@ -259,6 +259,13 @@ fn multiplier_literal(m: QuantizedMultiplier) -> String {
     format!("tinytrain::int8::QuantizedMultiplier {{ multiplier: {}, shift: {} }}", m.multiplier, m.shift)
 }
 
+fn shifted_literal(m: ShiftedMultiplier) -> String {
+    format!(
+        "tinytrain::int8::ShiftedMultiplier {{ multiplier: {}, right_shift_less_one: {} }}",
+        m.multiplier, m.right_shift_less_one
+    )
+}
+
 fn exact_literal(e: ExactScale) -> String {
     format!("tinytrain::int8::ExactScale {{ multiplier: {}, shift: {} }}", e.multiplier, e.shift)
 }
@@ -420,7 +427,12 @@ fn layer(graph: &Graph, op: &Op, index: usize, fc_requant: FcRequant) -> Result<
             let (amin, amax) = range(*activation);
             let mut m = vec![QuantizedMultiplier::default(); co];
             per_channel_multipliers(sx, &weight_scales(w), so, &mut m)?;
-            let items: Vec<String> = m.into_iter().map(multiplier_literal).collect();
+            // Scales below 1/4 in every channel (all convolutions in practice): the prepared form.
+            let shifted: Option<Vec<ShiftedMultiplier>> = m.iter().map(|&m| ShiftedMultiplier::new(m)).collect();
+            let (scale_ty, items): (&str, Vec<String>) = match &shifted {
+                Some(sh) => ("tinytrain::int8::ShiftedMultiplier", sh.iter().map(|&s| shifted_literal(s)).collect()),
+                None => ("tinytrain::int8::QuantizedMultiplier", m.into_iter().map(multiplier_literal).collect()),
+            };
             let (sh, sw) = (window.stride_h, window.stride_w);
             // A depthwise convolution of one input channel is a convolution: filter [1][KH][KW][CO]
             // transposed to [CO][KH][KW][1].
@@ -445,7 +457,7 @@ fn layer(graph: &Graph, op: &Op, index: usize, fc_requant: FcRequant) -> Result<
             let (ty, weight_dims, what) = if as_conv {
                 (
                     format!(
-                        "tinytrain::int8::Int8Conv2d<'static, {h}, {wd}, {ci}, {co}, {kh}, {kw}, {sh}, {sw}, {ho}, {wo}, &'static [tinytrain::int8::QuantizedMultiplier; {co}]>"
+                        "tinytrain::int8::Int8Conv2d<'static, {h}, {wd}, {ci}, {co}, {kh}, {kw}, {sh}, {sw}, {ho}, {wo}, &'static [{scale_ty}; {co}]>"
                     ),
                     vec![co, kh, kw, ci],
                     if depthwise {
@@ -457,7 +469,7 @@ fn layer(graph: &Graph, op: &Op, index: usize, fc_requant: FcRequant) -> Result<
             } else {
                 (
                     format!(
-                        "tinytrain::int8::Int8DepthwiseConv2d<'static, {h}, {wd}, {ci}, {kh}, {kw}, {sh}, {sw}, {ho}, {wo}, &'static [tinytrain::int8::QuantizedMultiplier; {co}]>"
+                        "tinytrain::int8::Int8DepthwiseConv2d<'static, {h}, {wd}, {ci}, {kh}, {kw}, {sh}, {sw}, {ho}, {wo}, &'static [{scale_ty}; {co}]>"
                     ),
                     vec![kh, kw, co],
                     "Filters [kh][kw][c].",
@@ -470,7 +482,7 @@ fn layer(graph: &Graph, op: &Op, index: usize, fc_requant: FcRequant) -> Result<
             }
             statics.push(static_array(
                 &format!("{name}_MULTIPLIER"),
-                "tinytrain::int8::QuantizedMultiplier",
+                scale_ty,
                 &[co],
                 &items,
                 "Requantisation per output channel.",
