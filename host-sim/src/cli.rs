@@ -423,6 +423,10 @@ pub struct QuantizeArgs {
     /// Write the int8 model as a `.tflite` file.
     #[arg(long, value_name = "FILE")]
     pub tflite: Option<PathBuf>,
+    /// Write the int8 model as Rust source: const-generic `tinytrain::int8` layers with their
+    /// tables as `static` data (`pub static NET`), for `include!` in firmware.
+    #[arg(long, value_name = "FILE.rs")]
+    pub rust: Option<PathBuf>,
     /// Directory with the dataset files [default: ./data if it holds them, else the repository's data/].
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
@@ -757,7 +761,7 @@ fn quantize(args: &QuantizeArgs, out: &mut dyn Write) -> Result<()> {
     use crate::quantize::{input_quant, output_quant, quantize_input};
     use crate::tflite::{Data, Interpreter};
     let model = args.model;
-    let outputs: Vec<&Path> = args.tflite.iter().map(PathBuf::as_path).collect();
+    let outputs: Vec<&Path> = args.tflite.iter().chain(&args.rust).map(PathBuf::as_path).collect();
     atomic::check_outputs(&outputs, &[&args.weights])?;
     let weights =
         std::fs::read(&args.weights).with_context(|| format!("cannot read weights file {}", args.weights.display()))?;
@@ -817,12 +821,30 @@ fn quantize(args: &QuantizeArgs, out: &mut dyn Write) -> Result<()> {
         writeln!(out, "f32  test mse {mf:.6} ({samples} samples)")?;
         writeln!(out, "int8 test mse {mq:.6}, {:+.1}% of the f32 mse", 100.0 * (mq - mf) / mf)?;
     }
-    if let Some(path) = &args.tflite {
-        let bytes = crate::tflite::write(graph);
+    let tflite = args.tflite.as_ref().map(|_| crate::tflite::write(graph));
+    if let Some(bytes) = &tflite {
         // What was written reads back as the same graph.
-        let back = crate::tflite::load(&bytes).context("the written .tflite does not read back")?;
+        let back = crate::tflite::load(bytes).context("the written .tflite does not read back")?;
         anyhow::ensure!(back.ops.len() == graph.ops.len(), "the written .tflite reads back with other operators");
-        atomic::write_atomic(path, &bytes)?;
+    }
+    let rust = match &args.rust {
+        Some(_) => {
+            let weights = args.weights.file_name().map_or(args.weights.to_string_lossy(), |n| n.to_string_lossy());
+            let command = format!("quantize {} --weights {weights} --calibrate {} --rust", model.name, args.calibrate);
+            Some(crate::tflite::generated_by(graph, &command, crate::tflite::FcRequant::Exact)?)
+        }
+        None => None,
+    };
+    let files: Vec<(&Path, &[u8])> = args
+        .tflite
+        .iter()
+        .zip(&tflite)
+        .map(|(p, b)| (p.as_path(), b.as_slice()))
+        .chain(args.rust.iter().zip(&rust).map(|(p, s)| (p.as_path(), s.as_bytes())))
+        .collect();
+    // Every file or none.
+    atomic::write_all_atomic(&files)?;
+    for (path, bytes) in &files {
         writeln!(out, "wrote {} ({} bytes)", path.display(), crate::text::thousands(bytes.len()))?;
     }
     Ok(())

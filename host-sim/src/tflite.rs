@@ -55,7 +55,7 @@ pub use check::broadcast;
 pub use graph::{Activation, DType, Data, Graph, Op, OpKind, Padding, Quant, Tensor, Window};
 pub use interp::{Interpreter, MAX_ACTIVATION_BYTES};
 pub use load::{MAX_ELEMENTS, MAX_RANK, SUPPORTED_OPS, SUPPORTED_TYPES, load};
-pub use rust::{FcRequant, RUST_OPS, rust_source};
+pub use rust::{FcRequant, RUST_OPS, generated_by, rust_source};
 pub use summary::{Arena, arena, macs, summary};
 pub use write::write;
 

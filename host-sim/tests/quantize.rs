@@ -2,13 +2,29 @@
 //! TensorFlow Lite's own interpreter and give our outputs there bit for bit (reference outputs
 //! in `tests/fixtures/quantize/*.ref.json`, from `tools/quantize_reference.py`), the command
 //! writes the committed `.tflite` files byte for byte from the committed f32 weights, and the
-//! int8 models stay within the accuracy bounds of the f32 ones.
+//! int8 models stay within the accuracy bounds of the f32 ones. `quantize --rust`
+//! writes the committed sources `tests/fixtures/quantize/*.rs` (const-generic
+//! `tinytrain::int8` layers), which, compiled into this test, give TFLite's outputs too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 
+use tinytrain::int8::Int8Layer;
 use tinytrain_sim::tflite::Interpreter;
-use tinytrain_sim::tflite::{Data, load};
+use tinytrain_sim::tflite::{Data, FcRequant, load, rust_source};
+
+#[allow(dead_code, missing_docs, clippy::pedantic)]
+mod nets {
+    pub mod sine {
+        include!("../../tests/fixtures/quantize/sine.rs");
+    }
+    pub mod digits {
+        include!("../../tests/fixtures/quantize/digits-mlp.rs");
+    }
+    pub mod cnn {
+        include!("../../tests/fixtures/quantize/mnist-cnn-tiny.rs");
+    }
+}
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/quantize")
@@ -72,6 +88,46 @@ fn exported_models_give_tflites_reference_outputs_bit_for_bit() {
     }
 }
 
+/// Runs a generated network over `inputs`, one sample after another.
+fn run_net<const IN: usize, const OUT: usize>(net: &impl Int8Layer<IN, OUT>, inputs: &[i8]) -> Vec<Vec<i8>> {
+    inputs
+        .chunks_exact(IN)
+        .map(|x| {
+            let mut y = [0i8; OUT];
+            net.forward(x.try_into().unwrap(), &mut y);
+            y.to_vec()
+        })
+        .collect()
+}
+
+#[test]
+fn quantized_rust_networks_give_tflites_reference_outputs_bit_for_bit() {
+    for name in MODELS {
+        let reference: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(fixtures().join(format!("{name}.ref.json"))).unwrap())
+                .unwrap();
+        let (seed, count) = (reference["seed"].as_u64().unwrap(), reference["count"].as_u64().unwrap() as usize);
+        let got = match name {
+            "sine" => run_net(&nets::sine::NET, &splitmix_i8(seed, count * nets::sine::INPUT_LEN)),
+            "digits-mlp" => run_net(&nets::digits::NET, &splitmix_i8(seed, count * nets::digits::INPUT_LEN)),
+            _ => run_net::<{ nets::cnn::INPUT_LEN }, { nets::cnn::OUTPUT_LEN }>(
+                &nets::cnn::NET,
+                &splitmix_i8(seed, count * nets::cnn::INPUT_LEN),
+            ),
+        };
+        let want: Vec<Vec<i8>> = reference["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|y| y.as_array().unwrap().iter().map(|v| v.as_i64().unwrap() as i8).collect())
+            .collect();
+        assert_eq!(got.len(), count);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g, w, "{name}: sample {i} of the generated Rust differs from TFLite's interpreter");
+        }
+    }
+}
+
 fn crc32(bytes: &[u8]) -> u32 {
     tinytrain::checkpoint::CRC32.checksum(bytes)
 }
@@ -81,14 +137,32 @@ fn quantize_writes_the_committed_models_and_keeps_their_accuracy() {
     let dir = tempfile_dir();
     for name in MODELS {
         let weights = fixtures().join(format!("{name}.ttw"));
-        let out = dir.join(format!("{name}.tflite"));
-        let log = cli(&["quantize", name, "--weights", weights.to_str().unwrap(), "--tflite", out.to_str().unwrap()]);
+        let (out, rs) = (dir.join(format!("{name}.tflite")), dir.join(format!("{name}.rs")));
+        let log = cli(&[
+            "quantize",
+            name,
+            "--weights",
+            weights.to_str().unwrap(),
+            "--tflite",
+            out.to_str().unwrap(),
+            "--rust",
+            rs.to_str().unwrap(),
+        ]);
         println!("{log}");
         assert_eq!(
             std::fs::read(&out).unwrap(),
             std::fs::read(fixtures().join(format!("{name}.tflite"))).unwrap(),
             "{name}: quantize no longer writes the committed model"
         );
+        let source = std::fs::read_to_string(&rs).unwrap();
+        assert!(
+            source == std::fs::read_to_string(fixtures().join(format!("{name}.rs"))).unwrap(),
+            "{name}: quantize --rust no longer writes the committed source"
+        );
+        // The same network as importing the written .tflite (only the header's command differs).
+        let imported =
+            rust_source(&load(&std::fs::read(&out).unwrap()).unwrap(), "x.tflite", FcRequant::Exact).unwrap();
+        assert_eq!(source.split_once('\n').unwrap().1, imported.split_once('\n').unwrap().1, "{name}");
         let field = |prefix: &str, key: &str| -> f64 {
             let line = log.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no `{prefix}` line"));
             let at = line.find(key).unwrap() + key.len();
