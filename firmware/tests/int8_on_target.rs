@@ -63,9 +63,49 @@ pub fn pow2(e: i32) -> f64 {
     v
 }
 
+/// An `I -> O` layer (weights from a formula) against the slice kernel, with and without a
+/// bias, on the four input patterns.
+///
+/// # Panics
+/// When the layer's outputs differ from the slice kernel's.
+pub fn dense_shape_matches<const I: usize, const O: usize>(rng: &mut tinytrain::Rng) {
+    let mut weight = [[0i8; I]; O];
+    for (i, v) in weight.as_flattened_mut().iter_mut().enumerate() {
+        *v = (((i * 89 + 7) % 256) as u8).cast_signed();
+    }
+    let bias: [i32; O] = core::array::from_fn(|_| rng.next_u32().cast_signed() >> 18);
+    let params = tinytrain::int8::FullyConnectedParams {
+        input_offset: 128,
+        weights_offset: 0,
+        output_offset: -3,
+        activation_min: -128,
+        activation_max: 127,
+    };
+    let scale = 0.000_37;
+    let Ok(exact) = tinytrain::int8::ExactScale::for_float_rule(scale, -128 + 3, 127 + 3) else {
+        defmt::panic!("no multiplier")
+    };
+    let mut input = [0i8; I];
+    for pattern in 0..4 {
+        fill(&mut input, pattern, rng);
+        for bias in [Some(&bias), None] {
+            let layer = tinytrain::int8::Int8Dense { weight: &weight, bias, params, scale: exact };
+            let mut y = [0i8; O];
+            tinytrain::int8::Int8Layer::forward(&layer, &input, &mut y);
+            let mut z = [0i8; O];
+            let requant = tinytrain::int8::Requant::FloatPerTensor(scale);
+            let b = bias.map(|b| &b[..]);
+            assert!(
+                tinytrain::int8::fully_connected(&params, requant, &input, weight.as_flattened(), O, b, &mut z).is_ok()
+            );
+            assert_eq!(y, z);
+        }
+    }
+}
+
 #[defmt_test::tests]
 mod tests {
-    use super::{INITS, OFFSETS, fill, pow2};
+    use super::{INITS, OFFSETS, dense_shape_matches, fill, pow2};
     use tinytrain::Rng;
     use tinytrain::int8::dsp::{self, ColumnPair, FilterTaps, Stride, portable};
     use tinytrain::int8::{
@@ -104,6 +144,10 @@ mod tests {
                         dsp::dot_row1(x, &w[5..], offset, init[2]),
                         portable::dot_row1(x, &w[5..], offset, init[2])
                     );
+                    assert_eq!(
+                        dsp::dot_row1_small(x, &w[5..], offset, init[3]),
+                        portable::dot_row1_small(x, &w[5..], offset, init[3])
+                    );
                     // A weight slice too short for the rows: the portable loop, same result.
                     assert_eq!(
                         dsp::dot_rows4::<Stride<80>>(x, &w[..200], offset, init),
@@ -113,7 +157,73 @@ mod tests {
                 }
             }
         }
-        defmt::info!("dot_rows4/2, dot_row1: {=u32} cases", cases);
+        defmt::info!("dot_rows4/2, dot_row1, dot_row1_small: {=u32} cases", cases);
+    }
+
+    #[test]
+    fn dense_blocks_match_portable() {
+        let mut rng = Rng::new(9);
+        let mut x = [0i8; 100];
+        let mut w = [0i8; 12 * 100];
+        let mut init = [0i32; 12];
+        let mut cases = 0u32;
+        for (k, &offset) in OFFSETS.iter().enumerate() {
+            for pattern in 0..4 {
+                fill(&mut x, pattern, &mut rng);
+                fill(&mut w, pattern + k as u32, &mut rng);
+                for (i, v) in init.iter_mut().enumerate() {
+                    *v = INITS[(i + k) % 4];
+                }
+                for blocks in 0..=3 {
+                    let (mut a, mut b) = ([7i32; 12], [7i32; 12]);
+                    dsp::dense_blocks4::<Stride<80>>(&x, &w, offset, &init, &mut a, blocks);
+                    portable::dense_blocks4::<Stride<80>>(&x, &w, offset, &init, &mut b, blocks);
+                    assert_eq!(a, b);
+                    // A stride that is not a multiple of four: the inputs past the groups are
+                    // the caller's.
+                    let (mut a, mut b) = ([7i32; 12], [7i32; 12]);
+                    dsp::dense_blocks4::<Stride<73>>(&x[..73], &w, offset, &init, &mut a, blocks);
+                    portable::dense_blocks4::<Stride<73>>(&x[..73], &w, offset, &init, &mut b, blocks);
+                    assert_eq!(a, b);
+                    // A stride whose block step (300 bytes) takes a 32-bit ADD.
+                    let (mut a, mut b) = ([7i32; 12], [7i32; 12]);
+                    dsp::dense_blocks4::<Stride<100>>(&x, &w, offset, &init, &mut a, blocks);
+                    portable::dense_blocks4::<Stride<100>>(&x, &w, offset, &init, &mut b, blocks);
+                    assert_eq!(a, b);
+                    // Too few inputs for the stride: the portable loop.
+                    let (mut a, mut b) = ([7i32; 12], [7i32; 12]);
+                    dsp::dense_blocks4::<Stride<80>>(&x[..40], &w, offset, &init, &mut a, blocks);
+                    portable::dense_blocks4::<Stride<80>>(&x[..40], &w, offset, &init, &mut b, blocks);
+                    assert_eq!(a, b);
+                    cases += 4;
+                }
+                // Every block written into a new array (12 rows), a stride that leaves inputs
+                // to the caller, rows past the last block (10), too few weights or inputs.
+                assert_eq!(
+                    dsp::dense_blocks4_array::<Stride<80>, 12>(&x, &w, offset, &init),
+                    portable::dense_blocks4_array::<Stride<80>, 12>(&x, &w, offset, &init)
+                );
+                assert_eq!(
+                    dsp::dense_blocks4_array::<Stride<73>, 12>(&x[..73], &w, offset, &init),
+                    portable::dense_blocks4_array::<Stride<73>, 12>(&x[..73], &w, offset, &init)
+                );
+                let init10: [i32; 10] = core::array::from_fn(|i| init[i]);
+                assert_eq!(
+                    dsp::dense_blocks4_array::<Stride<80>, 10>(&x, &w, offset, &init10),
+                    portable::dense_blocks4_array::<Stride<80>, 10>(&x, &w, offset, &init10)
+                );
+                assert_eq!(
+                    dsp::dense_blocks4_array::<Stride<80>, 12>(&x, &w[..900], offset, &init),
+                    portable::dense_blocks4_array::<Stride<80>, 12>(&x, &w[..900], offset, &init)
+                );
+                assert_eq!(
+                    dsp::dense_blocks4_array::<Stride<80>, 12>(&x[..40], &w, offset, &init),
+                    portable::dense_blocks4_array::<Stride<80>, 12>(&x[..40], &w, offset, &init)
+                );
+                cases += 5;
+            }
+        }
+        defmt::info!("dense_blocks4, dense_blocks4_array: {=u32} cases", cases);
     }
 
     #[test]
@@ -344,6 +454,51 @@ mod tests {
                     assert!(fully_connected(&params, requant, &x, W.as_flattened(), 7, Some(&bias), &mut z).is_ok());
                     assert_eq!(y, z);
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn dense_layer_shapes_match_the_slice_kernel() {
+        // Rows a multiple of four (the blocks straight into the accumulators), with and without
+        // inputs past the last group of four; fewer than four rows (the small loop); hello_world's.
+        let mut rng = Rng::new(11);
+        dense_shape_matches::<20, 8>(&mut rng);
+        dense_shape_matches::<18, 8>(&mut rng);
+        dense_shape_matches::<20, 2>(&mut rng);
+        dense_shape_matches::<19, 3>(&mut rng);
+        dense_shape_matches::<16, 16>(&mut rng);
+        dense_shape_matches::<16, 1>(&mut rng);
+        dense_shape_matches::<1, 16>(&mut rng);
+    }
+
+    #[test]
+    fn narrow_dense_layer_matches_the_slice_kernel() {
+        // Fewer than four inputs (the layer's one loop over its outputs), with and without a
+        // bias.
+        static W3: [[i8; 3]; 5] = [[127, -128, 5], [-1, 0, 1], [64, 63, -64], [-128, -128, -128], [3, 2, 1]];
+        let mut rng = Rng::new(10);
+        let bias5: [i32; 5] = core::array::from_fn(|_| rng.next_u32().cast_signed() >> 20);
+        let mut x3 = [0i8; 3];
+        let params = FullyConnectedParams {
+            input_offset: 128,
+            weights_offset: 0,
+            output_offset: -128,
+            activation_min: -128,
+            activation_max: 127,
+        };
+        let scale = QuantizedMultiplier::from_real(0.004_1);
+        for pattern in 0..4 {
+            fill(&mut x3, pattern, &mut rng);
+            for bias in [Some(&bias5), None] {
+                let layer = Int8Dense { weight: &W3, bias, params, scale };
+                let mut y = [0i8; 5];
+                layer.forward(&x3, &mut y);
+                let mut z = [0i8; 5];
+                let b = bias.map(|b| &b[..]);
+                let requant = Requant::PerTensor(scale);
+                assert!(fully_connected(&params, requant, &x3, W3.as_flattened(), 5, b, &mut z).is_ok());
+                assert_eq!(y, z);
             }
         }
     }

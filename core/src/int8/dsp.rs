@@ -17,6 +17,11 @@
 //!   `SXTB16` and two `SMLAD`, and the loop's `SUBS`/`BNE`. The rows are a [`RowStride`] apart,
 //!   an immediate offset, so three strides must fit `LDR`'s 12 bits (4095 bytes);
 //!   [`dot_rows2`] (1.88 per MAC) takes strides up to 4095, [`dot_row1`] (2.25) any.
+//!   [`dense_blocks4`] runs the same loop over all of a layer's blocks of four rows inside one
+//!   `asm!` (three pointers and a count on the stack between blocks, `LDM`/`STM` of the four
+//!   accumulators, about 15 instructions a block), so a layer carries one copy of the kernel
+//!   however many blocks it has; [`dense_blocks4_array`] writes the blocks straight into a new
+//!   array. [`dot_row1_small`] is [`dot_row1`] with half its code (four inputs an iteration).
 //! - [`mat_2x2`]: 2 weight rows x 2 columns of 16-bit inputs (an im2col buffer, see
 //!   [`ColumnPair`]) x 4 taps per iteration, 20 instructions for 16 multiply-adds (1.25 per
 //!   MAC), the CMSIS-NN convolution kernel's blocking.
@@ -36,7 +41,32 @@
 //! ```
 
 #[cfg(not(tinytrain_dsp))]
-pub use portable::{dot_row1, dot_rows2, dot_rows4, mat_2x2, widen_rows, widen4};
+pub use portable::{
+    dense_blocks4, dense_blocks4_array, dot_row1, dot_row1_small, dot_rows2, dot_rows4, mat_2x2, widen_rows, widen4,
+};
+
+/// `x` itself, which the optimiser cannot see through (no instruction on the Cortex-M4: an
+/// empty `asm!` the value passes through). A loop whose counter goes through it keeps its one
+/// copy of the body (LLVM's unroller cannot count its trips) and loads the tables it indexes
+/// instead of folding them into immediates: the layers' per-output loops use it, trading a few
+/// instructions for hundreds of bytes of flash.
+#[cfg(tinytrain_dsp)]
+#[must_use]
+#[inline]
+#[allow(unsafe_code)]
+pub fn opaque(mut x: usize) -> usize {
+    // SAFETY: an empty instruction string: no instruction, memory or flag is touched.
+    unsafe { core::arch::asm!("/* {x} */", x = inout(reg) x, options(pure, nomem, nostack, preserves_flags)) };
+    x
+}
+
+/// `x` (the portable twin of the Cortex-M4's optimisation barrier).
+#[cfg(not(tinytrain_dsp))]
+#[must_use]
+#[inline]
+pub const fn opaque(x: usize) -> usize {
+    x
+}
 
 /// Input offsets for which `input + offset` fits a 16-bit lane for every `i8` input; others
 /// take the portable loops.
@@ -154,6 +184,49 @@ pub mod portable {
             *a = dot(*a, x, w.get(r * S::BYTES..).unwrap_or(&[]), x_offset);
         }
         acc
+    }
+
+    /// `out[r] = init[r] + Σ_k w[r * S::BYTES + k] * (x[k] + x_offset)` for the first
+    /// `4 * blocks` rows (wrapping), `k` over the first `S::BYTES / 4 * 4` inputs of `x` (the
+    /// caller adds the rest). Rows, `init` or `out` entries past their slices' ends are left
+    /// out.
+    #[inline]
+    pub fn dense_blocks4<S: RowStride>(
+        x: &[i8],
+        w: &[i8],
+        x_offset: i32,
+        init: &[i32],
+        out: &mut [i32],
+        blocks: usize,
+    ) {
+        let n = S::BYTES / 4 * 4;
+        let x = x.get(..n).unwrap_or(x);
+        for (r, o) in out.iter_mut().enumerate().take(4 * blocks) {
+            let row = w.get(r * S::BYTES..).unwrap_or(&[]);
+            *o = dot(init.get(r).copied().unwrap_or(0), x, row, x_offset);
+        }
+    }
+
+    /// [`dense_blocks4`] over all `O / 4` blocks into a new array, rows past the last block
+    /// (and the inputs past the last group of four) left at `init`.
+    #[must_use]
+    #[inline]
+    pub fn dense_blocks4_array<S: RowStride, const O: usize>(
+        x: &[i8],
+        w: &[i8],
+        x_offset: i32,
+        init: &[i32; O],
+    ) -> [i32; O] {
+        let mut acc = *init;
+        dense_blocks4::<S>(x, w, x_offset, init, &mut acc, O / 4);
+        acc
+    }
+
+    /// [`dot_row1`] (the Cortex-M4's twin unrolls less).
+    #[must_use]
+    #[inline]
+    pub fn dot_row1_small(x: &[i8], w: &[i8], x_offset: i32, init: i32) -> i32 {
+        dot_row1(x, w, x_offset, init)
     }
 
     /// [`dot_rows4`] for two rows.
@@ -305,6 +378,156 @@ pub fn dot_rows4<S: RowStride>(x: &[i8], w: &[i8], x_offset: i32, init: [i32; 4]
     portable::dot_rows4::<S>(&x[done..], &w[done..], x_offset, [a0, a1, a2, a3])
 }
 
+/// [`portable::dense_blocks4`]: the whole loop over the blocks of four rows in assembly (its
+/// state on the stack between blocks), so that a layer carries one copy of the kernel whatever
+/// its number of blocks: 25 instructions per 16 multiply-adds and about 20 per block. Runs the
+/// portable loop when a slice is too short, `x` does not hold `S::BYTES` inputs, `3 *
+/// S::BYTES > 4095` or `x_offset` is outside [`OFFSETS`].
+#[cfg(tinytrain_dsp)]
+#[inline]
+#[allow(unsafe_code)]
+pub fn dense_blocks4<S: RowStride>(x: &[i8], w: &[i8], x_offset: i32, init: &[i32], out: &mut [i32], blocks: usize) {
+    let groups = S::BYTES / 4;
+    let fits = const { 3 * S::BYTES + 3 <= MAX_OFFSET };
+    let rows = 4 * blocks;
+    if !fits
+        || groups == 0
+        || blocks == 0
+        || x.len() < S::BYTES
+        || init.len() < rows
+        || out.len() < rows
+        || w.len() < rows * S::BYTES
+        || !OFFSETS.contains(&x_offset)
+    {
+        portable::dense_blocks4::<S>(x, w, x_offset, init, out, blocks);
+        return;
+    }
+    // SAFETY: the lengths checked above are the ones `blocks4` reads and writes.
+    unsafe { blocks4::<S>(x.as_ptr(), w.as_ptr(), offset_pair(x_offset), init.as_ptr(), out.as_mut_ptr(), blocks) }
+}
+
+/// [`portable::dense_blocks4_array`], the blocks in [`dense_blocks4`]'s assembly written
+/// straight into the new array (no copy of `init` first) when `O` is a multiple of four.
+#[cfg(tinytrain_dsp)]
+#[must_use]
+#[inline]
+#[allow(unsafe_code)]
+pub fn dense_blocks4_array<S: RowStride, const O: usize>(
+    x: &[i8],
+    w: &[i8],
+    x_offset: i32,
+    init: &[i32; O],
+) -> [i32; O] {
+    let fits = const { 3 * S::BYTES + 3 <= MAX_OFFSET && S::BYTES >= 4 && O >= 4 && O.is_multiple_of(4) };
+    if !fits || x.len() < S::BYTES || w.len() < O * S::BYTES || !OFFSETS.contains(&x_offset) {
+        return portable::dense_blocks4_array::<S, O>(x, w, x_offset, init);
+    }
+    let mut acc = core::mem::MaybeUninit::<[i32; O]>::uninit();
+    // SAFETY: O / 4 blocks of S::BYTES-byte rows: S::BYTES <= x.len() bytes of x, O * S::BYTES
+    // <= w.len() of w, O words of init read; all O words of acc written, so it is initialised.
+    unsafe {
+        blocks4::<S>(x.as_ptr(), w.as_ptr(), offset_pair(x_offset), init.as_ptr(), acc.as_mut_ptr().cast(), O / 4);
+        acc.assume_init()
+    }
+}
+
+/// The block loop of [`dense_blocks4`] (`blocks >= 1`, `S::BYTES >= 4`, `3 * S::BYTES + 3 <=
+/// 4095`, `offset` an [`offset_pair`]).
+///
+/// # Safety
+/// `x` readable for `S::BYTES / 4 * 4` bytes, `w` for `4 * blocks * S::BYTES` bytes, `init`
+/// for `4 * blocks` words and `out` writable for as many.
+#[cfg(tinytrain_dsp)]
+#[inline]
+#[allow(unsafe_code)]
+unsafe fn blocks4<S: RowStride>(
+    x: *const i8,
+    w: *const i8,
+    offset: u32,
+    init: *const i32,
+    out: *mut i32,
+    blocks: usize,
+) {
+    // SAFETY: reads and writes what the caller vouches for. The registers are named so that
+    // the ones LDR and STR address with an immediate are low (16-bit encodings) and the
+    // accumulators ascend (LDM, STM); x, init, out and the block count wait in 16 bytes of
+    // stack the loop frees before the end, the weight pointer and the offset stay in r1, r5.
+    unsafe {
+        core::arch::asm!(
+            // [sp]: x, [sp, #4]: init, [sp, #8]: out, [sp, #12]: blocks left.
+            "push {{r0, r2, r3, r4}}",
+            "2:",
+            "ldr r2, [sp, #4]",
+            "ldm r2!, {{r8, r9, r10, r11}}",
+            "str r2, [sp, #4]",
+            "ldr r0, [sp]",
+            // 16-bit encodings where the immediates fit eight bits.
+            ".if {groups} < 256",
+            "movs r3, #{groups}",
+            ".else",
+            "mov r3, #{groups}",
+            ".endif",
+            "3:",
+            "ldr r12, [r0], #4",
+            "sxtab16 r4, r5, r12",
+            "sxtab16 r12, r5, r12, ror #8",
+            "ldr r2, [r1, #{s1}]",
+            "sxtb16 lr, r2",
+            "sxtb16 r2, r2, ror #8",
+            "smlad r9, lr, r4, r9",
+            "smlad r9, r2, r12, r9",
+            "ldr r2, [r1, #{s2}]",
+            "sxtb16 lr, r2",
+            "sxtb16 r2, r2, ror #8",
+            "smlad r10, lr, r4, r10",
+            "smlad r10, r2, r12, r10",
+            "ldr r2, [r1, #{s3}]",
+            "sxtb16 lr, r2",
+            "sxtb16 r2, r2, ror #8",
+            "smlad r11, lr, r4, r11",
+            "smlad r11, r2, r12, r11",
+            "ldr r2, [r1], #4",
+            "sxtb16 lr, r2",
+            "sxtb16 r2, r2, ror #8",
+            "smlad r8, lr, r4, r8",
+            "smlad r8, r2, r12, r8",
+            "subs r3, r3, #1",
+            "bne 3b",
+            // The next block starts three rows (and the inputs past the groups) further on.
+            ".if {s4} < 256",
+            "adds r1, r1, #{s4}",
+            ".else",
+            "add r1, r1, #{s4}",
+            ".endif",
+            "ldr r2, [sp, #8]",
+            "stm r2!, {{r8, r9, r10, r11}}",
+            "str r2, [sp, #8]",
+            "ldr r2, [sp, #12]",
+            "subs r2, r2, #1",
+            "str r2, [sp, #12]",
+            "bne 2b",
+            "add sp, sp, #16",
+            inout("r0") x => _,
+            inout("r1") w => _,
+            inout("r2") init => _,
+            inout("r3") out => _,
+            inout("r4") blocks => _,
+            in("r5") offset,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            out("r12") _,
+            out("lr") _,
+            groups = const if 3 * S::BYTES + 3 <= MAX_OFFSET { S::BYTES / 4 } else { 1 },
+            s1 = const if 3 * S::BYTES + 3 <= MAX_OFFSET { S::BYTES } else { 0 },
+            s2 = const if 3 * S::BYTES + 3 <= MAX_OFFSET { 2 * S::BYTES } else { 0 },
+            s3 = const if 3 * S::BYTES + 3 <= MAX_OFFSET { 3 * S::BYTES } else { 0 },
+            s4 = const if 3 * S::BYTES + 3 <= MAX_OFFSET { 3 * S::BYTES + S::BYTES % 4 } else { 0 },
+        );
+    }
+}
+
 /// [`dot_rows4`] for two rows (`S::BYTES <= 4095`).
 #[cfg(tinytrain_dsp)]
 #[must_use]
@@ -406,6 +629,51 @@ pub fn dot_row1(x: &[i8], w: &[i8], x_offset: i32, init: i32) -> i32 {
     }
     let _ = (xp, wp, count);
     let done = groups * 8;
+    portable::dot_row1(&x[done..], &w[done..], x_offset, acc)
+}
+
+/// [`dot_row1`] with four inputs per iteration: half its code for one more loop branch per
+/// eight inputs (for layers of a few rows, where the code outweighs the instructions).
+#[cfg(tinytrain_dsp)]
+#[must_use]
+#[inline]
+#[allow(unsafe_code)]
+pub fn dot_row1_small(x: &[i8], w: &[i8], x_offset: i32, init: i32) -> i32 {
+    let n = x.len();
+    let groups = n / 4;
+    if groups == 0 || w.len() < n || !OFFSETS.contains(&x_offset) {
+        return portable::dot_row1(x, w, x_offset, init);
+    }
+    let mut acc = init;
+    let (mut xp, mut wp, mut count) = (x.as_ptr(), w.as_ptr(), groups);
+    // SAFETY: reads 4 * groups <= n bytes from x and from w (w.len() >= n).
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "ldr {xb}, [{xp}], #4",
+            "sxtab16 {xa}, {off}, {xb}",
+            "sxtab16 {xb}, {off}, {xb}, ror #8",
+            "ldr {wt}, [{wp}], #4",
+            "sxtb16 {wa}, {wt}",
+            "sxtb16 {wt}, {wt}, ror #8",
+            "smlad {a}, {wa}, {xa}, {a}",
+            "smlad {a}, {wt}, {xb}, {a}",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            xp = inout(reg) xp,
+            wp = inout(reg) wp,
+            n = inout(reg) count,
+            off = in(reg) offset_pair(x_offset),
+            xa = out(reg) _,
+            xb = out(reg) _,
+            wt = out(reg) _,
+            wa = out(reg) _,
+            a = inout(reg) acc,
+            options(pure, readonly, nostack),
+        );
+    }
+    let _ = (xp, wp, count);
+    let done = groups * 4;
     portable::dot_row1(&x[done..], &w[done..], x_offset, acc)
 }
 

@@ -167,6 +167,42 @@ impl<const I: usize, const O: usize, S: Rescale> Int8Layer<I, O> for Int8Dense<'
             return;
         }
         let offset = p.input_offset;
+        if const { I < 4 } {
+            // Too few inputs for a group of four: one loop over the outputs, its tables read
+            // as data (not folded into the code) and its body not unrolled.
+            let mut o = 0;
+            while o < O {
+                if let (Some(row), Some(y)) = (self.weight.get(o), output.get_mut(o)) {
+                    *y = self.finish(dsp::portable::dot_row1(input, row, offset, self.bias_at(o)), o);
+                }
+                o = dsp::opaque(o + 1);
+            }
+            return;
+        }
+        if let (true, Some(bias)) = (const { I >= 4 && O >= 4 && 3 * I + 3 <= 4095 }, self.bias) {
+            // Every block of four rows in one call (one copy of the kernel per layer), the
+            // inputs past the last group of four and the rows past the last block after it,
+            // then the epilogue.
+            let blocks = O / 4;
+            let mut acc = if const { O.is_multiple_of(4) } {
+                dsp::dense_blocks4_array::<Stride<I>, O>(input, weights, offset, bias)
+            } else {
+                let mut acc = *bias;
+                dsp::dense_blocks4::<Stride<I>>(input, weights, offset, bias, &mut acc, blocks);
+                acc
+            };
+            let done = I / 4 * 4;
+            for (a, row) in acc.iter_mut().zip(self.weight.iter()).take(4 * blocks) {
+                *a = dsp::portable::dot_row1(&input[done..], &row[done..], offset, *a);
+            }
+            for (o, row) in self.weight.iter().enumerate().skip(4 * blocks) {
+                if let Some(a) = acc.get_mut(o) {
+                    *a = dsp::dot_row1(input, row, offset, *a);
+                }
+            }
+            finish_all(&self.scale, p, &acc, output);
+            return;
+        }
         // Four rows at a time while three strides fit an LDR offset, then two, then one.
         let mut o = 0;
         if const { 3 * I <= 4095 } {
@@ -194,12 +230,29 @@ impl<const I: usize, const O: usize, S: Rescale> Int8Layer<I, O> for Int8Dense<'
             }
         }
         while o < O {
-            let acc = dsp::dot_row1(input, self.weight.get(o).map_or(&[], |r| &r[..]), offset, self.bias_at(o));
+            let row = self.weight.get(o).map_or(&[][..], |r| &r[..]);
+            // A layer of fewer than four rows: the smaller loop.
+            let acc = if const { O < 4 } {
+                dsp::dot_row1_small(input, row, offset, self.bias_at(o))
+            } else {
+                dsp::dot_row1(input, row, offset, self.bias_at(o))
+            };
             if let Some(y) = output.get_mut(o) {
                 *y = self.finish(acc, o);
             }
             o += 1;
         }
+    }
+}
+
+/// Requantisation, zero point and clamp of every accumulator, one loop (its counter opaque,
+/// so not unrolled).
+#[inline]
+fn finish_all<S: Rescale>(scale: &S, p: &FullyConnectedParams, acc: &[i32], out: &mut [i8]) {
+    let mut o = 0;
+    while let (Some(&a), Some(y)) = (acc.get(o), out.get_mut(o)) {
+        *y = finish_offset(scale.rescale_plus(a, o, p.output_offset), p.activation_min, p.activation_max);
+        o = dsp::opaque(o + 1);
     }
 }
 

@@ -1,11 +1,10 @@
-//! Inference only, int8: our sine model (1-16-16-1, ReLU, trained in the simulator like the
-//! `sine` binary's, quantised by `tinytrain-sim quantize` into
-//! `tests/fixtures/quantize/sine.tflite`), written as Rust by `tinytrain-sim import
-//! sine.tflite --rust` (`src/nets/sine_int8.rs`). Each call quantises x as TFLite's QUANTIZE
-//! does (`round(x / scale) + zero_point`), runs the network and dequantises the output
-//! (`scale * (q - zero_point)`, in f32: the same bits as TFLite's f64 product, which is
-//! exact). The same harness as `sine` and `sine_bare`: the difference of this binary's size
-//! and `sine_bare`'s is the int8 model's share of flash.
+//! Inference only, int8: TensorFlow Lite Micro's own hello_world_int8 sine model (1-16-16-1,
+//! ReLU, `tests/fixtures/tflite/hello_world_int8.tflite`), written as Rust by `tinytrain-sim
+//! import hello_world_int8.tflite --rust` (`src/nets/hello_world_int8.rs`). Each call quantises
+//! x as TFLite's QUANTIZE does (`round(x / scale) + zero_point`), runs the network and
+//! dequantises the output (`scale * (q - zero_point)`, in f32: the same bits as TFLite's f64
+//! product, which is exact). The same harness as `sine` and `sine_bare`: the difference of this
+//! binary's size and `sine_bare`'s is the int8 model's share of flash.
 //!
 //! Run: `cargo run --release --bin sine_int8` in `firmware/`.
 #![no_std]
