@@ -266,6 +266,15 @@ pub fn compute_padding(stride: usize, dilation: usize, in_size: usize, filter_si
     total / 2
 }
 
+/// `libm::roundf(x) as i32` (half away from zero, saturating, NaN to 0) without the `trunc`:
+/// `roundf` is `trunc(x + copysign(0.5 - 2^-25, x))` and the cast truncates already, so the
+/// same bits in about ten fewer instructions on the Cortex-M4F.
+#[must_use]
+#[inline]
+pub(crate) fn round_to_i32(x: f32) -> i32 {
+    (x + libm::copysignf(0.5 - 0.25 * f32::EPSILON, x)) as i32
+}
+
 /// QUANTIZE f32 → int8 (`reference_ops::AffineQuantize`): `clamp(round(x / scale) +
 /// zero_point, -128, 127)`, the division in `f32`, rounding half away from zero. NaN gives
 /// `zero_point` clamped (C++ is undefined there).
@@ -277,7 +286,7 @@ pub fn quantize(input: &[f32], scale: f32, zero_point: i32, output: &mut [i8]) -
         return Err(Error::ShapeMismatch { expected: output.len(), found: input.len() });
     }
     for (y, &x) in output.iter_mut().zip(input) {
-        let unclamped = (libm::roundf(x / scale) as i32).saturating_add(zero_point);
+        let unclamped = round_to_i32(x / scale).saturating_add(zero_point);
         *y = unclamped.clamp(i32::from(i8::MIN), i32::from(i8::MAX)) as i8;
     }
     Ok(())
@@ -301,6 +310,20 @@ pub fn dequantize(input: &[i8], scale: f32, zero_point: i32, output: &mut [f32])
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn round_to_i32_is_roundf_cast() {
+        // Every 257th bit pattern (all exponents, both signs, NaN and infinities) and the
+        // halves and their neighbours.
+        let halves = (-300i32..300).flat_map(|k| {
+            let half = k as f32 + 0.5;
+            [half, f32::from_bits(half.to_bits() + 1), f32::from_bits(half.to_bits() - 1)]
+        });
+        let edges = [0.0, -0.0, f32::MAX, f32::MIN, 2.147_483_6e9, -2.147_483_6e9, f32::NAN, f32::INFINITY];
+        for x in (0..=u32::MAX / 257).map(|k| f32::from_bits(k * 257)).chain(halves).chain(edges) {
+            assert_eq!(round_to_i32(x), libm::roundf(x) as i32, "x = {x:e} ({:#010x})", x.to_bits());
+        }
+    }
 
     /// Cases from TFLite's `quantization_util_test.cc` (`QuantizeMultiplier*` tests).
     #[test]
