@@ -19,7 +19,7 @@
 //!   [`dot_rows2`] (1.88 per MAC) takes strides up to 4095, [`dot_row1`] (2.25) any.
 //!   [`dense_blocks4`] runs the same loop over all of a layer's blocks of four rows inside one
 //!   `asm!` (three pointers and a count on the stack between blocks, `LDM`/`STM` of the four
-//!   accumulators, about 15 instructions a block), so a layer carries one copy of the kernel
+//!   accumulators, 13 instructions a block), so a layer carries one copy of the kernel
 //!   however many blocks it has; [`dense_blocks4_array`] writes the blocks straight into a new
 //!   array. [`dot_row1_small`] is [`dot_row1`] with half its code (four inputs an iteration).
 //! - [`mat_2x2`]: 2 weight rows x 2 columns of 16-bit inputs (an im2col buffer, see
