@@ -1,7 +1,8 @@
-//! The host picks an AVX2 build of the convolution kernels at run time; it must give the bits
-//! of the portable kernels, which are the ones the Cortex-M runs.
+//! The host picks an AVX-512 or AVX2 build of the convolution kernels at run time (wider
+//! register tiles); each must give the bits of the portable kernels, which are the ones the
+//! Cortex-M runs.
 
-use tinytrain::layers::Conv2d;
+use tinytrain::layers::{Conv2d, X86Path};
 use tinytrain::prelude::*;
 
 #[allow(clippy::unnecessary_box_returns)] // the big tensors must not sit on the test stack
@@ -37,20 +38,39 @@ fn same_bits<
     conv.forward(&x, &mut (), &mut y_fast, &mut Mode::Infer);
     conv.forward_portable(&x, &mut y_slow);
     assert_eq!(bits(y_fast.flat()), bits(y_slow.flat()), "forward");
+    drop(y_fast);
 
-    let (mut g_fast, mut g_slow) = (
-        Box::new(Conv2d::<CI, CO, K, S, P, H, W, HO, WO>::ZERO),
-        Box::new(Conv2d::<CI, CO, K, S, P, H, W, HO, WO>::ZERO),
-    );
-    let (mut dx_fast, mut dx_slow) = (Box::new([[[0.0f32; W]; H]; CI]), Box::new([[[0.0f32; W]; H]; CI]));
-    conv.backward(&x, &(), &y_fast, &dy, &mut (), Some(&mut g_fast), Some(&mut dx_fast));
+    let mut g_slow = Box::new(Conv2d::<CI, CO, K, S, P, H, W, HO, WO>::ZERO);
+    let mut dx_slow = Box::new([[[0.0f32; W]; H]; CI]);
     conv.backward_portable(&x, &dy, Some(&mut g_slow), Some(&mut dx_slow));
-    assert_eq!(bits(dx_fast.flat()), bits(dx_slow.flat()), "input gradient");
-    let (mut a, mut b) = (Vec::new(), Vec::new());
-    g_fast.visit(&mut |_, p| a.extend(bits(p)));
+    let mut b = Vec::new();
     g_slow.visit(&mut |_, p| b.extend(bits(p)));
-    assert_eq!(a, b, "parameter gradients");
-    assert!(a.iter().any(|&v| v != 0), "the test must exercise non-zero gradients");
+    assert!(b.iter().any(|&v| v != 0), "the test must exercise non-zero gradients");
+
+    // The dispatched path, then each host path this CPU has.
+    for path in [None, Some(X86Path::Avx2), Some(X86Path::Avx512)] {
+        let mut y = Box::new([[[0.0f32; WO]; HO]; CO]);
+        let mut g = Box::new(Conv2d::<CI, CO, K, S, P, H, W, HO, WO>::ZERO);
+        let mut dx = Box::new([[[0.0f32; W]; H]; CI]);
+        match path {
+            None => {
+                conv.forward(&x, &mut (), &mut y, &mut Mode::Infer);
+                conv.backward(&x, &(), &y, &dy, &mut (), Some(&mut g), Some(&mut dx));
+            }
+            Some(p) => {
+                if !conv.forward_on(p, &x, &mut y) {
+                    eprintln!("{p:?}: not on this CPU");
+                    continue;
+                }
+                assert!(conv.backward_on(p, &x, &dy, Some(&mut g), Some(&mut dx)));
+            }
+        }
+        assert_eq!(bits(y.flat()), bits(y_slow.flat()), "forward, {path:?}");
+        assert_eq!(bits(dx.flat()), bits(dx_slow.flat()), "input gradient, {path:?}");
+        let mut a = Vec::new();
+        g.visit(&mut |_, p| a.extend(bits(p)));
+        assert_eq!(a, b, "parameter gradients, {path:?}");
+    }
 }
 
 #[test]
@@ -59,6 +79,8 @@ fn mnist_cnn_second_convolution() {
         eprintln!("no AVX2 on this CPU: both paths are the portable one");
     }
     same_bits::<32, 64, 3, 1, 0, 26, 26, 24, 24>();
+    // The first: 26 columns, a 16-wide tile and one moved left to end at 26.
+    same_bits::<1, 32, 3, 1, 0, 28, 28, 26, 26>();
 }
 
 #[test]
@@ -67,4 +89,7 @@ fn strided_and_padded_convolutions() {
     same_bits::<6, 24, 3, 2, 0, 13, 13, 6, 6>();
     same_bits::<3, 5, 3, 1, 1, 9, 11, 9, 11>();
     same_bits::<2, 7, 5, 3, 2, 12, 10, 4, 4>();
+    // Padded, rows of 19 and 21: wide tiles, then 8, 4, 2 and 1 column.
+    same_bits::<3, 6, 3, 1, 1, 7, 19, 7, 19>();
+    same_bits::<2, 5, 5, 1, 2, 6, 23, 6, 23>();
 }

@@ -50,6 +50,9 @@ use crate::shape::conv_out;
 const CB: usize = 4;
 /// Output columns per register tile.
 const TW: usize = 8;
+/// Column tiles of the host's AVX2 and AVX-512 builds.
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+const WIDE: usize = 16;
 /// Lanes of the weight-gradient accumulators.
 const LANES: usize = 8;
 /// Length of the zero-padded row buffer of the stride-1 input gradient: rows with
@@ -190,10 +193,15 @@ impl<
     /// 0, `TW`, ... with the last one moved left to end at `WO` (overlapping outputs get the
     /// same values again).
     #[inline(always)]
-    fn block<const B: usize>(&self, x: &[[[f32; W]; H]; CI], co0: usize, y: &mut [[[f32; WO]; HO]; CO]) {
+    fn block<const B: usize, const T: usize>(
+        &self,
+        x: &[[[f32; W]; H]; CI],
+        co0: usize,
+        y: &mut [[[f32; WO]; HO]; CO],
+    ) {
         let (lo, hi) = Self::INTERIOR;
         for oh in 0..HO {
-            if WO < TW {
+            if WO < T {
                 for ow in 0..WO {
                     self.tile::<B, 1, true>(x, co0, oh, ow, y);
                 }
@@ -201,13 +209,13 @@ impl<
             }
             let mut ow = 0;
             loop {
-                let start = ow.min(WO - TW);
-                if start >= lo && start + TW <= hi {
-                    self.tile::<B, TW, false>(x, co0, oh, start, y);
+                let start = ow.min(WO - T);
+                if start >= lo && start + T <= hi {
+                    self.tile::<B, T, false>(x, co0, oh, start, y);
                 } else {
-                    self.tile::<B, TW, true>(x, co0, oh, start, y);
+                    self.tile::<B, T, true>(x, co0, oh, start, y);
                 }
-                ow += TW;
+                ow += T;
                 if ow >= WO {
                     break;
                 }
@@ -316,7 +324,7 @@ impl<
     /// Adds the kernel rows `kh` of one filter to input row `ih` of channels `ci0..ci0 + B`,
     /// in tiles of 8, 4, 2 and 1 columns.
     #[inline(always)]
-    fn grad_input_row<const B: usize>(
+    fn grad_input_row<const B: usize, const T: usize>(
         wco: &[[[f32; K]; K]; CI],
         kh: (usize, usize),
         rows: &[[f32; PAD_ROW]; K],
@@ -325,7 +333,11 @@ impl<
         dx: &mut [[[f32; W]; H]; CI],
     ) {
         let mut iw = 0;
-        while iw + TW <= W {
+        while iw + T <= W {
+            Self::grad_input_tile::<B, T>(wco, kh, rows, ci0, ih, iw, dx);
+            iw += T;
+        }
+        if T > TW && iw + TW <= W {
             Self::grad_input_tile::<B, TW>(wco, kh, rows, ci0, ih, iw, dx);
             iw += TW;
         }
@@ -342,11 +354,117 @@ impl<
         }
     }
 
+    /// Input gradient for stride 1 (`P < K`) on the host: the output gradient is copied once
+    /// into zero-padded rows (input column `iw` gets tap `kw` of a row from its element
+    /// `iw + K - 1 - kw`), then for each block of `B` input channels, input row and tile of
+    /// `T` columns the sums stay in registers over every filter and tap. Each element adds its
+    /// terms in the order `(co, kh, kw)` from `+0.0`, zeros included: the bits of
+    /// [`Self::grad_input_stride1`], which skips all-zero rows (adding `±0.0` to a sum that
+    /// starts at `+0.0` changes nothing). Tiles may overlap at the row's end (the last one
+    /// moved left to end at `W`): an overlapped element is computed twice, the same way.
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[inline(always)]
+    fn grad_input_host<const T: usize>(&self, dy: &[[[f32; WO]; HO]; CO], dx: &mut [[[f32; W]; H]; CI]) {
+        let row_len = W + K - 1;
+        let pad = K - 1 - P;
+        let mut padded = std::vec![0.0f32; CO * HO * row_len];
+        for (rows, dyc) in padded.chunks_exact_mut(HO * row_len).zip(dy) {
+            for (row, src) in rows.chunks_exact_mut(row_len).zip(dyc) {
+                row[pad..pad + WO].copy_from_slice(src);
+            }
+        }
+        let mut ci = 0;
+        while ci < CI {
+            if ci + CB <= CI {
+                self.grad_input_host_rows::<CB, T>(&padded, ci, dx);
+                ci += CB;
+            } else {
+                self.grad_input_host_rows::<1, T>(&padded, ci, dx);
+                ci += 1;
+            }
+        }
+    }
+
+    /// [`Self::grad_input_host`] for input channels `ci0..ci0 + B`.
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[inline(always)]
+    fn grad_input_host_rows<const B: usize, const T: usize>(
+        &self,
+        padded: &[f32],
+        ci0: usize,
+        dx: &mut [[[f32; W]; H]; CI],
+    ) {
+        for ih in 0..H {
+            // Output row oh = ih + P - kh must lie in 0..HO.
+            let kh = ((ih + P + 1).saturating_sub(HO), (ih + P + 1).min(K));
+            if W >= T {
+                let mut iw = 0;
+                loop {
+                    self.grad_input_host_tile::<B, T>(padded, kh, ci0, ih, iw.min(W - T), dx);
+                    iw += T;
+                    if iw >= W {
+                        break;
+                    }
+                }
+            } else if W >= TW {
+                let mut iw = 0;
+                loop {
+                    self.grad_input_host_tile::<B, TW>(padded, kh, ci0, ih, iw.min(W - TW), dx);
+                    iw += TW;
+                    if iw >= W {
+                        break;
+                    }
+                }
+            } else {
+                for iw in 0..W {
+                    self.grad_input_host_tile::<B, 1>(padded, kh, ci0, ih, iw, dx);
+                }
+            }
+        }
+    }
+
+    /// One tile of [`Self::grad_input_host`]: `B` channels by `T` columns from `iw0` of row `ih`.
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[inline(always)]
+    fn grad_input_host_tile<const B: usize, const T: usize>(
+        &self,
+        padded: &[f32],
+        (kh_lo, kh_hi): (usize, usize),
+        ci0: usize,
+        ih: usize,
+        iw0: usize,
+        dx: &mut [[[f32; W]; H]; CI],
+    ) {
+        let row_len = W + K - 1;
+        let mut acc = [[0.0f32; T]; B];
+        for (co, wco) in self.weight.iter().enumerate() {
+            let Some(wb) = wco[ci0..].first_chunk::<B>() else { return };
+            for kh in kh_lo..kh_hi {
+                let start = (co * HO + ih + P - kh) * row_len;
+                let Some(row) = padded.get(start..start + row_len) else { return };
+                for kw in 0..K {
+                    let Some(seg) = row[iw0 + K - 1 - kw..].first_chunk::<T>() else { return };
+                    for c in 0..B {
+                        let wv = wb[c][kh][kw];
+                        for j in 0..T {
+                            acc[c][j] += wv * seg[j];
+                        }
+                    }
+                }
+            }
+        }
+        for c in 0..B {
+            if let Some(d) = dx[ci0 + c][ih][iw0..].first_chunk_mut::<T>() {
+                *d = acc[c];
+            }
+        }
+    }
+
     /// Input gradient for stride 1 with `P < K` and rows that fit [`PAD_ROW`]: for each input
     /// row and filter, the output-gradient rows it needs are copied into zero-padded buffers
     /// and their taps added to the input gradient in register tiles. Each element adds its
     /// terms in the order `(co, kh, kw)`, as [`Self::grad_input_strided`] does.
-    fn grad_input_stride1(&self, dy: &[[[f32; WO]; HO]; CO], dx: &mut [[[f32; W]; H]; CI]) {
+    fn grad_input_stride1<const T: usize>(&self, dy: &[[[f32; WO]; HO]; CO], dx: &mut [[[f32; W]; H]; CI]) {
         for row in dx.iter_mut().flatten() {
             row.fill(0.0);
         }
@@ -369,11 +487,11 @@ impl<
                 }
                 let mut ci = 0;
                 while ci + CB <= CI {
-                    Self::grad_input_row::<CB>(wco, (kh_lo, kh_hi), &rows, ci, ih, dx);
+                    Self::grad_input_row::<CB, T>(wco, (kh_lo, kh_hi), &rows, ci, ih, dx);
                     ci += CB;
                 }
                 while ci < CI {
-                    Self::grad_input_row::<1>(wco, (kh_lo, kh_hi), &rows, ci, ih, dx);
+                    Self::grad_input_row::<1, T>(wco, (kh_lo, kh_hi), &rows, ci, ih, dx);
                     ci += 1;
                 }
             }
@@ -442,13 +560,20 @@ impl<
     /// the `std` feature); both give the same bits.
     #[inline(always)]
     pub fn forward_portable(&self, x: &[[[f32; W]; H]; CI], y: &mut [[[f32; WO]; HO]; CO]) {
+        self.forward_tiles::<CB, TW>(x, y);
+    }
+
+    /// The forward pass in column tiles of `T` outputs (each output adds its terms in the same
+    /// order whatever `T`: the same bits).
+    #[inline(always)]
+    fn forward_tiles<const B: usize, const T: usize>(&self, x: &[[[f32; W]; H]; CI], y: &mut [[[f32; WO]; HO]; CO]) {
         let mut co = 0;
-        while co + CB <= CO {
-            self.block::<CB>(x, co, y);
-            co += CB;
+        while co + B <= CO {
+            self.block::<B, T>(x, co, y);
+            co += B;
         }
         while co < CO {
-            self.block::<1>(x, co, y);
+            self.block::<1, T>(x, co, y);
             co += 1;
         }
     }
@@ -468,6 +593,30 @@ impl<
         }
         if let Some(dx) = dx {
             self.grad_input_portable(dy, dx);
+        }
+    }
+
+    /// [`Self::backward_portable`] with input-gradient tiles of `T` columns (the same bits).
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[inline(always)]
+    fn backward_tiles<const T: usize>(
+        &self,
+        x: &[[[f32; W]; H]; CI],
+        dy: &[[[f32; WO]; HO]; CO],
+        grads: Option<&mut Self>,
+        dx: Option<&mut [[[f32; W]; H]; CI]>,
+    ) {
+        if let Some(grads) = grads {
+            Self::grad_bias(dy, grads);
+            Self::grad_weight_portable(x, dy, grads);
+        }
+        if let Some(dx) = dx {
+            #[cfg(all(feature = "std", target_arch = "x86_64"))]
+            if S == 1 && P < K {
+                self.grad_input_host::<T>(dy, dx);
+                return;
+            }
+            self.grad_input_tiles::<T>(dy, dx);
         }
     }
 
@@ -500,8 +649,15 @@ impl<
     /// Writes the input gradient.
     #[inline(always)]
     fn grad_input_portable(&self, dy: &[[[f32; WO]; HO]; CO], dx: &mut [[[f32; W]; H]; CI]) {
+        self.grad_input_tiles::<TW>(dy, dx);
+    }
+
+    /// The input gradient in column tiles of `T` inputs (each element adds its terms in the
+    /// same order whatever `T`: the same bits).
+    #[inline(always)]
+    fn grad_input_tiles<const T: usize>(&self, dy: &[[[f32; WO]; HO]; CO], dx: &mut [[[f32; W]; H]; CI]) {
         if S == 1 && P < K && W + K <= PAD_ROW {
-            self.grad_input_stride1(dy, dx);
+            self.grad_input_stride1::<T>(dy, dx);
         } else {
             self.grad_input_strided(dy, dx);
         }
@@ -586,16 +742,81 @@ impl<
         }
     }
 
-    /// [`Self::forward_portable`] compiled for AVX2 (host only, chosen at run time). The
-    /// kernels add each output's terms in one fixed order with separate multiplies and adds,
-    /// so wider vectors change the speed, not the bits (a test compares both paths).
+    /// The forward pass through a host SIMD path: `false` (nothing written) when this CPU
+    /// lacks it. [`Layer::forward`] takes the widest one the CPU has; each gives the bits of
+    /// [`Self::forward_portable`] (tests compare them).
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[must_use]
+    pub fn forward_on(&self, path: X86Path, x: &[[[f32; W]; H]; CI], y: &mut [[[f32; WO]; HO]; CO]) -> bool {
+        if !path.available() {
+            return false;
+        }
+        // SAFETY: the CPU has the path's features, checked just above.
+        #[allow(unsafe_code)]
+        unsafe {
+            match path {
+                X86Path::Avx2 => self.forward_avx2(x, y),
+                X86Path::Avx512 => self.forward_avx512(x, y),
+            }
+        }
+        true
+    }
+
+    /// The backward pass through a host SIMD path (see [`Self::forward_on`]).
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[must_use]
+    pub fn backward_on(
+        &self,
+        path: X86Path,
+        x: &[[[f32; W]; H]; CI],
+        dy: &[[[f32; WO]; HO]; CO],
+        grads: Option<&mut Self>,
+        dx: Option<&mut [[[f32; W]; H]; CI]>,
+    ) -> bool {
+        if !path.available() {
+            return false;
+        }
+        // SAFETY: the CPU has the path's features, checked just above.
+        #[allow(unsafe_code)]
+        unsafe {
+            match path {
+                X86Path::Avx2 => self.backward_avx2(x, dy, grads, dx),
+                X86Path::Avx512 => self.backward_avx512(x, dy, grads, dx),
+            }
+        }
+        true
+    }
+
+    /// Output tiles of 16 columns where rows are that wide (two AVX2 or one AVX-512 vector
+    /// per filter), else of [`TW`].
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[inline(always)]
+    fn forward_wide(&self, x: &[[[f32; W]; H]; CI], y: &mut [[[f32; WO]; HO]; CO]) {
+        if WO >= WIDE {
+            self.forward_tiles::<CB, WIDE>(x, y);
+        } else {
+            self.forward_tiles::<CB, TW>(x, y);
+        }
+    }
+
+    /// [`Self::forward_portable`]'s arithmetic compiled for AVX2 (host only, chosen at run
+    /// time). The kernels add each output's terms in one fixed order with separate multiplies
+    /// and adds, so wider vectors and tiles change the speed, not the bits.
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     #[target_feature(enable = "avx2")]
     fn forward_avx2(&self, x: &[[[f32; W]; H]; CI], y: &mut [[[f32; WO]; HO]; CO]) {
-        self.forward_portable(x, y);
+        self.forward_wide(x, y);
     }
 
-    /// [`Self::backward_portable`] compiled for AVX2 (host only, chosen at run time).
+    /// [`Self::forward_avx2`] compiled for AVX-512.
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[target_feature(enable = "avx2,avx512f")]
+    fn forward_avx512(&self, x: &[[[f32; W]; H]; CI], y: &mut [[[f32; WO]; HO]; CO]) {
+        self.forward_wide(x, y);
+    }
+
+    /// [`Self::backward_portable`] compiled for AVX2 (host only, chosen at run time), input
+    /// gradient tiles of 16 columns.
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     #[target_feature(enable = "avx2")]
     fn backward_avx2(
@@ -605,7 +826,48 @@ impl<
         grads: Option<&mut Self>,
         dx: Option<&mut [[[f32; W]; H]; CI]>,
     ) {
-        self.backward_portable(x, dy, grads, dx);
+        self.backward_tiles::<WIDE>(x, dy, grads, dx);
+    }
+
+    /// [`Self::backward_avx2`] compiled for AVX-512.
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[target_feature(enable = "avx2,avx512f")]
+    fn backward_avx512(
+        &self,
+        x: &[[[f32; W]; H]; CI],
+        dy: &[[[f32; WO]; HO]; CO],
+        grads: Option<&mut Self>,
+        dx: Option<&mut [[[f32; W]; H]; CI]>,
+    ) {
+        self.backward_tiles::<WIDE>(x, dy, grads, dx);
+    }
+}
+
+/// The host SIMD builds of the convolution kernels ([`Conv2d::forward_on`]).
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum X86Path {
+    /// AVX2: 8 lanes.
+    Avx2,
+    /// AVX-512F: 16 lanes.
+    Avx512,
+}
+
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+impl X86Path {
+    /// The widest path this CPU has, if any.
+    #[must_use]
+    pub fn best() -> Option<Self> {
+        [Self::Avx512, Self::Avx2].into_iter().find(|p| p.available())
+    }
+
+    /// Whether this CPU has the path's instructions.
+    #[must_use]
+    pub fn available(self) -> bool {
+        match self {
+            Self::Avx2 => std::is_x86_feature_detected!("avx2"),
+            Self::Avx512 => std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("avx512f"),
+        }
     }
 }
 
@@ -629,12 +891,8 @@ impl<
     fn forward(&self, x: &Self::Input, _acts: &mut (), y: &mut Self::Output, _mode: &mut Mode) {
         let () = Self::SHAPE_OK;
         #[cfg(all(feature = "std", target_arch = "x86_64"))]
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2, checked just above.
-            #[allow(unsafe_code)]
-            unsafe {
-                self.forward_avx2(x, y);
-            }
+        if let Some(path) = X86Path::best() {
+            let _ = self.forward_on(path, x, y);
             return;
         }
         #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
@@ -657,12 +915,8 @@ impl<
     ) {
         let () = Self::SHAPE_OK;
         #[cfg(all(feature = "std", target_arch = "x86_64"))]
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2, checked just above.
-            #[allow(unsafe_code)]
-            unsafe {
-                self.backward_avx2(x, dy, grads, dx);
-            }
+        if let Some(path) = X86Path::best() {
+            let _ = self.backward_on(path, x, dy, grads, dx);
             return;
         }
         #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]

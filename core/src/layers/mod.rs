@@ -24,6 +24,8 @@ pub use batchnorm::{BN_EPS, BN_MOMENTUM, BatchNorm1d, BatchNorm1dSeq, BatchNorm2
 pub use bn_stats::BnStats;
 pub use conv1d::Conv1d;
 pub use conv2d::Conv2d;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+pub use conv2d::X86Path;
 pub use dense::Dense;
 pub use depthwise::DepthwiseConv2d;
 pub use dropout::Dropout;
