@@ -23,6 +23,67 @@ pub(crate) mod m4;
 
 const LANES: usize = 8;
 
+/// The dense kernels compiled for AVX2 and AVX-512 on the host, chosen at run time for layers
+/// of at least [`host::WIDE_MIN`] weights: the same operations in the same order as the
+/// portable kernels (wider vectors, no reassociation, no fused multiply-add), so the same bits
+/// (`tests/tests/dense_dispatch.rs`).
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+pub mod host {
+    use crate::layers::X86Path;
+
+    /// Weights from which a dense layer takes the wide build (below it the check would cost
+    /// more than it saves).
+    pub const WIDE_MIN: usize = 1 << 14;
+
+    macro_rules! wide {
+        ($(#[$doc:meta])* $name:ident, $avx2:ident, $avx512:ident, $portable:path,
+         ($($arg:ident: $ty:ty),*)) => {
+            #[target_feature(enable = "avx2")]
+            fn $avx2<const I: usize, const O: usize>($($arg: $ty),*) {
+                $portable($($arg),*);
+            }
+
+            #[target_feature(enable = "avx2,avx512f")]
+            fn $avx512<const I: usize, const O: usize>($($arg: $ty),*) {
+                $portable($($arg),*);
+            }
+
+            $(#[$doc])*
+            /// Runs the portable kernel when this CPU lacks `path`.
+            pub fn $name<const I: usize, const O: usize>(path: X86Path, $($arg: $ty),*) {
+                if !path.available() {
+                    $portable($($arg),*);
+                    return;
+                }
+                // SAFETY: the CPU has the path's features, checked just above.
+                #[allow(unsafe_code)]
+                unsafe {
+                    match path {
+                        X86Path::Avx2 => $avx2($($arg),*),
+                        X86Path::Avx512 => $avx512($($arg),*),
+                    }
+                }
+            }
+        };
+    }
+
+    wide!(
+        /// [`super::dense_forward_portable`] through `path`.
+        dense_forward, forward_avx2, forward_avx512, super::dense_forward_portable,
+        (w: &[[f32; I]; O], x: &[f32; I], b: &[f32; O], y: &mut [f32; O])
+    );
+    wide!(
+        /// [`super::dense_grads_portable`] through `path`.
+        dense_grads, grads_avx2, grads_avx512, super::dense_grads_portable,
+        (x: &[f32; I], dy: &[f32; O], gw: &mut [[f32; I]; O], gb: &mut [f32; O])
+    );
+    wide!(
+        /// [`super::dense_input_grad_portable`] through `path`.
+        dense_input_grad, input_grad_avx2, input_grad_avx512, super::dense_input_grad_portable,
+        (w: &[[f32; I]; O], dy: &[f32; O], dx: &mut [f32; I])
+    );
+}
+
 /// Dot product of two equally long slices (the shorter length is used).
 #[inline]
 #[must_use]
@@ -102,7 +163,16 @@ pub fn dense_forward<const I: usize, const O: usize>(w: &[[f32; I]; O], x: &[f32
     #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
     m4::dense_forward(w, x, b, y);
     #[cfg(not(all(target_arch = "arm", target_abi = "eabihf")))]
-    dense_forward_portable(w, x, b, y);
+    {
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        if I * O >= host::WIDE_MIN
+            && let Some(path) = crate::layers::X86Path::best()
+        {
+            host::dense_forward(path, w, x, b, y);
+            return;
+        }
+        dense_forward_portable(w, x, b, y);
+    }
 }
 
 /// [`dense_forward`] in portable Rust: the reference, and the code every other target runs.
@@ -141,7 +211,16 @@ pub fn dense_grads<const I: usize, const O: usize>(
     #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
     m4::dense_grads(x, dy, gw, gb);
     #[cfg(not(all(target_arch = "arm", target_abi = "eabihf")))]
-    dense_grads_portable(x, dy, gw, gb);
+    {
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        if I * O >= host::WIDE_MIN
+            && let Some(path) = crate::layers::X86Path::best()
+        {
+            host::dense_grads(path, x, dy, gw, gb);
+            return;
+        }
+        dense_grads_portable(x, dy, gw, gb);
+    }
 }
 
 /// [`dense_grads`] in portable Rust.
@@ -168,7 +247,16 @@ pub fn dense_input_grad<const I: usize, const O: usize>(w: &[[f32; I]; O], dy: &
     #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
     m4::dense_input_grad(w, dy, dx);
     #[cfg(not(all(target_arch = "arm", target_abi = "eabihf")))]
-    dense_input_grad_portable(w, dy, dx);
+    {
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        if I * O >= host::WIDE_MIN
+            && let Some(path) = crate::layers::X86Path::best()
+        {
+            host::dense_input_grad(path, w, dy, dx);
+            return;
+        }
+        dense_input_grad_portable(w, dy, dx);
+    }
 }
 
 /// [`dense_input_grad`] in portable Rust.

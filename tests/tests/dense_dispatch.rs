@@ -1,0 +1,73 @@
+//! The host picks an AVX-512 or AVX2 build of the dense kernels at run time for big layers; each
+//! must give the bits of the portable kernels, which are the ones the Cortex-M runs.
+
+use tinytrain::kernels::{self, host};
+use tinytrain::layers::X86Path;
+use tinytrain::prelude::*;
+
+fn bits(x: &[f32]) -> Vec<u32> {
+    x.iter().map(|v| v.to_bits()).collect()
+}
+
+#[allow(clippy::unnecessary_box_returns)] // the weights must not sit on the test stack
+fn filled<const N: usize>(rng: &mut Rng, zeros_every: usize) -> Box<[f32; N]> {
+    let mut t = Box::new([0.0f32; N]);
+    for (k, v) in t.iter_mut().enumerate() {
+        *v = if zeros_every > 0 && k % zeros_every == 0 { 0.0 } else { rng.uniform(-1.0, 1.0) };
+    }
+    t
+}
+
+/// Forward, weight and bias gradients (accumulated over two samples) and the input gradient,
+/// through every path this CPU has, against the portable kernels.
+fn same_bits<const I: usize, const O: usize>() {
+    assert!(I * O >= host::WIDE_MIN, "the shape must take the wide path");
+    let mut rng = Rng::new(7);
+    let mut w = Box::new([[0.0f32; I]; O]);
+    w.iter_mut().flatten().for_each(|v| *v = rng.uniform(-0.5, 0.5));
+    let b = filled::<O>(&mut rng, 0);
+    let xs = [filled::<I>(&mut rng, 0), filled::<I>(&mut rng, 5)];
+    // Zeros in dy: rows a ReLU switched off, which the gradient kernels skip.
+    let dys = [filled::<O>(&mut rng, 3), filled::<O>(&mut rng, 4)];
+
+    let run = |path: Option<X86Path>| {
+        let mut y = Box::new([0.0f32; O]);
+        let (mut gw, mut gb) = (Box::new([[0.0f32; I]; O]), Box::new([0.0f32; O]));
+        let mut dx = Box::new([0.0f32; I]);
+        for (x, dy) in xs.iter().zip(&dys) {
+            match path {
+                None => {
+                    kernels::dense_forward_portable(&w, x, &b, &mut y);
+                    kernels::dense_grads_portable(x, dy, &mut gw, &mut gb);
+                    kernels::dense_input_grad_portable(&w, dy, &mut dx);
+                }
+                Some(p) => {
+                    host::dense_forward(p, &w, x, &b, &mut y);
+                    host::dense_grads(p, x, dy, &mut gw, &mut gb);
+                    host::dense_input_grad(p, &w, dy, &mut dx);
+                }
+            }
+        }
+        (bits(&*y), bits(gw.as_flattened()), bits(&*gb), bits(&*dx))
+    };
+    let want = run(None);
+    assert!(want.1.iter().any(|&v| v != 0) && want.3.iter().any(|&v| v != 0));
+    for path in [X86Path::Avx2, X86Path::Avx512] {
+        if !path.available() {
+            eprintln!("{path:?}: not on this CPU (the portable kernel ran)");
+        }
+        let got = run(Some(path));
+        assert_eq!(got.0, want.0, "forward, {path:?}");
+        assert_eq!(got.1, want.1, "weight gradients, {path:?}");
+        assert_eq!(got.2, want.2, "bias gradients, {path:?}");
+        assert_eq!(got.3, want.3, "input gradient, {path:?}");
+    }
+}
+
+#[test]
+fn big_dense_layers_give_the_portable_bits() {
+    // mnist-cnn's hidden layer, and shapes with remainders of the 8-lane sums and odd rows.
+    same_bits::<9216, 128>();
+    same_bits::<1027, 17>();
+    same_bits::<130, 129>();
+}
