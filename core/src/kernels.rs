@@ -67,6 +67,76 @@ pub mod host {
         };
     }
 
+    /// [`super::dense_predict4_portable`] with AVX vectors where this CPU has AVX2 (the
+    /// portable code elsewhere): per output and sample one 8-lane vector of partial sums
+    /// (`mul` then `add`, no fused multiply-add), reduced in [`super::dot`]'s tree, so the bits
+    /// are the portable code's.
+    #[inline]
+    pub fn dense_predict4<const I: usize, const O: usize>(
+        w: &[[f32; I]; O],
+        b: &[f32; O],
+        x: [&[f32; I]; 4],
+        y: [&mut [f32; O]; 4],
+    ) {
+        if X86Path::Avx2.available() {
+            // SAFETY: the CPU has AVX2 (so AVX), checked just above.
+            #[allow(unsafe_code)]
+            unsafe {
+                predict4_avx(w, b, x, y);
+            }
+        } else {
+            super::dense_predict4_portable(w, b, x, y);
+        }
+    }
+
+    #[target_feature(enable = "avx")]
+    #[allow(unsafe_code)]
+    fn predict4_avx<const I: usize, const O: usize>(
+        w: &[[f32; I]; O],
+        b: &[f32; O],
+        x: [&[f32; I]; 4],
+        y: [&mut [f32; O]; 4],
+    ) {
+        use core::arch::x86_64::{
+            __m256, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehl_ps, _mm_shuffle_ps, _mm256_add_ps,
+            _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_loadu_ps, _mm256_mul_ps, _mm256_setzero_ps,
+            _mm256_storeu_ps,
+        };
+        let full = I / super::LANES * super::LANES;
+        let [y0, y1, y2, y3] = y;
+        for (o, (row, &bias)) in w.iter().zip(b).enumerate() {
+            let mut acc: [__m256; 4] = [_mm256_setzero_ps(); 4];
+            let mut j = 0;
+            while j < full {
+                // SAFETY: j + 8 <= full <= I, the length of the row and of every sample.
+                let wv = unsafe { _mm256_loadu_ps(row.as_ptr().add(j)) };
+                for (a, xs) in acc.iter_mut().zip(x) {
+                    // SAFETY: as above.
+                    let xv = unsafe { _mm256_loadu_ps(xs.as_ptr().add(j)) };
+                    *a = _mm256_add_ps(*a, _mm256_mul_ps(wv, xv));
+                }
+                j += super::LANES;
+            }
+            let sums: [f32; 4] = core::array::from_fn(|s| {
+                if full == I {
+                    // ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7)) in registers.
+                    let v = _mm_add_ps(_mm256_castps256_ps128(acc[s]), _mm256_extractf128_ps::<1>(acc[s]));
+                    let u = _mm_add_ps(v, _mm_shuffle_ps::<0b10_11_00_01>(v, v));
+                    _mm_cvtss_f32(_mm_add_ss(u, _mm_movehl_ps(u, u)))
+                } else {
+                    let mut lanes = [0.0f32; super::LANES];
+                    // SAFETY: eight floats into an array of eight.
+                    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc[s]) };
+                    for (l, (p, q)) in lanes.iter_mut().zip(row[full..].iter().zip(&x[s][full..])) {
+                        *l += p * q;
+                    }
+                    super::reduce(&lanes)
+                }
+            });
+            (y0[o], y1[o], y2[o], y3[o]) = (sums[0] + bias, sums[1] + bias, sums[2] + bias, sums[3] + bias);
+        }
+    }
+
     wide!(
         /// [`super::dense_forward_portable`] through `path`.
         dense_forward, forward_avx2, forward_avx512, super::dense_forward_portable,
@@ -152,6 +222,25 @@ pub fn dot4<const N: usize>(w: &[f32; N], x: [&[f32; N]; 4]) -> [f32; 4] {
         }
     }
     acc.map(|a| reduce(&a))
+}
+
+/// Four samples through a dense layer, `y[s][o] = dot4(w[o], x)[s] + b[o]`: each weight row
+/// loaded once for the four samples, each sum [`dot`]'s ([`Layer::predict4`] of
+/// [`Dense`](crate::layers::Dense); the host takes [`host::dense_predict4`]).
+///
+/// [`Layer::predict4`]: crate::layer::Layer::predict4
+#[inline]
+pub fn dense_predict4_portable<const I: usize, const O: usize>(
+    w: &[[f32; I]; O],
+    b: &[f32; O],
+    x: [&[f32; I]; 4],
+    y: [&mut [f32; O]; 4],
+) {
+    let [y0, y1, y2, y3] = y;
+    for (o, (w, b)) in w.iter().zip(b).enumerate() {
+        let [d0, d1, d2, d3] = dot4(w, x);
+        (y0[o], y1[o], y2[o], y3[o]) = (d0 + b, d1 + b, d2 + b, d3 + b);
+    }
 }
 
 /// `y = W x + b` for a weight stored `[out][in]`: each output is [`dot`] of its row and `x`,

@@ -64,6 +64,42 @@ fn same_bits<const I: usize, const O: usize>() {
     }
 }
 
+/// Four samples at once (batched inference) on the host's AVX kernel against the portable
+/// kernel and against one sample at a time.
+fn predict4_same_bits<const I: usize, const O: usize>() {
+    let mut rng = Rng::new(11);
+    let mut w = Box::new([[0.0f32; I]; O]);
+    w.iter_mut().flatten().for_each(|v| *v = rng.uniform(-0.5, 0.5));
+    let b = filled::<O>(&mut rng, 0);
+    let xs = [filled::<I>(&mut rng, 0), filled::<I>(&mut rng, 3), filled::<I>(&mut rng, 0), filled::<I>(&mut rng, 7)];
+    let x = [&*xs[0], &*xs[1], &*xs[2], &*xs[3]];
+    let (mut fast, mut slow) = ([[0.0f32; O]; 4], [[0.0f32; O]; 4]);
+    {
+        let [a, b2, c, d] = &mut fast;
+        host::dense_predict4(&w, &b, x, [a, b2, c, d]);
+    }
+    {
+        let [a, b2, c, d] = &mut slow;
+        kernels::dense_predict4_portable(&w, &b, x, [a, b2, c, d]);
+    }
+    for s in 0..4 {
+        let mut one = [0.0f32; O];
+        kernels::dense_forward_portable(&w, x[s], &b, &mut one);
+        assert_eq!(bits(&fast[s]), bits(&slow[s]), "sample {s}, {I} -> {O}");
+        assert_eq!(bits(&fast[s]), bits(&one), "sample {s} alone, {I} -> {O}");
+    }
+}
+
+#[test]
+fn batched_inference_gives_the_portable_bits() {
+    // digits-mlp's layers (no remainder of the 8-lane sums), and shapes with remainders.
+    predict4_same_bits::<64, 32>();
+    predict4_same_bits::<32, 10>();
+    predict4_same_bits::<67, 5>();
+    predict4_same_bits::<3, 9>();
+    predict4_same_bits::<216, 10>();
+}
+
 #[test]
 fn big_dense_layers_give_the_portable_bits() {
     // mnist-cnn's hidden layer, and shapes with remainders of the 8-lane sums and odd rows.

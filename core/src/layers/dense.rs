@@ -17,7 +17,7 @@
 //! ```
 
 use crate::init::Init;
-use crate::kernels::{dense_forward, dense_grads, dense_input_grad, dot4};
+use crate::kernels::{dense_forward, dense_grads, dense_input_grad};
 use crate::layer::{Layer, LayerInfo, Mode, UnitKind};
 use crate::params::{Leaf, TensorDesc};
 use crate::rng::Rng;
@@ -51,11 +51,10 @@ impl<const I: usize, const O: usize> Layer for Dense<I, O> {
     fn predict4(&self, x: [&[f32; I]; 4], _acts: [&mut (); 4], y: [&mut [f32; O]; 4]) {
         let () = Self::SHAPE_OK;
         // Each weight row is loaded once for the four samples; each sum is `dot`'s.
-        let [y0, y1, y2, y3] = y;
-        for (o, (w, b)) in self.weight.iter().zip(&self.bias).enumerate() {
-            let [d0, d1, d2, d3] = dot4(w, x);
-            (y0[o], y1[o], y2[o], y3[o]) = (d0 + b, d1 + b, d2 + b, d3 + b);
-        }
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        crate::kernels::host::dense_predict4(&self.weight, &self.bias, x, y);
+        #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+        crate::kernels::dense_predict4_portable(&self.weight, &self.bias, x, y);
     }
 
     #[inline]
