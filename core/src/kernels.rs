@@ -147,6 +147,28 @@ pub mod host {
         dense_grads, grads_avx2, grads_avx512, super::dense_grads_portable,
         (x: &[f32; I], dy: &[f32; O], gw: &mut [[f32; I]; O], gb: &mut [f32; O])
     );
+    /// [`super::adam_update_portable`] compiled for AVX-512 (16 lanes) where this CPU has it,
+    /// the portable code elsewhere: every operation is elementwise and correctly rounded
+    /// (`mul`, `add`, `sqrt`, `div`; no fused multiply-add), so the width cannot change a bit
+    /// (`tests/tests/dense_dispatch.rs`).
+    #[inline]
+    pub fn adam_update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: &super::AdamUpdate) {
+        if X86Path::Avx512.available() {
+            // SAFETY: the CPU has AVX-512F and AVX2, checked just above.
+            #[allow(unsafe_code)]
+            unsafe {
+                adam_update_avx512(p, g, m, v, c);
+            }
+        } else {
+            super::adam_update_portable(p, g, m, v, c);
+        }
+    }
+
+    #[target_feature(enable = "avx2,avx512f")]
+    fn adam_update_avx512(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: &super::AdamUpdate) {
+        super::adam_update_portable(p, g, m, v, c);
+    }
+
     wide!(
         /// [`super::dense_input_grad_portable`] through `path`.
         dense_input_grad, input_grad_avx2, input_grad_avx512, super::dense_input_grad_portable,
@@ -386,7 +408,9 @@ pub struct AdamUpdate {
 pub fn adam_update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: &AdamUpdate) {
     #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
     m4::adam_update(p, g, m, v, c);
-    #[cfg(not(all(target_arch = "arm", target_abi = "eabihf")))]
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    host::adam_update(p, g, m, v, c);
+    #[cfg(not(any(all(target_arch = "arm", target_abi = "eabihf"), all(feature = "std", target_arch = "x86_64"))))]
     adam_update_portable(p, g, m, v, c);
 }
 

@@ -107,3 +107,36 @@ fn big_dense_layers_give_the_portable_bits() {
     same_bits::<1027, 17>();
     same_bits::<130, 129>();
 }
+
+/// Adam updates through the host's AVX-512 build against the portable kernel: lengths with and
+/// without a remainder of the 16 lanes, zero gradients, tiny moments, both epsilon placements'
+/// coefficients, two hundred steps so the moments carry history.
+#[test]
+fn adam_update_gives_the_portable_bits() {
+    let mut rng = Rng::new(5);
+    for n in [1usize, 15, 16, 33, 2048, 2410] {
+        for (inv_sqrt_bc2, eps) in [(1.0 / 0.0199_f32.sqrt(), 1e-8), (1.0, 1e-7)] {
+            let c = kernels::AdamUpdate {
+                beta1: 0.9,
+                one_minus_beta1: 0.1,
+                beta2: 0.999,
+                one_minus_beta2: 0.001,
+                inv_sqrt_bc2,
+                eps,
+                step_size: 1e-3,
+            };
+            let p0: Vec<f32> = (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect();
+            let (mut fast, mut slow) =
+                ((p0.clone(), vec![0.0f32; n], vec![1e-38f32; n]), (p0, vec![0.0; n], vec![1e-38; n]));
+            for step in 0..200 {
+                let g: Vec<f32> =
+                    (0..n).map(|k| if (k + step) % 3 == 0 { 0.0 } else { rng.uniform(-1.0, 1.0) }).collect();
+                host::adam_update(&mut fast.0, &g, &mut fast.1, &mut fast.2, &c);
+                kernels::adam_update_portable(&mut slow.0, &g, &mut slow.1, &mut slow.2, &c);
+            }
+            assert_eq!(bits(&fast.0), bits(&slow.0), "parameters, n {n}");
+            assert_eq!(bits(&fast.1), bits(&slow.1), "m, n {n}");
+            assert_eq!(bits(&fast.2), bits(&slow.2), "v, n {n}");
+        }
+    }
+}

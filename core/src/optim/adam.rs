@@ -10,7 +10,7 @@
 use super::{Optimizer, Schedule, for_each_with_state};
 use crate::kernels::{AdamUpdate, adam_update};
 use crate::layer::Layer;
-use crate::math::{powi, sqrt};
+use crate::math::{one_minus_powi, sqrt};
 
 /// Where epsilon goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -73,8 +73,8 @@ impl<const N: usize> Optimizer for Adam<N> {
         let lr = cfg.lr.at(self.t);
         let t1 = self.t.saturating_add(1);
         let (b1, b2, eps) = (cfg.beta1, cfg.beta2, cfg.eps);
-        let bc1 = 1.0 - powi(b1, t1);
-        let bc2 = 1.0 - powi(b2, t1);
+        let bc1 = one_minus_powi(b1, t1);
+        let bc2 = one_minus_powi(b2, t1);
         let form = cfg.form;
         // PyTorch: denom = √v/√bc2 + eps; θ −= (lr/bc1)·m/denom.
         // Keras:   denom = √v + eps;       θ −= (lr·√bc2/bc1)·m/denom.
