@@ -90,83 +90,120 @@ pub mod host {
     }
 
     #[target_feature(enable = "avx")]
-    #[allow(unsafe_code)]
     fn predict4_avx<const I: usize, const O: usize>(
         w: &[[f32; I]; O],
         b: &[f32; O],
         x: [&[f32; I]; 4],
         y: [&mut [f32; O]; 4],
     ) {
+        let [y0, y1, y2, y3] = y;
+        for (o, (row, &bias)) in w.iter().zip(b).enumerate() {
+            let sums = dots_avx([row; 4], x);
+            (y0[o], y1[o], y2[o], y3[o]) = (sums[0] + bias, sums[1] + bias, sums[2] + bias, sums[3] + bias);
+        }
+    }
+
+    /// [`super::dense_forward_portable`] with AVX vectors where this CPU has AVX2 (the portable
+    /// code elsewhere): four rows at a time against the one input, each row's sum
+    /// [`super::dot`]'s (one 8-lane vector of partial sums, `mul` then `add`, reduced in the
+    /// same tree), so the bits are the portable code's. Memory-bound layers such as
+    /// `mnist-cnn`'s 9216 -> 128 stream their weights at the cache's pace this way; the
+    /// compiler's own vectors for two rows at a time shuffle single lanes.
+    #[inline]
+    pub fn dense_forward<const I: usize, const O: usize>(
+        w: &[[f32; I]; O],
+        x: &[f32; I],
+        b: &[f32; O],
+        y: &mut [f32; O],
+    ) {
+        if X86Path::Avx2.available() {
+            // SAFETY: the CPU has AVX2 (so AVX), checked just above.
+            #[allow(unsafe_code)]
+            unsafe {
+                forward_avx(w, x, b, y);
+            }
+        } else {
+            super::dense_forward_portable(w, x, b, y);
+        }
+    }
+
+    #[target_feature(enable = "avx")]
+    fn forward_avx<const I: usize, const O: usize>(w: &[[f32; I]; O], x: &[f32; I], b: &[f32; O], y: &mut [f32; O]) {
+        let (quads, rest) = w.as_chunks::<4>();
+        let (y_quads, y_rest) = y.as_chunks_mut::<4>();
+        let (b_quads, b_rest) = b.as_chunks::<4>();
+        for ((yo, [r0, r1, r2, r3]), bq) in y_quads.iter_mut().zip(quads).zip(b_quads) {
+            let sums = dots_avx([r0, r1, r2, r3], [x; 4]);
+            *yo = core::array::from_fn(|k| sums[k] + bq[k]);
+        }
+        for ((yo, row), &bias) in y_rest.iter_mut().zip(rest).zip(b_rest) {
+            let [sum] = dots_avx([row], [x]);
+            *yo = sum + bias;
+        }
+    }
+
+    /// `[dot(a[r], b[r]); R]` in AVX registers: per pair one 8-lane vector of partial sums
+    /// (lane `k` sums the products of the indices `k mod 8`, in order, `mul` then `add`), the
+    /// remainder added into the first lanes, reduced in [`super::dot`]'s tree. The same bits
+    /// as [`super::dot`]. Rows or samples that repeat are loaded once.
+    #[target_feature(enable = "avx")]
+    #[inline]
+    #[allow(unsafe_code)]
+    fn dots_avx<const I: usize, const R: usize>(a: [&[f32; I]; R], b: [&[f32; I]; R]) -> [f32; R] {
         use core::arch::x86_64::{
             __m256, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehl_ps, _mm_shuffle_ps, _mm256_add_ps,
             _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_loadu_ps, _mm256_mul_ps, _mm256_setzero_ps,
             _mm256_storeu_ps,
         };
         let full = I / super::LANES * super::LANES;
-        let [y0, y1, y2, y3] = y;
-        for (o, (row, &bias)) in w.iter().zip(b).enumerate() {
-            let mut acc: [__m256; 4] = [_mm256_setzero_ps(); 4];
-            let mut j = 0;
-            while j < full {
-                // SAFETY: j + 8 <= full <= I, the length of the row and of every sample.
-                let wv = unsafe { _mm256_loadu_ps(row.as_ptr().add(j)) };
-                for (a, xs) in acc.iter_mut().zip(x) {
-                    // SAFETY: as above.
-                    let xv = unsafe { _mm256_loadu_ps(xs.as_ptr().add(j)) };
-                    *a = _mm256_add_ps(*a, _mm256_mul_ps(wv, xv));
-                }
-                j += super::LANES;
+        let mut acc: [__m256; R] = [_mm256_setzero_ps(); R];
+        let mut j = 0;
+        while j < full {
+            for ((acc, a), b) in acc.iter_mut().zip(a).zip(b) {
+                // SAFETY: j + 8 <= full <= I, the length of every row and sample.
+                let (av, bv) = unsafe { (_mm256_loadu_ps(a.as_ptr().add(j)), _mm256_loadu_ps(b.as_ptr().add(j))) };
+                *acc = _mm256_add_ps(*acc, _mm256_mul_ps(av, bv));
             }
-            let sums: [f32; 4] = core::array::from_fn(|s| {
-                if full == I {
-                    // ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7)) in registers.
-                    let v = _mm_add_ps(_mm256_castps256_ps128(acc[s]), _mm256_extractf128_ps::<1>(acc[s]));
-                    let u = _mm_add_ps(v, _mm_shuffle_ps::<0b10_11_00_01>(v, v));
-                    _mm_cvtss_f32(_mm_add_ss(u, _mm_movehl_ps(u, u)))
-                } else {
-                    let mut lanes = [0.0f32; super::LANES];
-                    // SAFETY: eight floats into an array of eight.
-                    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc[s]) };
-                    for (l, (p, q)) in lanes.iter_mut().zip(row[full..].iter().zip(&x[s][full..])) {
-                        *l += p * q;
-                    }
-                    super::reduce(&lanes)
-                }
-            });
-            (y0[o], y1[o], y2[o], y3[o]) = (sums[0] + bias, sums[1] + bias, sums[2] + bias, sums[3] + bias);
+            j += super::LANES;
         }
+        core::array::from_fn(|r| {
+            if full == I {
+                // ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7)) in registers.
+                let v = _mm_add_ps(_mm256_castps256_ps128(acc[r]), _mm256_extractf128_ps::<1>(acc[r]));
+                let u = _mm_add_ps(v, _mm_shuffle_ps::<0b10_11_00_01>(v, v));
+                _mm_cvtss_f32(_mm_add_ss(u, _mm_movehl_ps(u, u)))
+            } else {
+                let mut lanes = [0.0f32; super::LANES];
+                // SAFETY: eight floats into an array of eight.
+                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc[r]) };
+                for (l, (p, q)) in lanes.iter_mut().zip(a[r][full..].iter().zip(&b[r][full..])) {
+                    *l += p * q;
+                }
+                super::reduce(&lanes)
+            }
+        })
     }
 
-    wide!(
-        /// [`super::dense_forward_portable`] through `path`.
-        dense_forward, forward_avx2, forward_avx512, super::dense_forward_portable,
-        (w: &[[f32; I]; O], x: &[f32; I], b: &[f32; O], y: &mut [f32; O])
-    );
     wide!(
         /// [`super::dense_grads_portable`] through `path`.
         dense_grads, grads_avx2, grads_avx512, super::dense_grads_portable,
         (x: &[f32; I], dy: &[f32; O], gw: &mut [[f32; I]; O], gb: &mut [f32; O])
     );
-    /// [`super::adam_update_portable`] compiled for AVX-512 (16 lanes) where this CPU has it,
-    /// the portable code elsewhere: every operation is elementwise and correctly rounded
-    /// (`mul`, `add`, `sqrt`, `div`; no fused multiply-add), so the width cannot change a bit
-    /// (`tests/tests/dense_dispatch.rs`).
-    #[inline]
-    pub fn adam_update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: &super::AdamUpdate) {
-        if X86Path::Avx512.available() {
-            // SAFETY: the CPU has AVX-512F and AVX2, checked just above.
-            #[allow(unsafe_code)]
-            unsafe {
-                adam_update_avx512(p, g, m, v, c);
-            }
-        } else {
-            super::adam_update_portable(p, g, m, v, c);
-        }
+    /// `f` compiled for AVX-512 (AVX2 and AVX-512F enabled), for [`super::wide`].
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and AVX-512F.
+    #[target_feature(enable = "avx2,avx512f")]
+    #[allow(unsafe_code)]
+    pub(crate) unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
+        f()
     }
 
-    #[target_feature(enable = "avx2,avx512f")]
-    fn adam_update_avx512(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: &super::AdamUpdate) {
-        super::adam_update_portable(p, g, m, v, c);
+    /// [`super::adam_update_portable`] through [`super::wide`]: AVX-512 where this CPU has
+    /// it (for the test that compares the two).
+    #[inline]
+    pub fn adam_update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: &super::AdamUpdate) {
+        super::wide(|| super::adam_update_portable(p, g, m, v, c));
     }
 
     wide!(
@@ -176,8 +213,24 @@ pub mod host {
     );
 }
 
+/// Runs `f` compiled for the widest vectors this CPU has: AVX-512 on an x86-64 host that has
+/// it (chosen at run time), as compiled everywhere else. For loops over slices such as the
+/// optimizers' updates: Rust never reassociates or fuses floating-point operations, so a
+/// wider build performs the same correctly rounded operations in the same order and gives
+/// the same bits (`tests/tests/dense_dispatch.rs`); only the number of lanes changes.
+#[inline(always)]
+pub fn wide<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if crate::layers::X86Path::Avx512.available() {
+        // SAFETY: the CPU has AVX2 and AVX-512F, checked just above.
+        #[allow(unsafe_code)]
+        return unsafe { host::avx512(f) };
+    }
+    f()
+}
+
 /// Dot product of two equally long slices (the shorter length is used).
-#[inline]
+#[inline(always)]
 #[must_use]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
@@ -200,7 +253,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// Two dot products against the same `x`: `(dot(a, x), dot(b, x))`, each summed in exactly
 /// the order of [`dot`] (so the same bits), but loading `x` once for both rows. The length is
 /// part of the type, so the loop has no remainder to handle when `N` is a multiple of 8.
-#[inline]
+#[inline(always)]
 #[must_use]
 pub fn dot2<const N: usize>(a: &[f32; N], b: &[f32; N], x: &[f32; N]) -> (f32, f32) {
     let mut acc_a = [0.0f32; LANES];
@@ -276,19 +329,17 @@ pub fn dense_forward<const I: usize, const O: usize>(w: &[[f32; I]; O], x: &[f32
     #[cfg(not(all(target_arch = "arm", target_abi = "eabihf")))]
     {
         #[cfg(all(feature = "std", target_arch = "x86_64"))]
-        if I * O >= host::WIDE_MIN
-            && let Some(path) = crate::layers::X86Path::best()
-        {
-            host::dense_forward(path, w, x, b, y);
-            return;
-        }
+        host::dense_forward(w, x, b, y);
+        #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
         dense_forward_portable(w, x, b, y);
     }
 }
 
 /// [`dense_forward`] in portable Rust: the reference, and the code every other target runs.
-/// Two rows at a time share the loads of `x`; each row is summed as [`dot`] sums it.
-#[inline]
+/// Two rows at a time share the loads of `x`; each row is summed as [`dot`] sums it. Always
+/// inlined, so that the host's wide builds ([`host::dense_forward`]) compile it with their
+/// vectors.
+#[inline(always)]
 pub fn dense_forward_portable<const I: usize, const O: usize>(
     w: &[[f32; I]; O],
     x: &[f32; I],
@@ -427,7 +478,7 @@ pub fn adam_update_portable(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f3
 }
 
 /// The fixed reduction tree of [`dot`].
-#[inline]
+#[inline(always)]
 fn reduce(acc: &[f32; LANES]) -> f32 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
 }
@@ -455,26 +506,16 @@ pub fn all_finite(x: &[f32]) -> bool {
     #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
     return m4::all_finite(x);
     #[cfg(not(all(target_arch = "arm", target_abi = "eabihf")))]
-    all_finite_portable(x)
+    wide(|| all_finite_portable(x))
 }
 
-/// [`all_finite`] in portable Rust.
+/// [`all_finite`] in portable Rust: the largest magnitude's bits below the infinities' (NaN
+/// and infinity have every exponent bit set). An integer maximum the compiler may compute in
+/// any order and width.
 #[inline]
 #[must_use]
 pub fn all_finite_portable(x: &[f32]) -> bool {
-    // Multiplying by zero turns every finite value into 0 and NaN/inf into NaN; eight
-    // independent sums let the host vectorise it.
-    let mut acc = [0.0f32; LANES];
-    let chunks = x.chunks_exact(LANES);
-    for (k, v) in chunks.remainder().iter().enumerate() {
-        acc[k] += v * 0.0;
-    }
-    for c in chunks {
-        for k in 0..LANES {
-            acc[k] += c[k] * 0.0;
-        }
-    }
-    reduce(&acc) == 0.0
+    x.iter().fold(0u32, |m, v| m.max(v.to_bits() & 0x7fff_ffff)) < 0x7f80_0000
 }
 
 /// Sets every element to `+0.0` (16 at a time with one `vstm` on ARM hard-float targets).

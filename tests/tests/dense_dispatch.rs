@@ -42,7 +42,7 @@ fn same_bits<const I: usize, const O: usize>() {
                     kernels::dense_input_grad_portable(&w, dy, &mut dx);
                 }
                 Some(p) => {
-                    host::dense_forward(p, &w, x, &b, &mut y);
+                    host::dense_forward(&w, x, &b, &mut y);
                     host::dense_grads(p, x, dy, &mut gw, &mut gb);
                     host::dense_input_grad(p, &w, dy, &mut dx);
                 }

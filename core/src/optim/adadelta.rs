@@ -28,6 +28,7 @@
 //! ```
 
 use super::{Optimizer, Schedule, for_each_with_state};
+use crate::kernels::wide;
 use crate::layer::Layer;
 use crate::math::sqrt;
 
@@ -84,12 +85,14 @@ impl<const N: usize> Optimizer for Adadelta<N> {
         let lr = cfg.lr.at(self.t);
         let (rho, eps) = (cfg.rho, cfg.eps);
         for_each_with_state(model, grads, &mut self.sq_grad, &mut self.sq_delta, &mut |p, g, a, b| {
-            for (((pi, &gi), ai), bi) in p.iter_mut().zip(g).zip(a.iter_mut()).zip(b.iter_mut()) {
-                *ai = rho * *ai + (1.0 - rho) * (gi * gi);
-                let delta = sqrt((*bi + eps) / (*ai + eps)) * gi;
-                *bi = rho * *bi + (1.0 - rho) * (delta * delta);
-                *pi -= lr * delta;
-            }
+            wide(|| {
+                for (((pi, &gi), ai), bi) in p.iter_mut().zip(g).zip(a.iter_mut()).zip(b.iter_mut()) {
+                    *ai = rho * *ai + (1.0 - rho) * (gi * gi);
+                    let delta = sqrt((*bi + eps) / (*ai + eps)) * gi;
+                    *bi = rho * *bi + (1.0 - rho) * (delta * delta);
+                    *pi -= lr * delta;
+                }
+            });
         });
         self.t = self.t.saturating_add(1);
         super::flush_periodically(self);

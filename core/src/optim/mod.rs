@@ -136,9 +136,11 @@ pub const FLUSH_EVERY: u32 = 16;
 pub(crate) fn flush_periodically<O: Optimizer>(opt: &mut O) {
     if opt.steps().is_multiple_of(FLUSH_EVERY) {
         opt.visit_state_mut(&mut |s| {
-            for v in s {
-                *v = crate::math::flush_subnormal(*v);
-            }
+            crate::kernels::wide(|| {
+                for v in s {
+                    *v = crate::math::flush_subnormal(*v);
+                }
+            });
         });
     }
 }

@@ -7,6 +7,7 @@
 //! ```
 
 use super::{Optimizer, Schedule};
+use crate::kernels::wide;
 use crate::layer::Layer;
 use crate::math::sqrt;
 
@@ -73,14 +74,17 @@ impl<const N: usize> Optimizer for RmsProp<N> {
             let end = off + p.len();
             let Some(v) = state.get_mut(off..end) else { return };
             off = end;
-            for ((pi, &gi), vi) in p.iter_mut().zip(g).zip(v.iter_mut()) {
-                *vi = rho * *vi + (1.0 - rho) * (gi * gi);
-                let denom = match cfg.form {
-                    RmsPropForm::Torch => sqrt(*vi) + eps,
-                    RmsPropForm::Keras => sqrt(*vi + eps),
-                };
-                *pi -= lr * gi / denom;
-            }
+            let it = p.iter_mut().zip(g).zip(v.iter_mut());
+            wide(|| match cfg.form {
+                RmsPropForm::Torch => it.for_each(|((pi, &gi), vi)| {
+                    *vi = rho * *vi + (1.0 - rho) * (gi * gi);
+                    *pi -= lr * gi / (sqrt(*vi) + eps);
+                }),
+                RmsPropForm::Keras => it.for_each(|((pi, &gi), vi)| {
+                    *vi = rho * *vi + (1.0 - rho) * (gi * gi);
+                    *pi -= lr * gi / sqrt(*vi + eps);
+                }),
+            });
         });
         self.t = self.t.saturating_add(1);
         super::flush_periodically(self);

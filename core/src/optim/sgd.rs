@@ -10,6 +10,7 @@
 //! ```
 
 use super::{Optimizer, Schedule};
+use crate::kernels::wide;
 use crate::layer::Layer;
 
 /// Hyper-parameters of plain [`Sgd`].
@@ -42,9 +43,11 @@ impl Optimizer for Sgd {
     fn step<M: Layer>(&mut self, cfg: &SgdConfig, model: &mut M, grads: &M::Grads) {
         let lr = cfg.lr.at(self.t);
         model.zip_grads(grads, &mut |p, g| {
-            for (pi, gi) in p.iter_mut().zip(g) {
-                *pi -= lr * gi;
-            }
+            wide(|| {
+                for (pi, gi) in p.iter_mut().zip(g) {
+                    *pi -= lr * gi;
+                }
+            });
         });
         self.t = self.t.saturating_add(1);
         super::flush_periodically(self);
@@ -127,7 +130,7 @@ impl<const N: usize> Optimizer for Momentum<N> {
             let Some(v) = velocity.get_mut(off..end) else { return };
             off = end;
             let it = p.iter_mut().zip(g).zip(v.iter_mut());
-            match (cfg.form, cfg.nesterov) {
+            wide(|| match (cfg.form, cfg.nesterov) {
                 (MomentumForm::Torch, false) => it.for_each(|((pi, &gi), vi)| {
                     *vi = mu * *vi + gi;
                     *pi -= lr * *vi;
@@ -144,7 +147,7 @@ impl<const N: usize> Optimizer for Momentum<N> {
                     *vi = mu * *vi - lr * gi;
                     *pi += mu * *vi - lr * gi;
                 }),
-            }
+            });
         });
         self.t = self.t.saturating_add(1);
         super::flush_periodically(self);
