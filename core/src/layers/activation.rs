@@ -247,6 +247,12 @@ impl<F: ActivationFn, T: Tensor> Layer for Act<F, T> {
 
 /// Numerically stable softmax of `x` into `y` (the maximum is subtracted first).
 pub fn softmax(x: &[f32], y: &mut [f32]) {
+    softmax_parts(x, y);
+}
+
+/// [`softmax`], returning the maximum of `x` and the sum of `exp(x - max)` (in order from
+/// `0.0`) it divided by: cross-entropy's log-sum-exp without a second round of exponentials.
+pub fn softmax_parts(x: &[f32], y: &mut [f32]) -> (f32, f32) {
     let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
     let mut sum = 0.0;
     for (yi, &xi) in y.iter_mut().zip(x) {
@@ -257,6 +263,7 @@ pub fn softmax(x: &[f32], y: &mut [f32]) {
     for yi in y.iter_mut() {
         *yi *= inv;
     }
+    (max, sum)
 }
 
 /// Softmax over a vector of `N`, as an output layer for probabilities.

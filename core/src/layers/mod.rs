@@ -18,7 +18,7 @@ mod pool1d;
 
 pub use activation::{
     Act, ActivationFn, Elu, EluAlpha, EluFn, KerasSlope, LeakyRelu, LeakyReluFn, LeakySlope, Relu, ReluFn, Sigmoid,
-    SigmoidFn, Softmax, Tanh, TanhFn, TorchSlope, UnitAlpha, softmax,
+    SigmoidFn, Softmax, Tanh, TanhFn, TorchSlope, UnitAlpha, softmax, softmax_parts,
 };
 pub use batchnorm::{BN_EPS, BN_MOMENTUM, BatchNorm1d, BatchNorm1dSeq, BatchNorm2d};
 pub use bn_stats::BnStats;
