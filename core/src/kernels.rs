@@ -219,6 +219,7 @@ pub mod host {
 /// wider build performs the same correctly rounded operations in the same order and gives
 /// the same bits (`tests/tests/dense_dispatch.rs`); only the number of lanes changes.
 #[inline(always)]
+#[allow(clippy::inline_always)] // `f` must be compiled inside the AVX-512 function
 pub fn wide<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     if crate::layers::X86Path::Avx512.available() {
@@ -230,7 +231,7 @@ pub fn wide<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// Dot product of two equally long slices (the shorter length is used).
-#[inline(always)]
+#[inline]
 #[must_use]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
@@ -253,7 +254,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// Two dot products against the same `x`: `(dot(a, x), dot(b, x))`, each summed in exactly
 /// the order of [`dot`] (so the same bits), but loading `x` once for both rows. The length is
 /// part of the type, so the loop has no remainder to handle when `N` is a multiple of 8.
-#[inline(always)]
+#[inline]
 #[must_use]
 pub fn dot2<const N: usize>(a: &[f32; N], b: &[f32; N], x: &[f32; N]) -> (f32, f32) {
     let mut acc_a = [0.0f32; LANES];
@@ -336,10 +337,8 @@ pub fn dense_forward<const I: usize, const O: usize>(w: &[[f32; I]; O], x: &[f32
 }
 
 /// [`dense_forward`] in portable Rust: the reference, and the code every other target runs.
-/// Two rows at a time share the loads of `x`; each row is summed as [`dot`] sums it. Always
-/// inlined, so that the host's wide builds ([`host::dense_forward`]) compile it with their
-/// vectors.
-#[inline(always)]
+/// Two rows at a time share the loads of `x`; each row is summed as [`dot`] sums it.
+#[inline]
 pub fn dense_forward_portable<const I: usize, const O: usize>(
     w: &[[f32; I]; O],
     x: &[f32; I],
@@ -478,7 +477,7 @@ pub fn adam_update_portable(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f3
 }
 
 /// The fixed reduction tree of [`dot`].
-#[inline(always)]
+#[inline]
 fn reduce(acc: &[f32; LANES]) -> f32 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
 }

@@ -21,6 +21,91 @@ pub fn exp(x: f32) -> f32 {
     }
 }
 
+/// [`exp`] of every element in place: the same bits as [`exp`] one at a time, in a form the
+/// compiler vectorises.
+///
+/// `libm`'s `expf` (FreeBSD's) branches on the range of `x` to choose its reduction `k`, and
+/// scales by `2^k` with `scalbnf`. Every finite, non-overflowing branch is the one formula
+/// below with a different `k` (`k = 0` gives `hi = x`, `lo = 0` and a scale of exactly 1), and
+/// `scalbnf` is one multiplication by `2^k`, or two (`2^-102`, then `2^(k+102)`) below
+/// `k = -126` (`2^127`, then 2, at `k = 128`); all of it correctly rounded `f32` arithmetic in `libm`'s order. Each lane
+/// computes every case and selects `libm`'s, without a branch. (A Cortex-M calls `libm`.)
+#[inline]
+pub fn exp_in_place(x: &mut [f32]) {
+    // On a Cortex-M (no vectors) libm's branches cost less than computing every case.
+    #[cfg(any(feature = "fast-math", target_arch = "arm"))]
+    x.iter_mut().for_each(|v| *v = exp(*v));
+    #[cfg(not(any(feature = "fast-math", target_arch = "arm")))]
+    for chunk in x.chunks_mut(EXP_BLOCK) {
+        // A block of fixed length: vectors only, no scalar remainder (the unused lanes
+        // compute exp(0)).
+        let mut block = [0.0f32; EXP_BLOCK];
+        block[..chunk.len()].copy_from_slice(chunk);
+        block.iter_mut().for_each(|v| *v = expf_lane(*v));
+        chunk.copy_from_slice(&block[..chunk.len()]);
+    }
+}
+
+/// Lanes [`exp_in_place`] computes at a time.
+#[cfg(not(any(feature = "fast-math", target_arch = "arm")))]
+const EXP_BLOCK: usize = 16;
+
+/// `libm::expf(x)` without a branch (see [`exp_in_place`]).
+#[cfg(not(any(feature = "fast-math", target_arch = "arm")))]
+#[inline(always)]
+#[allow(clippy::inline_always)] // compiled inside the vector loop of its callers
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_possible_wrap)]
+fn expf_lane(x: f32) -> f32 {
+    // libm's constants (FreeBSD e_expf.c).
+    const LN2_HI: f32 = 6.931_457_5e-1; // 0x3f317200
+    const LN2_LO: f32 = 1.428_606_8e-6; // 0x35bfbe8e
+    const INV_LN2: f32 = 1.442_695_1; // 0x3fb8aa3b
+    const P1: f32 = 1.666_662_5e-1; // 0x3e2aaa8f
+    const P2: f32 = -2.766_733_3e-3; // 0xbb355215
+    let bits = x.to_bits();
+    let hx = bits & 0x7fff_ffff;
+    let negative = bits >> 31 == 1;
+    // The reduction k: round(x / ln 2) above 1.5 ln 2, +-1 above 0.5 ln 2, else 0. Saturated
+    // (and unused) for the magnitudes that overflow, underflow to 0 or are NaN.
+    let k_far = (INV_LN2 * x + if negative { -0.5 } else { 0.5 }) as i32;
+    let k_near = if negative { -1 } else { 1 };
+    let k = if hx > 0x3f85_1592 {
+        k_far.clamp(-150, 128)
+    } else if hx > 0x3eb1_7218 {
+        k_near
+    } else {
+        0
+    };
+    let kf = k as f32;
+    let hi = x - kf * LN2_HI;
+    let lo = kf * LN2_LO;
+    let r = hi - lo;
+    let rr = r * r;
+    let c = r - rr * (P1 + rr * P2);
+    let y = 1.0 + (r * c / (2.0 - c) - lo + hi);
+    // scalbnf(y, k): 2^k in one factor for -126 <= k <= 127, else 2^-102 or 2^127 first.
+    let pow2 = |e: i32| f32::from_bits(((127 + e) as u32) << 23);
+    let scaled = if k < -126 {
+        (y * pow2(-102)) * pow2(k + 102)
+    } else if k > 127 {
+        (y * pow2(127)) * pow2(k - 127)
+    } else {
+        y * pow2(k)
+    };
+    if hx > 0x7f80_0000 {
+        x // NaN
+    } else if !negative && hx >= 0x42b1_7218 {
+        x * pow2(127) // overflow: infinity
+    } else if negative && hx >= 0x42cf_f1b5 {
+        0.0 // underflow
+    } else if hx > 0x3900_0000 {
+        scaled
+    } else {
+        // |x| <= 2^-14.
+        1.0 + x
+    }
+}
+
 /// Natural logarithm.
 #[inline]
 #[must_use]

@@ -254,9 +254,14 @@ pub fn softmax(x: &[f32], y: &mut [f32]) {
 /// `0.0`) it divided by: cross-entropy's log-sum-exp without a second round of exponentials.
 pub fn softmax_parts(x: &[f32], y: &mut [f32]) -> (f32, f32) {
     let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
-    let mut sum = 0.0;
+    let n = x.len().min(y.len());
+    let y = &mut y[..n];
     for (yi, &xi) in y.iter_mut().zip(x) {
-        *yi = exp(xi - max);
+        *yi = xi - max;
+    }
+    crate::kernels::wide(|| crate::math::exp_in_place(y));
+    let mut sum = 0.0;
+    for yi in y.iter() {
         sum += *yi;
     }
     let inv = 1.0 / sum;
