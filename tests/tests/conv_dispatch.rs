@@ -81,6 +81,10 @@ fn mnist_cnn_second_convolution() {
     same_bits::<32, 64, 3, 1, 0, 26, 26, 24, 24>();
     // The first: 26 columns, a 16-wide tile and one moved left to end at 26.
     same_bits::<1, 32, 3, 1, 0, 28, 28, 26, 26>();
+    // Unpadded stride 1 with 16 filters, 48 (a pair of vectors and a single one), and widths
+    // that leave columns outside the 6-column tiles.
+    same_bits::<3, 16, 3, 1, 0, 10, 13, 8, 11>();
+    same_bits::<2, 48, 5, 1, 0, 9, 21, 5, 17>();
 }
 
 #[test]

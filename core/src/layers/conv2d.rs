@@ -808,11 +808,118 @@ impl<
         self.forward_wide(x, y);
     }
 
-    /// [`Self::forward_avx2`] compiled for AVX-512.
+    /// [`Self::forward_avx2`] compiled for AVX-512; unpadded stride-1 convolutions with a
+    /// multiple of 16 filters take [`Self::forward_filter_lanes`].
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     #[target_feature(enable = "avx2,avx512f")]
     fn forward_avx512(&self, x: &[[[f32; W]; H]; CI], y: &mut [[[f32; WO]; HO]; CO]) {
-        self.forward_wide(x, y);
+        if S == 1 && P == 0 && CO % 16 == 0 {
+            self.forward_filter_lanes(x, y);
+        } else {
+            self.forward_wide(x, y);
+        }
+    }
+
+    /// The forward pass of an unpadded stride-1 convolution with AVX-512 vectors across
+    /// filters: the weights repacked `[ci][kh][kw][co]`, a register tile of `R` output columns
+    /// by 32 (or 16) filters, each input value broadcast. Every output still adds its terms
+    /// `w * x` in the order `(ci, kh, kw)` from `+0.0` with separate multiplies and adds, then
+    /// the bias: [`Self::forward_portable`]'s bits. A tile of 8 columns by 32 filters keeps
+    /// sixteen independent sums in flight for two vector loads of weights and eight broadcasts
+    /// (measured on `mnist-cnn`'s 32 -> 64 layer: 6 columns 154 us, 8 columns 122 us, 12
+    /// columns 130 us; the 16-column tiles over filters four at a time took 207 us).
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[target_feature(enable = "avx2,avx512f")]
+    fn forward_filter_lanes(&self, x: &[[[f32; W]; H]; CI], y: &mut [[[f32; WO]; HO]; CO]) {
+        const R: usize = 8;
+        let mut packed = std::vec![0.0f32; CI * K * K * CO];
+        for (co, filter) in self.weight.iter().enumerate() {
+            for (ci, rows) in filter.iter().enumerate() {
+                for (kh, row) in rows.iter().enumerate() {
+                    for (kw, &w) in row.iter().enumerate() {
+                        packed[((ci * K + kh) * K + kw) * CO + co] = w;
+                    }
+                }
+            }
+        }
+        for oh in 0..HO {
+            let mut ow = 0;
+            while ow + R <= WO {
+                self.filter_lanes_tile::<R>(&packed, x, oh, ow, y);
+                ow += R;
+            }
+            while ow < WO {
+                self.filter_lanes_tile::<1>(&packed, x, oh, ow, y);
+                ow += 1;
+            }
+        }
+    }
+
+    /// Output columns `ow..ow + R` of row `oh`, every filter (see
+    /// [`Self::forward_filter_lanes`]).
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[target_feature(enable = "avx2,avx512f")]
+    #[inline]
+    #[allow(unsafe_code)]
+    fn filter_lanes_tile<const R: usize>(
+        &self,
+        packed: &[f32],
+        x: &[[[f32; W]; H]; CI],
+        oh: usize,
+        ow: usize,
+        y: &mut [[[f32; WO]; HO]; CO],
+    ) {
+        use core::arch::x86_64::{
+            __m512, _mm512_add_ps, _mm512_loadu_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
+        };
+        let mut co0 = 0;
+        while co0 < CO {
+            // Two vectors of 16 filters where two remain, else one.
+            let v = if co0 + 32 <= CO { 2 } else { 1 };
+            let mut acc: [[__m512; 2]; R] = [[_mm512_setzero_ps(); 2]; R];
+            for ci in 0..CI {
+                for kh in 0..K {
+                    let row = &x[ci][oh + kh];
+                    for kw in 0..K {
+                        let base = ((ci * K + kh) * K + kw) * CO + co0;
+                        let Some(wsl) = packed.get(base..base + 16 * v) else { return };
+                        let Some(xs) = row.get(ow + kw..ow + kw + R) else { return };
+                        // SAFETY: `wsl` holds 16 * v floats.
+                        let w0 = unsafe { _mm512_loadu_ps(wsl.as_ptr()) };
+                        if v == 2 {
+                            // SAFETY: as above.
+                            let w1 = unsafe { _mm512_loadu_ps(wsl.as_ptr().add(16)) };
+                            for j in 0..R {
+                                let xb = _mm512_set1_ps(xs[j]);
+                                acc[j][0] = _mm512_add_ps(acc[j][0], _mm512_mul_ps(w0, xb));
+                                acc[j][1] = _mm512_add_ps(acc[j][1], _mm512_mul_ps(w1, xb));
+                            }
+                        } else {
+                            for j in 0..R {
+                                let xb = _mm512_set1_ps(xs[j]);
+                                acc[j][0] = _mm512_add_ps(acc[j][0], _mm512_mul_ps(w0, xb));
+                            }
+                        }
+                    }
+                }
+            }
+            let mut sums = [[0.0f32; 32]; R];
+            for (s, a) in sums.iter_mut().zip(&acc) {
+                // SAFETY: 32 floats into an array of 32.
+                unsafe {
+                    _mm512_storeu_ps(s.as_mut_ptr(), a[0]);
+                    _mm512_storeu_ps(s.as_mut_ptr().add(16), a[1]);
+                }
+            }
+            for c in 0..16 * v {
+                let b = self.bias[co0 + c];
+                let Some(out) = y[co0 + c][oh].get_mut(ow..ow + R) else { return };
+                for (o, s) in out.iter_mut().zip(&sums) {
+                    *o = s[c] + b;
+                }
+            }
+            co0 += 16 * v;
+        }
     }
 
     /// [`Self::backward_portable`] compiled for AVX2 (host only, chosen at run time), input
