@@ -85,6 +85,9 @@ fn mnist_cnn_second_convolution() {
     // that leave columns outside the 6-column tiles.
     same_bits::<3, 16, 3, 1, 0, 10, 13, 8, 11>();
     same_bits::<2, 48, 5, 1, 0, 9, 21, 5, 17>();
+    // Input gradients across 16 and 48 input channels, padded and not.
+    same_bits::<16, 5, 3, 1, 0, 9, 15, 7, 13>();
+    same_bits::<48, 4, 3, 1, 1, 6, 19, 6, 19>();
 }
 
 #[test]

@@ -813,7 +813,7 @@ impl<
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     #[target_feature(enable = "avx2,avx512f")]
     fn forward_avx512(&self, x: &[[[f32; W]; H]; CI], y: &mut [[[f32; WO]; HO]; CO]) {
-        if S == 1 && P == 0 && CO % 16 == 0 {
+        if S == 1 && P == 0 && CO.is_multiple_of(16) {
             self.forward_filter_lanes(x, y);
         } else {
             self.forward_wide(x, y);
@@ -848,9 +848,17 @@ impl<
                 self.filter_lanes_tile::<R>(&packed, x, oh, ow, y);
                 ow += R;
             }
-            while ow < WO {
+            // The rest in tiles of 4, 2 and 1 columns.
+            if ow + 4 <= WO {
+                self.filter_lanes_tile::<4>(&packed, x, oh, ow, y);
+                ow += 4;
+            }
+            if ow + 2 <= WO {
+                self.filter_lanes_tile::<2>(&packed, x, oh, ow, y);
+                ow += 2;
+            }
+            if ow < WO {
                 self.filter_lanes_tile::<1>(&packed, x, oh, ow, y);
-                ow += 1;
             }
         }
     }
@@ -936,7 +944,8 @@ impl<
         self.backward_tiles::<WIDE>(x, dy, grads, dx);
     }
 
-    /// [`Self::backward_avx2`] compiled for AVX-512.
+    /// [`Self::backward_avx2`] compiled for AVX-512; the stride-1 input gradient of a multiple
+    /// of 16 input channels takes [`Self::grad_input_channel_lanes`].
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     #[target_feature(enable = "avx2,avx512f")]
     fn backward_avx512(
@@ -946,7 +955,235 @@ impl<
         grads: Option<&mut Self>,
         dx: Option<&mut [[[f32; W]; H]; CI]>,
     ) {
-        self.backward_tiles::<WIDE>(x, dy, grads, dx);
+        let (grads, dx) = match grads {
+            Some(g) if S == 1 && P == 0 && CO.is_multiple_of(8) && K <= 24 => {
+                Self::grad_bias(dy, g);
+                Self::grad_weight_pairs(x, dy, g);
+                (None, dx)
+            }
+            g => (g, dx),
+        };
+        if S == 1 && P < K && CI.is_multiple_of(16) {
+            if let Some(dx) = dx {
+                self.grad_input_channel_lanes(dy, dx);
+            }
+            self.backward_tiles::<WIDE>(x, dy, grads, None);
+        } else {
+            self.backward_tiles::<WIDE>(x, dy, grads, dx);
+        }
+    }
+
+    /// The weight gradients of an unpadded stride-1 convolution with AVX-512 vectors that hold
+    /// the 8-lane sums of two filters side by side (eight filters, so `4 * K` sums, in flight):
+    /// each lane adds the same products in the same order as [`Self::grad_weight_block`]
+    /// (column `ow` into lane `ow mod 8`, row by row; the columns past the last full group of
+    /// 8 into the first lanes, the products of the others masked to `+0.0`, which changes no
+    /// sum), reduced in the same tree: the portable bits.
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[target_feature(enable = "avx2,avx512f")]
+    #[allow(unsafe_code)]
+    fn grad_weight_pairs(x: &[[[f32; W]; H]; CI], dy: &[[[f32; WO]; HO]; CO], grads: &mut Self) {
+        use core::arch::x86_64::{
+            __m512, __mmask16, _mm256_castps_pd, _mm256_loadu_ps, _mm512_add_ps, _mm512_broadcast_f64x4,
+            _mm512_castpd_ps, _mm512_castpd256_pd512, _mm512_insertf64x4, _mm512_maskz_mul_ps, _mm512_setzero_ps,
+            _mm512_storeu_ps,
+        };
+        /// Pairs of filters per pass: `2 * NP * K` sums in flight.
+        const NP: usize = 4;
+        let full = WO / LANES * LANES;
+        let mut co = 0;
+        while co + 2 * NP <= CO {
+            for ci in 0..CI {
+                for kh in 0..K {
+                    let mut acc: [[__m512; K]; NP] = [[_mm512_setzero_ps(); K]; NP];
+                    for oh in 0..HO {
+                        let Some(xr) = x[ci].get(oh + kh) else { return };
+                        // Copies of the columns past the last full group of 8, whose
+                        // products go into the first lanes only (the rest masked to +0.0).
+                        let mut xt = [0.0f32; 32];
+                        for (t, v) in xt.iter_mut().zip(xr.get(full..).unwrap_or(&[])) {
+                            *t = *v;
+                        }
+                        let mut dt = [[0.0f32; LANES]; 2 * NP];
+                        for (c, t) in dt.iter_mut().enumerate() {
+                            for (t, v) in t.iter_mut().zip(&dy[co + c][oh][full..]) {
+                                *t = *v;
+                            }
+                        }
+                        // (Macros, not closures: closures do not inherit the function's
+                        // target features, and their intrinsics would become calls.)
+                        macro_rules! ld {
+                            ($a:expr) => {{
+                                let a: &[f32] = $a;
+                                if a.len() < LANES {
+                                    return;
+                                }
+                                // SAFETY: `a` holds the 8 floats read, checked just above.
+                                _mm256_castps_pd(unsafe { _mm256_loadu_ps(a.as_ptr()) })
+                            }};
+                        }
+                        macro_rules! step {
+                            ($xs:expr, $row:expr, $mask:expr) => {{
+                                let (xs, mask): (&[f32], __mmask16) = ($xs, $mask);
+                                // Two 8-float rows side by side (AVX-512F has the 256-bit
+                                // insert and broadcast for 64-bit lanes only: the bits just move).
+                                let mut dv = [_mm512_setzero_ps(); NP];
+                                for (p, v) in dv.iter_mut().enumerate() {
+                                    let lo = _mm512_castpd256_pd512(ld!($row(2 * p)));
+                                    *v = _mm512_castpd_ps(_mm512_insertf64x4::<1>(lo, ld!($row(2 * p + 1))));
+                                }
+                                for kw in 0..K {
+                                    let Some(xk) = xs.get(kw..) else { return };
+                                    let xv = _mm512_castpd_ps(_mm512_broadcast_f64x4(ld!(xk)));
+                                    for p in 0..NP {
+                                        acc[p][kw] = _mm512_add_ps(acc[p][kw], _mm512_maskz_mul_ps(mask, dv[p], xv));
+                                    }
+                                }
+                            }};
+                        }
+                        let mut ow = 0;
+                        while ow < full {
+                            let Some(xs) = xr.get(ow..) else { return };
+                            step!(xs, |c: usize| &dy[co + c][oh][ow..], 0xffff);
+                            ow += LANES;
+                        }
+                        if full < WO {
+                            let first: u16 = (1 << (WO - full)) - 1;
+                            step!(&xt, |c: usize| &dt[c][..], first | first << LANES);
+                        }
+                    }
+                    for (p, pair) in acc.iter().enumerate() {
+                        for (kw, a) in pair.iter().enumerate() {
+                            let mut lanes = [0.0f32; 16];
+                            // SAFETY: 16 floats into an array of 16.
+                            unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), *a) };
+                            let edge = 0.0f32; // no columns outside the interior without padding
+                            for (half, c) in [(0, co + 2 * p), (LANES, co + 2 * p + 1)] {
+                                let Some(l) = lanes[half..].first_chunk::<LANES>() else { return };
+                                grads.weight[c][ci][kh][kw] += reduce8(l) + edge;
+                            }
+                        }
+                    }
+                }
+            }
+            co += 2 * NP;
+        }
+    }
+
+    /// The stride-1 input gradient with AVX-512 vectors across input channels: the weights
+    /// repacked `[co][kh][kw][ci]`, the output gradient zero-padded as in
+    /// [`Self::grad_input_host`], a register tile of up to 8 input columns by 32 (or 16)
+    /// channels, each output-gradient value broadcast. Every element adds its terms in the
+    /// order `(co, kh, kw)` from `+0.0`, zeros of the padding included, with separate
+    /// multiplies and adds: [`Self::grad_input_host`]'s bits, so the portable ones.
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[target_feature(enable = "avx2,avx512f")]
+    fn grad_input_channel_lanes(&self, dy: &[[[f32; WO]; HO]; CO], dx: &mut [[[f32; W]; H]; CI]) {
+        let row_len = W + K - 1;
+        let pad = K - 1 - P;
+        let mut padded = std::vec![0.0f32; CO * HO * row_len];
+        for (rows, dyc) in padded.chunks_exact_mut(HO * row_len).zip(dy) {
+            for (row, src) in rows.chunks_exact_mut(row_len).zip(dyc) {
+                row[pad..pad + WO].copy_from_slice(src);
+            }
+        }
+        let mut packed = std::vec![0.0f32; CO * K * K * CI];
+        for (co, filter) in self.weight.iter().enumerate() {
+            for (ci, rows) in filter.iter().enumerate() {
+                for (kh, row) in rows.iter().enumerate() {
+                    for (kw, &w) in row.iter().enumerate() {
+                        packed[((co * K + kh) * K + kw) * CI + ci] = w;
+                    }
+                }
+            }
+        }
+        for ih in 0..H {
+            // Output row oh = ih + P - kh must lie in 0..HO.
+            let kh = ((ih + P + 1).saturating_sub(HO), (ih + P + 1).min(K));
+            let mut iw = 0;
+            while iw + 8 <= W {
+                Self::channel_lanes_tile::<8>(&packed, &padded, kh, ih, iw, dx);
+                iw += 8;
+            }
+            if iw + 4 <= W {
+                Self::channel_lanes_tile::<4>(&packed, &padded, kh, ih, iw, dx);
+                iw += 4;
+            }
+            if iw + 2 <= W {
+                Self::channel_lanes_tile::<2>(&packed, &padded, kh, ih, iw, dx);
+                iw += 2;
+            }
+            if iw < W {
+                Self::channel_lanes_tile::<1>(&packed, &padded, kh, ih, iw, dx);
+            }
+        }
+    }
+
+    /// Input columns `iw0..iw0 + R` of row `ih`, every channel (see
+    /// [`Self::grad_input_channel_lanes`]).
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[target_feature(enable = "avx2,avx512f")]
+    #[inline]
+    #[allow(unsafe_code)]
+    fn channel_lanes_tile<const R: usize>(
+        packed: &[f32],
+        padded: &[f32],
+        (kh_lo, kh_hi): (usize, usize),
+        ih: usize,
+        iw0: usize,
+        dx: &mut [[[f32; W]; H]; CI],
+    ) {
+        use core::arch::x86_64::{
+            __m512, _mm512_add_ps, _mm512_loadu_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
+        };
+        let row_len = W + K - 1;
+        let mut ci0 = 0;
+        while ci0 < CI {
+            let v = if ci0 + 32 <= CI { 2 } else { 1 };
+            let mut acc: [[__m512; 2]; R] = [[_mm512_setzero_ps(); 2]; R];
+            for co in 0..CO {
+                for kh in kh_lo..kh_hi {
+                    let start = (co * HO + ih + P - kh) * row_len;
+                    let Some(row) = padded.get(start..start + row_len) else { return };
+                    for kw in 0..K {
+                        let base = ((co * K + kh) * K + kw) * CI + ci0;
+                        let Some(wsl) = packed.get(base..base + 16 * v) else { return };
+                        let Some(ds) = row.get(iw0 + K - 1 - kw..iw0 + K - 1 - kw + R) else { return };
+                        // SAFETY: `wsl` holds 16 * v floats.
+                        let w0 = unsafe { _mm512_loadu_ps(wsl.as_ptr()) };
+                        if v == 2 {
+                            // SAFETY: as above.
+                            let w1 = unsafe { _mm512_loadu_ps(wsl.as_ptr().add(16)) };
+                            for j in 0..R {
+                                let db = _mm512_set1_ps(ds[j]);
+                                acc[j][0] = _mm512_add_ps(acc[j][0], _mm512_mul_ps(w0, db));
+                                acc[j][1] = _mm512_add_ps(acc[j][1], _mm512_mul_ps(w1, db));
+                            }
+                        } else {
+                            for j in 0..R {
+                                let db = _mm512_set1_ps(ds[j]);
+                                acc[j][0] = _mm512_add_ps(acc[j][0], _mm512_mul_ps(w0, db));
+                            }
+                        }
+                    }
+                }
+            }
+            let mut sums = [[0.0f32; 32]; R];
+            for (s, a) in sums.iter_mut().zip(&acc) {
+                // SAFETY: 32 floats into an array of 32.
+                unsafe {
+                    _mm512_storeu_ps(s.as_mut_ptr(), a[0]);
+                    _mm512_storeu_ps(s.as_mut_ptr().add(16), a[1]);
+                }
+            }
+            for c in 0..16 * v {
+                let Some(out) = dx[ci0 + c][ih].get_mut(iw0..iw0 + R) else { return };
+                for (o, s) in out.iter_mut().zip(&sums) {
+                    *o = s[c];
+                }
+            }
+            ci0 += 16 * v;
+        }
     }
 }
 
