@@ -104,7 +104,8 @@ pub mod host {
     }
 
     /// [`super::dense_forward_portable`] with AVX vectors where this CPU has AVX2 (the portable
-    /// code elsewhere): four rows at a time against the one input, each row's sum
+    /// code elsewhere): eight rows at a time against the one input (eight independent sums in
+    /// flight: four left it waiting on the adds), each row's sum
     /// [`super::dot`]'s (one 8-lane vector of partial sums, `mul` then `add`, reduced in the
     /// same tree), so the bits are the portable code's. Memory-bound layers such as
     /// `mnist-cnn`'s 9216 -> 128 stream their weights at the cache's pace this way; the
@@ -129,12 +130,13 @@ pub mod host {
 
     #[target_feature(enable = "avx")]
     fn forward_avx<const I: usize, const O: usize>(w: &[[f32; I]; O], x: &[f32; I], b: &[f32; O], y: &mut [f32; O]) {
-        let (quads, rest) = w.as_chunks::<4>();
-        let (y_quads, y_rest) = y.as_chunks_mut::<4>();
-        let (b_quads, b_rest) = b.as_chunks::<4>();
-        for ((yo, [r0, r1, r2, r3]), bq) in y_quads.iter_mut().zip(quads).zip(b_quads) {
-            let sums = dots_avx([r0, r1, r2, r3], [x; 4]);
-            *yo = core::array::from_fn(|k| sums[k] + bq[k]);
+        let (octs, rest) = w.as_chunks::<8>();
+        let (y_octs, y_rest) = y.as_chunks_mut::<8>();
+        let (b_octs, b_rest) = b.as_chunks::<8>();
+        for ((yo, rows), bo) in y_octs.iter_mut().zip(octs).zip(b_octs) {
+            let [r0, r1, r2, r3, r4, r5, r6, r7] = rows;
+            let sums = dots_avx([r0, r1, r2, r3, r4, r5, r6, r7], [x; 8]);
+            *yo = core::array::from_fn(|k| sums[k] + bo[k]);
         }
         for ((yo, row), &bias) in y_rest.iter_mut().zip(rest).zip(b_rest) {
             let [sum] = dots_avx([row], [x]);

@@ -830,13 +830,12 @@ impl<
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     #[target_feature(enable = "avx2,avx512f")]
     fn forward_filter_lanes(&self, x: &[[[f32; W]; H]; CI], y: &mut [[[f32; WO]; HO]; CO]) {
-        let mut packed = std::vec![0.0f32; CI * K * K * CO];
-        for (co, filter) in self.weight.iter().enumerate() {
-            for (ci, rows) in filter.iter().enumerate() {
-                for (kh, row) in rows.iter().enumerate() {
-                    for (kw, &w) in row.iter().enumerate() {
-                        packed[((ci * K + kh) * K + kw) * CO + co] = w;
-                    }
+        // Written in order (the reads stride over the filters): `[ci][kh][kw][co]`.
+        let mut packed = std::vec::Vec::with_capacity(CI * K * K * CO);
+        for ci in 0..CI {
+            for kh in 0..K {
+                for kw in 0..K {
+                    packed.extend(self.weight.iter().map(|f| f[ci][kh][kw]));
                 }
             }
         }
@@ -1099,13 +1098,12 @@ impl<
                 row[pad..pad + WO].copy_from_slice(src);
             }
         }
-        let mut packed = std::vec![0.0f32; CO * K * K * CI];
-        for (co, filter) in self.weight.iter().enumerate() {
-            for (ci, rows) in filter.iter().enumerate() {
-                for (kh, row) in rows.iter().enumerate() {
-                    for (kw, &w) in row.iter().enumerate() {
-                        packed[((co * K + kh) * K + kw) * CI + ci] = w;
-                    }
+        // Written in order: `[co][kh][kw][ci]`.
+        let mut packed = std::vec::Vec::with_capacity(CO * K * K * CI);
+        for filter in &self.weight {
+            for kh in 0..K {
+                for kw in 0..K {
+                    packed.extend(filter.iter().map(|rows| rows[kh][kw]));
                 }
             }
         }
