@@ -23,10 +23,11 @@ pub(crate) mod m4;
 
 const LANES: usize = 8;
 
-/// The dense kernels compiled for AVX2 and AVX-512 on the host, chosen at run time for layers
-/// of at least [`host::WIDE_MIN`] weights: the same operations in the same order as the
-/// portable kernels (wider vectors, no reassociation, no fused multiply-add), so the same bits
-/// (`tests/tests/dense_dispatch.rs`).
+/// The host's dense kernels, chosen at run time: the forward pass and batched inference as
+/// explicit AVX kernels, the gradients of layers of at least [`host::WIDE_MIN`] weights as
+/// AVX2 and AVX-512 builds of the portable code, Adam's update through [`wide`]. The same
+/// operations in the same order as the portable kernels (wider vectors, no reassociation, no
+/// fused multiply-add), so the same bits (`tests/tests/dense_dispatch.rs`).
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 pub mod host {
     use crate::layers::X86Path;
