@@ -365,14 +365,7 @@ impl<
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     #[inline(always)]
     fn grad_input_host<const T: usize>(&self, dy: &[[[f32; WO]; HO]; CO], dx: &mut [[[f32; W]; H]; CI]) {
-        let row_len = W + K - 1;
-        let pad = K - 1 - P;
-        let mut padded = std::vec![0.0f32; CO * HO * row_len];
-        for (rows, dyc) in padded.chunks_exact_mut(HO * row_len).zip(dy) {
-            for (row, src) in rows.chunks_exact_mut(row_len).zip(dyc) {
-                row[pad..pad + WO].copy_from_slice(src);
-            }
-        }
+        let padded = Self::padded_dy(dy);
         let mut ci = 0;
         while ci < CI {
             if ci + CB <= CI {
@@ -421,6 +414,21 @@ impl<
                 }
             }
         }
+    }
+
+    /// The output gradient with each row zero-padded to `W + K - 1` (`K - 1 - P` zeros on the
+    /// left), channel by channel, for the stride-1 input gradient on the host.
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    fn padded_dy(dy: &[[[f32; WO]; HO]; CO]) -> std::vec::Vec<f32> {
+        let row_len = W + K - 1;
+        let pad = K - 1 - P;
+        let mut padded = std::vec![0.0f32; CO * HO * row_len];
+        for (rows, dyc) in padded.chunks_exact_mut(HO * row_len).zip(dy) {
+            for (row, src) in rows.chunks_exact_mut(row_len).zip(dyc) {
+                row[pad..pad + WO].copy_from_slice(src);
+            }
+        }
+        padded
     }
 
     /// One tile of [`Self::grad_input_host`]: `B` channels by `T` columns from `iw0` of row `ih`.
@@ -1090,14 +1098,7 @@ impl<
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     #[target_feature(enable = "avx2,avx512f")]
     fn grad_input_channel_lanes(&self, dy: &[[[f32; WO]; HO]; CO], dx: &mut [[[f32; W]; H]; CI]) {
-        let row_len = W + K - 1;
-        let pad = K - 1 - P;
-        let mut padded = std::vec![0.0f32; CO * HO * row_len];
-        for (rows, dyc) in padded.chunks_exact_mut(HO * row_len).zip(dy) {
-            for (row, src) in rows.chunks_exact_mut(row_len).zip(dyc) {
-                row[pad..pad + WO].copy_from_slice(src);
-            }
-        }
+        let padded = Self::padded_dy(dy);
         // Written in order: `[co][kh][kw][ci]`.
         let mut packed = std::vec::Vec::with_capacity(CO * K * K * CI);
         for filter in &self.weight {
