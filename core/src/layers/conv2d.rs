@@ -905,7 +905,9 @@ impl<
         y: &mut [[[f32; WO]; HO]; CO],
     ) {
         use core::arch::x86_64::{
-            __m512, _mm512_add_ps, _mm512_loadu_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
+            __m512, _mm_storeu_ps, _mm512_add_ps, _mm512_castpd_ps, _mm512_castps_pd, _mm512_extractf32x4_ps,
+            _mm512_loadu_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps, _mm512_unpackhi_pd,
+            _mm512_unpackhi_ps, _mm512_unpacklo_pd, _mm512_unpacklo_ps,
         };
         let mut co0 = 0;
         while co0 + 16 * V <= CO {
@@ -931,18 +933,61 @@ impl<
                     }
                 }
             }
-            let mut sums = [[0.0f32; 64]; R];
-            for (s, a) in sums.iter_mut().zip(&acc) {
-                for (v, a) in a.iter().enumerate() {
-                    // SAFETY: 16 floats into 16 of the array's 64 (V <= 4).
-                    unsafe { _mm512_storeu_ps(s.as_mut_ptr().add(16 * v), *a) };
+            if R.is_multiple_of(4) {
+                // Add the bias, then transpose each 4 columns x 16 filters into 16 rows of 4
+                // (the compiler's own code for the store below scatters, 16 floats a time).
+                for v in 0..V {
+                    let Some(bias) = self.bias.get(co0 + 16 * v..co0 + 16 * v + 16) else { return };
+                    // SAFETY: `bias` holds 16 floats.
+                    let b = unsafe { _mm512_loadu_ps(bias.as_ptr()) };
+                    for j0 in (0..R).step_by(4) {
+                        // (No closures here: they would not inherit the target features.)
+                        let mut a = [_mm512_setzero_ps(); 4];
+                        for j in 0..4 {
+                            a[j] = _mm512_add_ps(acc[j0 + j][v], b);
+                        }
+                        // Per 128-bit lane `l`: row `k` of the result holds filter
+                        // `4 * l + k`'s four columns.
+                        let lo01 = _mm512_castps_pd(_mm512_unpacklo_ps(a[0], a[1]));
+                        let hi01 = _mm512_castps_pd(_mm512_unpackhi_ps(a[0], a[1]));
+                        let lo23 = _mm512_castps_pd(_mm512_unpacklo_ps(a[2], a[3]));
+                        let hi23 = _mm512_castps_pd(_mm512_unpackhi_ps(a[2], a[3]));
+                        let rows = [
+                            _mm512_castpd_ps(_mm512_unpacklo_pd(lo01, lo23)),
+                            _mm512_castpd_ps(_mm512_unpackhi_pd(lo01, lo23)),
+                            _mm512_castpd_ps(_mm512_unpacklo_pd(hi01, hi23)),
+                            _mm512_castpd_ps(_mm512_unpackhi_pd(hi01, hi23)),
+                        ];
+                        for (k, r) in rows.into_iter().enumerate() {
+                            let lanes = [
+                                _mm512_extractf32x4_ps::<0>(r),
+                                _mm512_extractf32x4_ps::<1>(r),
+                                _mm512_extractf32x4_ps::<2>(r),
+                                _mm512_extractf32x4_ps::<3>(r),
+                            ];
+                            for (l, q) in lanes.into_iter().enumerate() {
+                                let co = co0 + 16 * v + 4 * l + k;
+                                let Some(out) = y[co][oh].get_mut(ow + j0..ow + j0 + 4) else { return };
+                                // SAFETY: `out` holds 4 floats.
+                                unsafe { _mm_storeu_ps(out.as_mut_ptr(), q) };
+                            }
+                        }
+                    }
                 }
-            }
-            for c in 0..16 * V {
-                let b = self.bias[co0 + c];
-                let Some(out) = y[co0 + c][oh].get_mut(ow..ow + R) else { return };
-                for (o, s) in out.iter_mut().zip(&sums) {
-                    *o = s[c] + b;
+            } else {
+                let mut sums = [[0.0f32; 64]; R];
+                for (s, a) in sums.iter_mut().zip(&acc) {
+                    for (v, a) in a.iter().enumerate() {
+                        // SAFETY: 16 floats into 16 of the array's 64 (V <= 4).
+                        unsafe { _mm512_storeu_ps(s.as_mut_ptr().add(16 * v), *a) };
+                    }
+                }
+                for c in 0..16 * V {
+                    let b = self.bias[co0 + c];
+                    let Some(out) = y[co0 + c][oh].get_mut(ow..ow + R) else { return };
+                    for (o, s) in out.iter_mut().zip(&sums) {
+                        *o = s[c] + b;
+                    }
                 }
             }
             co0 += 16 * V;
