@@ -23,6 +23,10 @@ pub(crate) mod m4;
 
 const LANES: usize = 8;
 
+/// Elements from which element-wise kernels (ReLU and its gradient, max pooling) go through
+/// [`wide`]; shorter slices are not worth the CPU check.
+pub(crate) const WIDE_ELEMENTS: usize = 1 << 10;
+
 /// The host's dense kernels, chosen at run time: the forward pass and batched inference as
 /// explicit AVX kernels, the gradients of layers of at least [`host::WIDE_MIN`] weights as
 /// AVX2 and AVX-512 builds of the portable code, Adam's update through [`wide`]. The same
@@ -149,19 +153,31 @@ pub mod host {
     /// (lane `k` sums the products of the indices `k mod 8`, in order, `mul` then `add`), the
     /// remainder added into the first lanes, reduced in [`super::dot`]'s tree. The same bits
     /// as [`super::dot`]. Rows or samples that repeat are loaded once.
+    /// Floats ahead of the current column at which [`dots_avx`] prefetches each row.
+    const PREFETCH_AHEAD: usize = 256;
+    /// Row length from which [`dots_avx`] prefetches.
+    const PREFETCH_FROM: usize = 1024;
     #[target_feature(enable = "avx")]
     #[inline]
     #[allow(unsafe_code)]
     fn dots_avx<const I: usize, const R: usize>(a: [&[f32; I]; R], b: [&[f32; I]; R]) -> [f32; R] {
         use core::arch::x86_64::{
-            __m256, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehl_ps, _mm_shuffle_ps, _mm256_add_ps,
-            _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_loadu_ps, _mm256_mul_ps, _mm256_setzero_ps,
-            _mm256_storeu_ps,
+            __m256, _MM_HINT_T0, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehl_ps, _mm_prefetch, _mm_shuffle_ps,
+            _mm256_add_ps, _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_loadu_ps, _mm256_mul_ps,
+            _mm256_setzero_ps, _mm256_storeu_ps,
         };
         let full = I / super::LANES * super::LANES;
         let mut acc: [__m256; R] = [_mm256_setzero_ps(); R];
         let mut j = 0;
         while j < full {
+            if I >= PREFETCH_FROM && j % 16 == 0 {
+                // Rows longer than the cache keeps: ask for each row's cache line 1 KB ahead
+                // (measured on mnist-cnn's 9216 -> 128: 64-75 us without, 50-66 us with;
+                // 2 KB ahead 74 us, 512 B 53 us).
+                for a in a {
+                    _mm_prefetch::<_MM_HINT_T0>(a.as_ptr().wrapping_add(j + PREFETCH_AHEAD).cast());
+                }
+            }
             for ((acc, a), b) in acc.iter_mut().zip(a).zip(b) {
                 // SAFETY: j + 8 <= full <= I, the length of every row and sample.
                 let (av, bv) = unsafe { (_mm256_loadu_ps(a.as_ptr().add(j)), _mm256_loadu_ps(b.as_ptr().add(j))) };
@@ -536,7 +552,11 @@ pub fn relu(x: &[f32], y: &mut [f32]) {
     #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
     m4::relu(x, y);
     #[cfg(not(all(target_arch = "arm", target_abi = "eabihf")))]
-    relu_portable(x, y);
+    if y.len() >= WIDE_ELEMENTS {
+        wide(|| relu_portable(x, y));
+    } else {
+        relu_portable(x, y);
+    }
 }
 
 /// [`relu`] in portable Rust.
@@ -554,7 +574,11 @@ pub fn relu_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
     #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
     m4::relu_backward(x, dy, dx);
     #[cfg(not(all(target_arch = "arm", target_abi = "eabihf")))]
-    relu_backward_portable(x, dy, dx);
+    if dx.len() >= WIDE_ELEMENTS {
+        wide(|| relu_backward_portable(x, dy, dx));
+    } else {
+        relu_backward_portable(x, dy, dx);
+    }
 }
 
 /// [`relu_backward`] in portable Rust.

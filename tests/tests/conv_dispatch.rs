@@ -1,8 +1,8 @@
 //! The host picks an AVX-512 or AVX2 build of the convolution kernels at run time (wider
 //! register tiles); each must give the bits of the portable kernels, which are the ones the
-//! Cortex-M runs.
+//! Cortex-M runs. The same for 2x2 max pooling's AVX-512 kernel.
 
-use tinytrain::layers::{Conv2d, X86Path};
+use tinytrain::layers::{Conv2d, MaxPool2x2, X86Path};
 use tinytrain::prelude::*;
 
 #[allow(clippy::unnecessary_box_returns)] // the big tensors must not sit on the test stack
@@ -99,4 +99,42 @@ fn strided_and_padded_convolutions() {
     // Padded, rows of 19 and 21: wide tiles, then 8, 4, 2 and 1 column.
     same_bits::<3, 6, 3, 1, 1, 7, 19, 7, 19>();
     same_bits::<2, 5, 5, 1, 2, 6, 23, 6, 23>();
+}
+
+/// 2x2 max pooling, dispatched (AVX-512 where the CPU has it) against the portable windows:
+/// values that tie, signed zeros and NaN (a later element replaces the maximum only when
+/// greater), widths below, at and across 16 outputs, odd widths (the last column dropped).
+/// Returns how many outputs are -0.0 and NaN.
+fn pool_same_bits<const C: usize, const H: usize, const W: usize, const HO: usize, const WO: usize>() -> [usize; 2] {
+    let specials = [0.0, -0.0, f32::NAN, -f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1.0, -1.0];
+    let mut x = Box::new([[[0.0f32; W]; H]; C]);
+    let mut rng = Rng::new(7);
+    for v in x.flat_mut() {
+        *v = if rng.next_f32() < 0.5 {
+            specials[rng.below(specials.len() as u32) as usize]
+        } else {
+            rng.uniform(-1.0, 1.0)
+        };
+    }
+    let pool = MaxPool2x2::<C, H, W, HO, WO>::ZERO;
+    let (mut fast, mut slow) = (Box::new([[[1.5f32; WO]; HO]; C]), Box::new([[[2.5f32; WO]; HO]; C]));
+    pool.forward(&x, &mut (), &mut fast, &mut Mode::Infer);
+    pool.forward_portable(&x, &mut slow);
+    assert_eq!(bits(fast.flat()), bits(slow.flat()), "max pooling {C}x{H}x{W}");
+    let signed_zeros = slow.flat().iter().filter(|v| **v == 0.0 && v.is_sign_negative()).count();
+    [signed_zeros, slow.flat().iter().filter(|v| v.is_nan()).count()]
+}
+
+#[test]
+fn max_pooling_2x2() {
+    let counts = [
+        pool_same_bits::<64, 24, 24, 12, 12>(),
+        pool_same_bits::<3, 7, 9, 3, 4>(),
+        pool_same_bits::<2, 5, 35, 2, 17>(),
+        pool_same_bits::<4, 4, 66, 2, 33>(),
+        pool_same_bits::<5, 2, 2, 1, 1>(),
+    ];
+    // Windows whose maximum is -0.0 or NaN: an operand swap in the kernel changes those.
+    assert!(counts.iter().all(|c| c[1] > 0), "NaN in every shape: {counts:?}");
+    assert!(counts[0][0] > 0, "negative zeros: {counts:?}");
 }
