@@ -149,14 +149,15 @@ pub mod host {
         }
     }
 
-    /// `[dot(a[r], b[r]); R]` in AVX registers: per pair one 8-lane vector of partial sums
-    /// (lane `k` sums the products of the indices `k mod 8`, in order, `mul` then `add`), the
-    /// remainder added into the first lanes, reduced in [`super::dot`]'s tree. The same bits
-    /// as [`super::dot`]. Rows or samples that repeat are loaded once.
     /// Floats ahead of the current column at which [`dots_avx`] prefetches each row.
     const PREFETCH_AHEAD: usize = 256;
     /// Row length from which [`dots_avx`] prefetches.
     const PREFETCH_FROM: usize = 1024;
+
+    /// `[dot(a[r], b[r]); R]` in AVX registers: per pair one 8-lane vector of partial sums
+    /// (lane `k` sums the products of the indices `k mod 8`, in order, `mul` then `add`), the
+    /// remainder added into the first lanes, reduced in [`super::dot`]'s tree. The same bits
+    /// as [`super::dot`]. Rows or samples that repeat are loaded once.
     #[target_feature(enable = "avx")]
     #[inline]
     #[allow(unsafe_code)]
