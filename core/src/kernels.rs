@@ -23,9 +23,10 @@ pub(crate) mod m4;
 
 const LANES: usize = 8;
 
-/// Elements from which element-wise kernels (ReLU and its gradient, max pooling) go through
-/// [`wide`]; shorter slices are not worth the CPU check.
-pub(crate) const WIDE_ELEMENTS: usize = 1 << 10;
+/// Elements from which the ReLU and its gradient go through [`wide`]; shorter slices are not
+/// worth the CPU check.
+#[cfg(not(all(target_arch = "arm", target_abi = "eabihf")))]
+const WIDE_ELEMENTS: usize = 1 << 10;
 
 /// The host's dense kernels, chosen at run time: the forward pass and batched inference as
 /// explicit AVX kernels, the gradients of layers of at least [`host::WIDE_MIN`] weights as
