@@ -23,11 +23,6 @@ pub(crate) mod m4;
 
 const LANES: usize = 8;
 
-/// Elements from which the ReLU and its gradient go through [`wide`]; shorter slices are not
-/// worth the CPU check.
-#[cfg(not(all(target_arch = "arm", target_abi = "eabihf")))]
-const WIDE_ELEMENTS: usize = 1 << 10;
-
 /// The host's dense kernels, chosen at run time: the forward pass and batched inference as
 /// explicit AVX kernels, the gradients of layers of at least [`host::WIDE_MIN`] weights as
 /// AVX2 and AVX-512 builds of the portable code, Adam's update through [`wide`]. The same
@@ -554,11 +549,7 @@ pub fn relu(x: &[f32], y: &mut [f32]) {
     #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
     m4::relu(x, y);
     #[cfg(not(all(target_arch = "arm", target_abi = "eabihf")))]
-    if y.len() >= WIDE_ELEMENTS {
-        wide(|| relu_portable(x, y));
-    } else {
-        relu_portable(x, y);
-    }
+    relu_portable(x, y);
 }
 
 /// [`relu`] in portable Rust.
@@ -576,11 +567,7 @@ pub fn relu_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) {
     #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
     m4::relu_backward(x, dy, dx);
     #[cfg(not(all(target_arch = "arm", target_abi = "eabihf")))]
-    if dx.len() >= WIDE_ELEMENTS {
-        wide(|| relu_backward_portable(x, dy, dx));
-    } else {
-        relu_backward_portable(x, dy, dx);
-    }
+    relu_backward_portable(x, dy, dx);
 }
 
 /// [`relu_backward`] in portable Rust.
