@@ -2,24 +2,25 @@
 //! batch 128 and batch 1, inference of one sample, and the big convolution alone.
 //!
 //! ```text
-//! cargo bench -p tinytrain-benches --bench conv                                   # SSE2
-//! RUSTFLAGS="-C target-cpu=x86-64-v3" cargo bench -p tinytrain-benches --bench conv  # AVX2
+//! cargo bench -p tinytrain-benches --bench conv                        # everything
+//! cargo bench -p tinytrain-benches --bench conv -- mnist-cnn/inference  # one of them
 //! ```
 //!
 //! FLOPs per sample (multiply and add counted as two), forward / training: conv2 21.2 M /
 //! 63.7 M, dense 9216x128 2.36 M / 7.1 M, the whole network 24.0 M / 71.5 M (conv1 needs no
-//! input gradient). Criterion's `elem/s` for the convolution group is FLOP/s.
+//! input gradient). Criterion's `elem/s` for the convolution and dense groups is FLOP/s. The
+//! host's kernels are picked at run time (AVX-512, else AVX2, else the portable code; same bits).
 //!
-//! Measured on the 2-vCPU AMD EPYC (Zen 4) development VM, one thread, other jobs running
-//! (expect ±30 %), against the PyTorch baseline (one thread, AVX-512 with FMA, oneDNN):
+//! Measured on the 2-vCPU AMD EPYC development VM (AVX-512, 3.5-4.2 GHz), one thread, on
+//! 2026-12-03; the machine is shared, expect ±30 % (the README's Results section has the
+//! ratios against PyTorch from `baselines/compare.py`):
 //!
-//! | | x86-64 (SSE2) | x86-64-v3 (AVX2) | PyTorch |
-//! |---|---:|---:|---:|
-//! | conv2 forward | 510 µs, 42 GFLOP/s | 228 µs, 93 GFLOP/s | |
-//! | conv2 backward (weights + input) | 1.24 ms, 34 GFLOP/s | 0.60 ms, 71 GFLOP/s | |
-//! | train, batch 128 | 445 samples/s | 832 samples/s | 742 samples/s |
-//! | train, batch 1 | 302 samples/s | 566 samples/s | 131 samples/s |
-//! | inference, batch 1 | 737 µs | 386 µs | 577 µs |
+//! | | AVX-512 (picked at run time) |
+//! |---|---:|
+//! | conv2 forward | 94-102 µs, 208-226 GFLOP/s |
+//! | conv2 backward (weights + input) | 263-300 µs, 142-161 GFLOP/s |
+//! | dense 9216 -> 128 forward | 47-55 µs (4.7 MB of weights) |
+//! | inference, batch 1 | 150-171 µs |
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::hint::black_box;
