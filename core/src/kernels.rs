@@ -169,8 +169,8 @@ pub mod host {
         while j < full {
             if I >= PREFETCH_FROM && j % 16 == 0 {
                 // Rows longer than the cache keeps: ask for each row's cache line 1 KB ahead
-                // (measured on mnist-cnn's 9216 -> 128: 64-75 us without, 50-66 us with;
-                // 2 KB ahead 74 us, 512 B 53 us).
+                // (mnist-cnn's 9216 -> 128, alternating runs: 62-66 us without, 47-53 us with;
+                // 512 B and 2 KB ahead the same within the noise, 4 KB 64 us, 8 KB 74 us).
                 for a in a {
                     _mm_prefetch::<_MM_HINT_T0>(a.as_ptr().wrapping_add(j + PREFETCH_AHEAD).cast());
                 }
