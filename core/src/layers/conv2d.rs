@@ -69,9 +69,8 @@ const PAD_ROW: usize = 128;
 macro_rules! store_transposed {
     ($a:expr, $n:expr, $t:expr, $c0:expr, $row:expr, $col:expr) => {{
         use core::arch::x86_64::{
-            __m128, __m512, _mm_castps_pd, _mm_store_ss, _mm_storel_pd, _mm_storeu_ps, _mm512_castpd_ps,
-            _mm512_castps_pd, _mm512_extractf32x4_ps, _mm512_unpackhi_pd, _mm512_unpackhi_ps, _mm512_unpacklo_pd,
-            _mm512_unpacklo_ps,
+            __m128, __m512, _mm_castps_pd, _mm_storel_pd, _mm_storeu_ps, _mm512_castpd_ps, _mm512_castps_pd,
+            _mm512_extractf32x4_ps, _mm512_unpackhi_pd, _mm512_unpackhi_ps, _mm512_unpacklo_pd, _mm512_unpacklo_ps,
         };
         let (a, n, c0, row, col): ([__m512; 4], usize, usize, usize, usize) = ($a, $n, $c0, $row, $col);
         // Per 128-bit lane `l`: vector `k` holds channel `4 * l + k`'s four columns.
@@ -101,7 +100,6 @@ macro_rules! store_transposed {
                     match n {
                         4 => _mm_storeu_ps(p, q),
                         2 => _mm_storel_pd(p.cast(), _mm_castps_pd(q)),
-                        1 => _mm_store_ss(p, q),
                         _ => {
                             let mut v = [0.0f32; 4];
                             _mm_storeu_ps(v.as_mut_ptr(), q);
@@ -888,8 +886,9 @@ impl<
     /// by up to 64 filters, each input value broadcast. Every output still adds its terms
     /// `w * x` in the order `(ci, kh, kw)` from `+0.0` with separate multiplies and adds, then
     /// the bias: [`Self::forward_portable`]'s bits. A tile keeps sixteen independent sums in
-    /// flight (on `mnist-cnn`'s 32 -> 64 layer: 8 columns by 32 filters 122 us, 6 by 32 154 us,
-    /// 12 by 32 130 us; the 16-column tiles over filters four at a time took 207 us).
+    /// flight (on `mnist-cnn`'s 32 -> 64 layer, before the stores went through
+    /// `store_transposed!`: 8 columns by 32 filters 122 us, 6 by 32 154 us, 12 by 32 130 us;
+    /// the 16-column tiles over filters four at a time took 207 us).
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     #[target_feature(enable = "avx2,avx512f")]
     fn forward_filter_lanes(&self, x: &[[[f32; W]; H]; CI], y: &mut [[[f32; WO]; HO]; CO]) {
@@ -903,7 +902,8 @@ impl<
             }
         }
         // Filters 64 at a time by 4 columns where they divide, else 32 by 8, else 16 by 8
-        // (measured on the 32 -> 64 layer: 64 by 4 115 us, 32 by 8 120-132 us, 64 by 6 166 us).
+        // (measured on the 32 -> 64 layer, before `store_transposed!`: 64 by 4 115 us, 32 by 8
+        // 120-132 us, 64 by 6 166 us; 64 by 4 now 94-102 us).
         if CO.is_multiple_of(64) {
             self.filter_lanes_rows::<4, 4>(&packed, x, y);
         } else if CO.is_multiple_of(32) {
@@ -1130,10 +1130,11 @@ impl<
                             let mut lanes = [0.0f32; 16];
                             // SAFETY: 16 floats into an array of 16.
                             unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), *a) };
-                            let edge = 0.0f32; // no columns outside the interior without padding
                             for (half, c) in [(0, co + 2 * p), (LANES, co + 2 * p + 1)] {
                                 let Some(l) = lanes[half..].first_chunk::<LANES>() else { return };
-                                grads.weight[c][ci][kh][kw] += reduce8(l) + edge;
+                                // `+ 0.0`: the portable code adds its padding columns' sum, +0.0
+                                // without padding, which turns a -0.0 sum into +0.0.
+                                grads.weight[c][ci][kh][kw] += reduce8(l) + 0.0;
                             }
                         }
                     }
@@ -1167,82 +1168,95 @@ impl<
             let kh = ((ih + P + 1).saturating_sub(HO), (ih + P + 1).min(K));
             let mut iw = 0;
             while iw + 8 <= W {
-                Self::channel_lanes_tile::<8>(&packed, &padded, kh, ih, iw, dx);
+                Self::channel_lanes_columns::<8>(&packed, &padded, kh, ih, iw, dx);
                 iw += 8;
             }
             if iw + 4 <= W {
-                Self::channel_lanes_tile::<4>(&packed, &padded, kh, ih, iw, dx);
+                Self::channel_lanes_columns::<4>(&packed, &padded, kh, ih, iw, dx);
                 iw += 4;
             }
             if iw + 2 <= W {
-                Self::channel_lanes_tile::<2>(&packed, &padded, kh, ih, iw, dx);
+                Self::channel_lanes_columns::<2>(&packed, &padded, kh, ih, iw, dx);
                 iw += 2;
             }
             if iw < W {
-                Self::channel_lanes_tile::<1>(&packed, &padded, kh, ih, iw, dx);
+                Self::channel_lanes_columns::<1>(&packed, &padded, kh, ih, iw, dx);
             }
         }
     }
 
-    /// Input columns `iw0..iw0 + R` of row `ih`, every channel (see
+    /// Input columns `iw0..iw0 + R` of row `ih`, every channel: 32 at a time, then 16 (see
     /// [`Self::grad_input_channel_lanes`]).
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     #[target_feature(enable = "avx2,avx512f")]
     #[inline]
+    fn channel_lanes_columns<const R: usize>(
+        packed: &[f32],
+        padded: &[f32],
+        kh: (usize, usize),
+        ih: usize,
+        iw0: usize,
+        dx: &mut [[[f32; W]; H]; CI],
+    ) {
+        let mut ci0 = 0;
+        while ci0 + 32 <= CI {
+            Self::channel_lanes_tile::<R, 2>(packed, padded, kh, ih, iw0, ci0, dx);
+            ci0 += 32;
+        }
+        if ci0 < CI {
+            Self::channel_lanes_tile::<R, 1>(packed, padded, kh, ih, iw0, ci0, dx);
+        }
+    }
+
+    /// Input columns `iw0..iw0 + R` of row `ih`, channels `ci0..ci0 + 16 * V`.
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[target_feature(enable = "avx2,avx512f")]
+    #[inline]
     #[allow(unsafe_code)]
-    fn channel_lanes_tile<const R: usize>(
+    fn channel_lanes_tile<const R: usize, const V: usize>(
         packed: &[f32],
         padded: &[f32],
         (kh_lo, kh_hi): (usize, usize),
         ih: usize,
         iw0: usize,
+        ci0: usize,
         dx: &mut [[[f32; W]; H]; CI],
     ) {
         use core::arch::x86_64::{
             __m512, _mm512_add_ps, _mm512_loadu_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps,
         };
         let row_len = W + K - 1;
-        let mut ci0 = 0;
-        while ci0 < CI {
-            let v = if ci0 + 32 <= CI { 2 } else { 1 };
-            let mut acc: [[__m512; 2]; R] = [[_mm512_setzero_ps(); 2]; R];
-            for co in 0..CO {
-                for kh in kh_lo..kh_hi {
-                    let start = (co * HO + ih + P - kh) * row_len;
-                    let Some(row) = padded.get(start..start + row_len) else { return };
-                    for kw in 0..K {
-                        let base = ((co * K + kh) * K + kw) * CI + ci0;
-                        let Some(wsl) = packed.get(base..base + 16 * v) else { return };
-                        let Some(ds) = row.get(iw0 + K - 1 - kw..iw0 + K - 1 - kw + R) else { return };
-                        // SAFETY: `wsl` holds 16 * v floats.
-                        let w0 = unsafe { _mm512_loadu_ps(wsl.as_ptr()) };
-                        if v == 2 {
-                            // SAFETY: as above.
-                            let w1 = unsafe { _mm512_loadu_ps(wsl.as_ptr().add(16)) };
-                            for j in 0..R {
-                                let db = _mm512_set1_ps(ds[j]);
-                                acc[j][0] = _mm512_add_ps(acc[j][0], _mm512_mul_ps(w0, db));
-                                acc[j][1] = _mm512_add_ps(acc[j][1], _mm512_mul_ps(w1, db));
-                            }
-                        } else {
-                            for j in 0..R {
-                                let db = _mm512_set1_ps(ds[j]);
-                                acc[j][0] = _mm512_add_ps(acc[j][0], _mm512_mul_ps(w0, db));
-                            }
+        let mut acc: [[__m512; V]; R] = [[_mm512_setzero_ps(); V]; R];
+        for co in 0..CO {
+            for kh in kh_lo..kh_hi {
+                let start = (co * HO + ih + P - kh) * row_len;
+                let Some(row) = padded.get(start..start + row_len) else { return };
+                for kw in 0..K {
+                    let base = ((co * K + kh) * K + kw) * CI + ci0;
+                    let Some(wsl) = packed.get(base..base + 16 * V) else { return };
+                    let Some(ds) = row.get(iw0 + K - 1 - kw..iw0 + K - 1 - kw + R) else { return };
+                    let mut wv = [_mm512_setzero_ps(); V];
+                    for (v, w) in wv.iter_mut().enumerate() {
+                        // SAFETY: `wsl` holds 16 * V floats.
+                        *w = unsafe { _mm512_loadu_ps(wsl.as_ptr().add(16 * v)) };
+                    }
+                    for j in 0..R {
+                        let db = _mm512_set1_ps(ds[j]);
+                        for v in 0..V {
+                            acc[j][v] = _mm512_add_ps(acc[j][v], _mm512_mul_ps(wv[v], db));
                         }
                     }
                 }
             }
-            for half in 0..v {
-                for j0 in (0..R).step_by(4) {
-                    let mut a = [_mm512_setzero_ps(); 4];
-                    for j in 0..(R - j0).min(4) {
-                        a[j] = acc[j0 + j][half];
-                    }
-                    store_transposed!(a, (R - j0).min(4), dx, ci0 + 16 * half, ih, iw0 + j0);
+        }
+        for v in 0..V {
+            for j0 in (0..R).step_by(4) {
+                let mut a = [_mm512_setzero_ps(); 4];
+                for j in 0..(R - j0).min(4) {
+                    a[j] = acc[j0 + j][v];
                 }
+                store_transposed!(a, (R - j0).min(4), dx, ci0 + 16 * v, ih, iw0 + j0);
             }
-            ci0 += 16 * v;
         }
     }
 }
